@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 import stem
 import stem.connection
 import stem.process
+import stem.socket
 from stem.control import Controller
 
 from blog.tor.errors import (
@@ -33,6 +35,31 @@ if logging.getLogger("stem").level == logging.NOTSET:
 LAUNCH_TIMEOUT = 90
 
 
+class _ControlSocketFile(stem.socket.ControlSocketFile):
+    """Stem's unix control socket, closing the socket when connect fails (stem leaks it)."""
+
+    def _make_socket(self) -> socket.socket:
+        return _connected(socket.AF_UNIX, self.path)
+
+
+class _ControlPort(stem.socket.ControlPort):
+    """Stem's TCP control socket, closing the socket when connect fails (stem leaks it)."""
+
+    def _make_socket(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        return _connected(family, (self.address, self.port))
+
+
+def _connected(family: int, address: object) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.connect(address)
+    except OSError as exc:
+        sock.close()
+        raise stem.SocketError(exc) from exc
+    return sock
+
+
 def is_socket_path(control: str) -> bool:
     """Tell whether control names a unix socket rather than HOST:PORT."""
     return control.startswith(("/", "unix:"))
@@ -45,10 +72,10 @@ def connect(control: str) -> Controller:
             path = control.removeprefix("unix:")
             if not os.path.exists(path):
                 raise ControlUnreachableError(control, "no such socket")
-            controller = Controller.from_socket_file(path)
+            controller = Controller(_ControlSocketFile(path))
         else:
             host, _, port = control.rpartition(":")
-            controller = Controller.from_port(address=host.strip("[]") or "127.0.0.1", port=int(port))
+            controller = Controller(_ControlPort(host.strip("[]") or "127.0.0.1", int(port)))
     except ValueError as exc:
         raise ControlUnreachableError(control, "expected /path/to/socket or HOST:PORT") from exc
     except stem.SocketError as exc:
@@ -149,7 +176,7 @@ def launch_tor(
         raise TorError(f"tor failed to start in {data_dir} ({exc}): read the message above, "
                        "and check that no other tor uses this data directory") from exc
     try:
-        controller = Controller.from_socket_file(str(control_socket))
+        controller = Controller(_ControlSocketFile(str(control_socket)))
         authenticate(controller, str(control_socket))
         socks = None if single_hop else _socks_listener(controller)
     except (stem.SocketError, TorError):

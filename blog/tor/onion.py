@@ -44,7 +44,8 @@ class OnionStatus:
 
     address: str | None
     connected: bool
-    published: bool
+    registered: bool  # tor holds the service (GETINFO onions/current on the owning connection)
+    published: bool  # a descriptor was uploaded to an HSDir (HS_DESC UPLOADED, or in tor's cache)
     bootstrap_percent: int
     bootstrap_summary: str
 
@@ -123,11 +124,11 @@ class OnionService:
         with self._lock:
             controller = self._controller
             if controller is None or not controller.is_alive():
-                return OnionStatus(self.address, False, False, 0, "not connected to tor")
+                return OnionStatus(self.address, False, False, False, 0, "not connected to tor")
             try:
                 return status_from(controller, self.address, uploaded=self._uploaded)
             except stem.ControllerError as exc:
-                return OnionStatus(self.address, False, False, 0, f"tor stopped answering: {exc}")
+                return OnionStatus(self.address, False, False, False, 0, f"tor stopped answering: {exc}")
 
     def _provision(self) -> None:
         """Connect (or launch) tor and publish the service with the stored key."""
@@ -223,6 +224,9 @@ def status_from(controller: Controller, address: str | None, *, uploaded: bool =
     """Build an OnionStatus from tor's GETINFO answers (HS_DESC uploads count as published)."""
     phase = controller.get_info("status/bootstrap-phase")
     fields = _phase_fields(phase)
+    onions = set()
+    for key in ("onions/current", "onions/detached"):
+        onions.update(controller.get_info(key, "").split())
     published = uploaded
     if address and not published:
         try:
@@ -230,7 +234,7 @@ def status_from(controller: Controller, address: str | None, *, uploaded: bool =
             published = True
         except stem.ControllerError:
             published = False
-    return OnionStatus(address, True, published, int(fields.get("PROGRESS", "0")),
+    return OnionStatus(address, True, address in onions, published, int(fields.get("PROGRESS", "0")),
                        fields.get("SUMMARY", "").strip('"'))
 
 

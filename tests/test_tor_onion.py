@@ -1,0 +1,207 @@
+"""The onion service against real tor processes: key handling, both modes, DoS options, reconnects."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from tor_helpers import SystemTor, kill_pid, require_tor, wait_for
+
+from blog.tor import keys
+from blog.tor.control import connect
+from blog.tor.errors import (
+    ControlUnreachableError,
+    KeyFileError,
+    PublishError,
+    TargetRefusedError,
+    TorNotInstalledError,
+)
+from blog.tor.onion import OnionService, check_target, publish
+
+
+def make_service(tmp_path: Path, control: str | None, **options: object) -> OnionService:
+    data = tmp_path / "app"
+    return OnionService(control=control, data_dir=data, key_path=data / "onion" / "hs_ed25519_secret_key",
+                        target="127.0.0.1:8000", disable_network=True, **options)
+
+
+@pytest.fixture
+def services():
+    started: list[OnionService] = []
+    yield started
+    for service in started:
+        pid = service.tor_pid
+        service.stop()
+        kill_pid(pid)
+
+
+@pytest.fixture
+def system_tors():
+    started: list[SystemTor] = []
+    yield started
+    for tor in started:
+        tor.stop()
+
+
+def test_key_is_created_once_in_tors_format_with_private_modes(tmp_path: Path) -> None:
+    path = tmp_path / "onion" / "hs_ed25519_secret_key"
+    key = keys.load_or_create_key(path)
+    assert len(key) == 64
+    assert path.read_bytes() == b"== ed25519v1-secret: type0 ==\x00\x00\x00" + key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert keys.load_or_create_key(path) == key
+
+
+def test_a_key_readable_by_others_is_refused_with_the_chmod_to_run(tmp_path: Path) -> None:
+    path = tmp_path / "onion" / "hs_ed25519_secret_key"
+    keys.load_or_create_key(path)
+    path.chmod(0o640)
+    with pytest.raises(KeyFileError) as caught:
+        keys.read_key(path)
+    assert f"chmod 600 {path}" in str(caught.value)
+
+
+def test_a_file_that_is_not_a_tor_key_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus"
+    bogus.write_bytes(b"not a key" * 10)
+    with pytest.raises(KeyFileError, match="not a tor ed25519 v3 secret key"):
+        keys.import_key(bogus, tmp_path / "onion" / "hs_ed25519_secret_key")
+
+
+def test_export_then_import_moves_the_same_key(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "hs_ed25519_secret_key"
+    key = keys.load_or_create_key(path)
+    keys.remember_address(path, "old")
+    backup = tmp_path / "backup" / "hs_ed25519_secret_key"
+    keys.export_key(path, backup)
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    with pytest.raises(KeyFileError, match="already exists"):
+        keys.export_key(path, backup)
+    other = tmp_path / "b" / "hs_ed25519_secret_key"
+    keys.load_or_create_key(other)
+    keys.remember_address(other, "stale")
+    keys.import_key(backup, other)
+    assert keys.read_key(other) == key
+    assert keys.known_address(other) is None
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:8000", "[::1]:8080", "unix:/run/blog/web.sock"])
+def test_loopback_and_unix_targets_are_accepted(target: str) -> None:
+    assert check_target(target) == target
+
+
+@pytest.mark.parametrize("target", ["0.0.0.0:8000", "192.0.2.7:80", "example.org:80", "127.0.0.1", "8000"])
+def test_public_or_malformed_targets_are_refused(target: str) -> None:
+    with pytest.raises(TargetRefusedError, match="must be 127.0.0.1:PORT"):
+        check_target(target)
+
+
+def test_missing_tor_binary_says_how_to_install_it(tmp_path: Path) -> None:
+    service = make_service(tmp_path, None, tor_cmd=str(tmp_path / "no-such-tor"))
+    with pytest.raises(TorNotInstalledError, match="apt-get install tor"):
+        service.start()
+
+
+@pytest.mark.parametrize("control", ["/nonexistent/tor/control", "127.0.0.1:1"])
+def test_unreachable_control_asks_whether_tor_runs(control: str) -> None:
+    with pytest.raises(ControlUnreachableError, match="is tor running"):
+        connect(control)
+
+
+@pytest.mark.tor
+def test_launch_mode_keeps_its_address_across_app_and_tor_restarts(tmp_path: Path, services) -> None:
+    require_tor()
+    first = make_service(tmp_path, None)
+    services.append(first)
+    address = first.start()
+    assert len(address) == 56
+    assert first.status().registered
+    assert stat.S_IMODE((tmp_path / "app" / "tor").stat().st_mode) == 0o700
+
+    kill_pid(first.tor_pid)  # tor dies under the running app; the supervisor relaunches it
+    wait_for(lambda: first.reprovisions >= 1 and first.status().registered, what="re-provisioning")
+    assert first.address == address
+    first.stop()
+
+    second = make_service(tmp_path, None)  # an app restart: a new object over the same data dir
+    services.append(second)
+    assert second.start() == address
+
+
+@pytest.mark.tor
+@pytest.mark.parametrize("control_socket", [False, True], ids=["ControlPort", "ControlSocket"])
+def test_attach_mode_reprovisions_after_tor_restarts(
+    tmp_path: Path, services, system_tors, control_socket: bool
+) -> None:
+    tor = SystemTor(tmp_path / "system", control_socket=control_socket).start()
+    system_tors.append(tor)
+    service = make_service(tmp_path, tor.control)
+    services.append(service)
+    address = service.start()
+    status = service.status()
+    assert status.connected and status.registered and not status.published
+    assert status.bootstrap_summary == "Starting"
+
+    tor.kill()
+    wait_for(lambda: not service.status().connected, what="the app to notice tor is gone")
+    tor.start()
+    wait_for(lambda: service.reprovisions >= 1 and service.status().registered, what="re-provisioning")
+    assert service.address == address
+
+    service.stop()
+    again = make_service(tmp_path, tor.control)
+    services.append(again)
+    assert again.start() == address
+
+
+@pytest.mark.tor
+def test_dos_defences_are_sent_and_tor_parses_them(tmp_path: Path, services, system_tors) -> None:
+    tor = SystemTor(tmp_path / "system", control_socket=True).start()
+    system_tors.append(tor)
+    service = make_service(tmp_path, tor.control, max_streams=17)
+    args = service.add_onion_args()
+    assert "Flags=DiscardPK,MaxStreamsCloseCircuit" in args
+    assert "MaxStreams=17" in args and "PoWDefensesEnabled=1" in args
+    services.append(service)
+    service.start()  # tor accepted exactly these arguments
+
+    # Tor validates each keyword: out-of-range values are refused, so the accepted ones took effect.
+    controller = connect(tor.control)
+    try:
+        key = keys.generate_key()
+        with pytest.raises(PublishError, match="PoWDefensesEnabled"):
+            publish(controller, key, "PoWDefensesEnabled=7 Port=80,127.0.0.1:8000")
+        with pytest.raises(PublishError, match="MaxStreams"):
+            publish(controller, key, "MaxStreams=70000 Port=80,127.0.0.1:8000")
+    finally:
+        controller.close()
+
+
+@pytest.mark.tor
+def test_exported_key_gives_the_same_address_in_a_hidden_service_dir(
+    tmp_path: Path, services, system_tors
+) -> None:
+    require_tor()
+    service = make_service(tmp_path, None)
+    services.append(service)
+    address = service.start()
+    hs_dir = tmp_path / "hs"
+    keys.export_key(service.key_path, hs_dir / "hs_ed25519_secret_key")
+    tor = SystemTor(tmp_path / "system", control_socket=True,
+                    extra={"HiddenServiceDir": str(hs_dir), "HiddenServicePort": "80 127.0.0.1:8000"})
+    system_tors.append(tor.start())
+    hostname = wait_for(lambda: (hs_dir / "hostname").exists() and (hs_dir / "hostname").read_text(),
+                        what="tor to write the hostname file")
+    assert hostname.strip() == f"{address}.onion"
+
+
+@pytest.mark.tor
+def test_single_onion_mode_launches_without_socks(tmp_path: Path, services) -> None:
+    require_tor()
+    service = make_service(tmp_path, None, single_hop=True)
+    services.append(service)
+    assert "NonAnonymous" in service.add_onion_args()
+    assert len(service.start()) == 56
+    assert service.socks is None
