@@ -94,7 +94,7 @@ def test_loopback_and_unix_targets_are_accepted(target: str) -> None:
 
 @pytest.mark.parametrize("target", ["0.0.0.0:8000", "192.0.2.7:80", "example.org:80", "127.0.0.1", "8000"])
 def test_public_or_malformed_targets_are_refused(target: str) -> None:
-    with pytest.raises(TargetRefusedError, match="must be 127.0.0.1:PORT"):
+    with pytest.raises(TargetRefusedError, match=r"must be 127\.0\.0\.1:PORT"):
         check_target(target)
 
 
