@@ -1,0 +1,152 @@
+"""Builds: the whole site at one moment, rendered, stored on disk, switched in atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blog import __version__
+from blog.content import Entry, Page, Site, load_site, utcnow
+from blog.render import Rendered, render
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = "site.pickle"
+POINTER = "current"
+KEEP_BUILDS = 3
+
+
+class BuildError(Exception):
+    """A build could not be written or read."""
+
+
+@dataclass
+class Build:
+    """A validated, rendered site: what every worker serves until the next build is switched in."""
+
+    id: str
+    created: dt.datetime
+    site: Site
+    rendered: dict[str, Rendered]  # entry slug, or "page:<slug>"
+    path: Path = field(default=Path())
+    index_dir: Path | None = None
+
+    def entry_html(self, entry: Entry) -> Rendered:
+        return self.rendered[entry.slug]
+
+    def page_html(self, page: Page) -> Rendered:
+        return self.rendered[f"page:{page.slug}"]
+
+
+def content_fingerprint(content_dir: Path) -> str:
+    """Hash every content file's path and bytes, and the software version that renders them."""
+    digest = hashlib.sha256(f"engineering-log {__version__}".encode())
+    for path in sorted(p for p in Path(content_dir).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(content_dir)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = None) -> Build:
+    """Read, check and render the content into a new build directory (not yet current)."""
+    build_id = content_fingerprint(content_dir)
+    site = load_site(content_dir)
+    reuse = previous.rendered if previous else {}
+    old_bodies = {e.slug: e.body for e in previous.site.entries} if previous else {}
+    old_pages = {p.slug: p.body for p in previous.site.pages.values()} if previous else {}
+    rendered: dict[str, Rendered] = {}
+    for entry in site.entries:
+        same = old_bodies.get(entry.slug) == entry.body and entry.slug in reuse
+        rendered[entry.slug] = reuse[entry.slug] if same else render(entry.body)
+    for page in site.pages.values():
+        key = f"page:{page.slug}"
+        same = old_pages.get(page.slug) == page.body and key in reuse
+        rendered[key] = reuse[key] if same else render(page.body)
+    builds_dir.mkdir(parents=True, exist_ok=True)
+    return Build(build_id, utcnow(), site, rendered, builds_dir / build_id)
+
+
+def save(build: Build) -> None:
+    """Write the build's snapshot into its directory (write to a temp file, then rename)."""
+    build.path.mkdir(parents=True, exist_ok=True)
+    target = build.path / SNAPSHOT
+    fd, tmp = tempfile.mkstemp(dir=build.path, prefix=".snapshot-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(build, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise BuildError(f"cannot write {target}: {exc} (is the data directory writable and the disk not full?)") from exc
+
+
+def switch(builds_dir: Path, build: Build) -> None:
+    """Point `current` at the build atomically, then drop builds older than the last few."""
+    data = json.dumps({"build": build.id, "index": str(build.index_dir or "")})
+    fd, tmp = tempfile.mkstemp(dir=builds_dir, prefix=".current-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, builds_dir / POINTER)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise BuildError(f"cannot switch to build {build.id}: {exc}") from exc
+    _prune(builds_dir, keep={build.id})
+
+
+def _prune(builds_dir: Path, keep: set[str]) -> None:
+    candidates = sorted((p for p in builds_dir.iterdir() if p.is_dir() and p.name not in keep and
+                         not p.name.startswith(".")), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in candidates[KEEP_BUILDS - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def current_pointer(builds_dir: Path) -> dict[str, str] | None:
+    """Return what `current` points at, or None when there is no build yet."""
+    try:
+        return json.loads((builds_dir / POINTER).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"{builds_dir / POINTER} is unreadable: {exc} (run `blog build`)") from exc
+
+
+def pointer_mtime(builds_dir: Path) -> float:
+    try:
+        return (builds_dir / POINTER).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def load(builds_dir: Path, build_id: str) -> Build:
+    """Load a stored build by id."""
+    path = builds_dir / build_id / SNAPSHOT
+    try:
+        with path.open("rb") as handle:
+            build = pickle.load(handle)  # noqa: S301 - written by this software into its own 0700 directory
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+        raise BuildError(f"cannot read build {path}: {exc} (run `blog build`)") from exc
+    build.path = builds_dir / build_id
+    return build
+
+
+def load_current(builds_dir: Path) -> Build | None:
+    """Load the build `current` points at, or None when there is none."""
+    pointer = current_pointer(builds_dir)
+    if not pointer:
+        return None
+    build = load(builds_dir, pointer["build"])
+    build.index_dir = Path(pointer["index"]) if pointer.get("index") else None
+    return build

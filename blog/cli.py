@@ -1,0 +1,190 @@
+"""The `blog` command: the only module that wires the rooms together."""
+
+from __future__ import annotations
+
+
+import ipaddress
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from blog import publish
+from blog.config import Config, ConfigError, load_config
+from blog.content import ContentProblems, check_site, utcnow
+
+log = logging.getLogger("blog")
+
+
+def _config(ctx: click.Context) -> Config:
+    try:
+        return load_config(**ctx.obj)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc} (fix the setting in blog.toml or the BLOG_* variable)") from exc
+
+
+@click.group(help="Serve one operator's engineering log to readers (web, onion) and agents (MCP).")
+@click.option("--content", "content_dir", type=click.Path(path_type=Path), help="Content folder (content_dir).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for builds, index, keys.")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.pass_context
+def cli(ctx: click.Context, content_dir: Path | None, data_dir: Path | None, verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
+    logging.Formatter.converter = __import__("time").gmtime
+    ctx.obj = {"content_dir": content_dir, "data_dir": data_dir}
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check every file under content/ and print every problem, one per line."""
+    cfg = _config(ctx)
+    site, problems = check_site(cfg.content_dir)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {cfg.content_dir}; nothing was published")
+    assert site is not None
+    now = utcnow()
+    click.echo(f"ok: {len(site.published(now))} published entries, {len(site.pages)} pages "
+               f"({sum(e.draft for e in site.entries)} drafts, "
+               f"{sum(1 for e in site.entries if not e.draft and e.date > now)} scheduled)")
+
+
+def _publish(cfg: Config, force: bool = False) -> None:
+    try:
+        build = publish.publish(cfg, force=force)
+    except ContentProblems as problems:
+        for problem in problems.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"{len(problems.problems)} problem(s); the site keeps serving its last good build") from problems
+    click.echo(f"build {build.id} is current ({len(build.site.entries)} entries, index {build.index_dir})")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Rebuild even when the content has not changed.")
+@click.pass_context
+def build(ctx: click.Context, force: bool) -> None:
+    """Check, render and index the content, then switch the running site to it."""
+    _publish(_config(ctx), force)
+
+
+@cli.command()
+@click.pass_context
+def reload(ctx: click.Context) -> None:
+    """Publish changed content; running workers serve it within a second (errors keep the last good build)."""
+    _publish(_config(ctx))
+
+
+@cli.command(name="index")
+@click.pass_context
+def index_cmd(ctx: click.Context) -> None:
+    """Rebuild the search index from content/."""
+    _publish(_config(ctx), force=True)
+
+
+@cli.command()
+@click.argument("title")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.pass_context
+def new(ctx: click.Context, title: str, tags: tuple[str, ...]) -> None:
+    """Create today's entry from a template and print its path."""
+    cfg = _config(ctx)
+    now = utcnow().replace(microsecond=0)
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "entry"
+    path = cfg.content_dir / "log" / f"{now:%Y-%m-%d}-{slug}.md"
+    if path.exists():
+        raise click.ClickException(f"{path} exists already; pick another title")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag_list = ", ".join(tags) or "operations"
+    path.write_text(
+        f'---\ntitle: "{title}"\ndate: {now:%Y-%m-%dT%H:%M:%SZ}\ntags: [{tag_list}]\n'
+        f'summary: "One sentence: what broke, what fixed it."\ndraft: true\n---\n\n'
+        "## What I was doing\n\n## What happened\n\n```console\n$ the exact command\nthe exact output\n```\n\n"
+        "## The fix\n\n## The figure\n", encoding="utf-8")
+    click.echo(path)
+
+
+def _check_bind(cfg: Config, bind: str) -> None:
+    if bind.startswith("unix:"):
+        return
+    host = bind.rsplit(":", 1)[0].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not cfg.allow_public_bind:
+        raise click.ClickException(
+            f"refusing to listen on {bind}: readers reach this site through tor or a reverse proxy on the "
+            "same machine. Bind to 127.0.0.1 or a unix socket, or set allow_public_bind = true if you mean it.")
+
+
+@cli.command()
+@click.option("--bind", help="Address to listen on (default from config: 127.0.0.1:8000).")
+@click.option("--workers", type=int, help="Gunicorn worker processes.")
+@click.option("--tor/--no-tor", "use_tor", default=None, help="Publish the onion service (default: tor_mode).")
+@click.pass_context
+def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bool | None) -> None:
+    """Build if needed, publish the onion service when tor is available, and run gunicorn."""
+    cfg = _config(ctx)
+    bind = bind or cfg.bind
+    _check_bind(cfg, bind)
+    try:
+        build = publish.ensure_current(cfg)
+        click.echo(f"serving build {build.id}: {len(build.site.published())} entries")
+    except ContentProblems as problems:
+        for problem in problems.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException("the content has problems and there is no earlier build to serve") from problems
+    env = dict(os.environ, BLOG_CONTENT_DIR=str(cfg.content_dir), BLOG_DATA_DIR=str(cfg.data_dir))
+    if workers:
+        env["BLOG_WORKERS"] = str(workers)
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "--bind", bind,
+               "--no-control-socket", "blog.web:create_app()"]
+    onion = _start_onion(cfg, bind, use_tor)
+    if onion is None:
+        os.execve(sys.executable, command, env)
+    with onion:
+        child = subprocess.Popen(command, env=env)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda s, _f: child.send_signal(s))
+        code = child.wait()
+    sys.exit(code)
+
+
+def _start_onion(cfg: Config, bind: str, use_tor: bool | None):  # noqa: ANN202 - tor room's handle
+    """Publish the onion service when asked to or when tor_mode allows; return a context or None."""
+    mode = cfg.tor_mode
+    if use_tor is False or mode == "off":
+        return None
+    if mode == "auto" and not cfg.tor_control and not shutil.which("tor"):
+        click.echo("no tor binary: serving without an onion service (apt-get install tor to add one)")
+        return None
+    from blog.cli_tor import start_onion_for_serve
+
+    return start_onion_for_serve(cfg, bind)
+
+
+def _register_rooms() -> None:
+    for module in ("blog.cli_tor", "blog.cli_mcp"):
+        try:
+            room = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        room.register(cli)
+
+
+_register_rooms()
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()
+

@@ -1,0 +1,112 @@
+"""Site settings: one small TOML file, every key overridable by a BLOG_<KEY> environment variable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "blog.toml"
+
+
+class ConfigError(Exception):
+    """A setting is missing, mistyped or unreadable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the rooms need to know about this site and this machine."""
+
+    title: str = "The engineering log"
+    author: str = "the operator"
+    description: str = "Dated entries about real systems: the errors, the fixes, the figures."
+    base_url: str = ""  # clearnet, e.g. https://log.example.org; "" when onion-only
+    onion_address: str = ""  # override; otherwise learnt from tor at run time
+    content_dir: Path = PROJECT_ROOT / "content"
+    data_dir: Path = PROJECT_ROOT / "var"
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    allow_public_bind: bool = False
+    tor_mode: str = "auto"  # auto | launch | attach | off
+    tor_control: str = ""  # "" | /run/tor/control | 127.0.0.1:9051
+    tor_socks: str = "127.0.0.1:9050"
+    onion_key_path: Path = field(default=Path())
+    onion_single_hop: bool = False
+    onion_max_streams: int = 32
+    page_size: int = 10
+    mcp_enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.onion_key_path == Path():
+            object.__setattr__(self, "onion_key_path", self.data_dir / "onion" / "hs_ed25519_secret_key")
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.data_dir / "builds"
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with some settings changed."""
+        if "data_dir" in changes and "onion_key_path" not in changes:
+            changes["onion_key_path"] = Path()
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_TOR_MODES = ("auto", "launch", "attach", "off")
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "Path":
+            return Path(os.path.expanduser(str(value)))
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {name} = {value!r} is not a valid {kind}") from exc
+
+
+def load_config(path: Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+    """Read the config file, then BLOG_* environment variables, then explicit overrides."""
+    env = dict(os.environ) if env is None else env
+    path = path or Path(env.get("BLOG_CONFIG", "") or DEFAULT_CONFIG)
+    values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the settings: {exc}") from exc
+        base = path.resolve().parent
+        for key, value in data.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_FIELDS))})")
+            values[key] = _coerce(key, value, str(path))
+            if isinstance(values[key], Path) and not values[key].is_absolute():
+                values[key] = base / values[key]
+    elif "BLOG_CONFIG" in env:
+        raise ConfigError(f"BLOG_CONFIG names {path}, which does not exist")
+    for key in _FIELDS:
+        name = f"BLOG_{key.upper()}"
+        if name in env:
+            values[key] = _coerce(key, env[name], name)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(key, value, "option")
+    config = Config(**values)
+    if config.tor_mode not in _TOR_MODES:
+        raise ConfigError(f"tor_mode = {config.tor_mode!r}: use one of {', '.join(_TOR_MODES)}")
+    return config

@@ -1,0 +1,392 @@
+"""The operator's content: entries, pages and the reading order, parsed and checked strictly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import yaml
+
+from blog.contentcheck import ContentError, ContentProblems, unsafe_html_problems
+
+__all__ = [
+    "ContentError",
+    "ContentProblems",
+    "Entry",
+    "Page",
+    "ReadingItem",
+    "Site",
+    "Update",
+    "check_site",
+    "load_site",
+]
+
+log = logging.getLogger(__name__)
+
+ENTRY_NAME = re.compile(r"^(?P<day>\d{4}-\d{2}-\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
+PAGE_NAME = re.compile(r"^(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
+TAG = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+READING_ORDER = "reading-order.yml"
+
+# One table of what front matter may hold: key -> (required, description used in messages).
+ENTRY_KEYS: dict[str, tuple[bool, str]] = {
+    "title": (True, 'a quoted string, e.g. title: "Keeping one onion address"'),
+    "date": (True, "an ISO 8601 time in UTC, e.g. date: 2026-11-25T16:05:00Z"),
+    "tags": (True, "a list of lowercase words, e.g. tags: [tor, stem]"),
+    "summary": (True, 'one sentence, e.g. summary: "What broke and what fixed it."'),
+    "draft": (False, "true or false"),
+    "series": (False, 'a string, e.g. series: "building-the-log"'),
+    "updated": (False, "a list of {date, reason, note} items"),
+    "upstream": (False, "a list of pull or merge request URLs, or {url, merged} items"),
+}
+PAGE_KEYS: dict[str, tuple[bool, str]] = {
+    "title": (True, 'a quoted string, e.g. title: "Start here"'),
+    "summary": (True, "one sentence"),
+}
+
+
+@dataclass(frozen=True)
+class Update:
+    """A dated correction to a published entry."""
+
+    date: dt.datetime
+    reason: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One dated log entry, as written by the operator."""
+
+    slug: str
+    title: str
+    date: dt.datetime
+    tags: tuple[str, ...]
+    summary: str
+    body: str
+    path: Path
+    body_line: int
+    draft: bool = False
+    series: str = ""
+    updates: tuple[Update, ...] = ()
+    upstream: tuple[Any, ...] = ()
+    source: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"/log/{self.slug}"
+
+    @property
+    def last_updated(self) -> dt.datetime:
+        return max([self.date, *(u.date for u in self.updates)])
+
+    @property
+    def body_hash(self) -> str:
+        return hashlib.sha256(self.body.strip().encode()).hexdigest()
+
+    def is_published(self, now: dt.datetime) -> bool:
+        return not self.draft and self.date <= now
+
+
+@dataclass(frozen=True)
+class Page:
+    """A standing page: start here, the thesis, the manifesto, the roadmap, about."""
+
+    slug: str
+    title: str
+    summary: str
+    body: str
+    path: Path
+    body_line: int
+    source: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"/pages/{self.slug}"
+
+
+@dataclass(frozen=True)
+class ReadingItem:
+    """One step of the reading order shown on the home page."""
+
+    kind: str  # "page" | "entry"
+    slug: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Site:
+    """All entries (drafts and scheduled ones included), pages and the reading order."""
+
+    entries: tuple[Entry, ...]
+    pages: dict[str, Page]
+    reading_order: tuple[ReadingItem, ...] = ()
+    root: Path = field(default=Path())
+
+    def published(self, now: dt.datetime | None = None) -> list[Entry]:
+        """Return the entries a reader may see now, newest first."""
+        now = now or utcnow()
+        return [e for e in self.entries if e.is_published(now)]
+
+    def entry(self, slug: str, now: dt.datetime | None = None) -> Entry | None:
+        """Return a published entry by slug."""
+        now = now or utcnow()
+        for e in self.entries:
+            if e.slug == slug and e.is_published(now):
+                return e
+        return None
+
+    def next_publication(self, now: dt.datetime) -> dt.datetime | None:
+        """Return when the next scheduled (non-draft) entry goes live, if any."""
+        future = [e.date for e in self.entries if not e.draft and e.date > now]
+        return min(future) if future else None
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _key_line(fm_text: str, key: str) -> int:
+    """Return the 1-based line of a top-level key within the file (front matter starts on line 2)."""
+    for number, line in enumerate(fm_text.splitlines(), start=2):
+        if re.match(rf"^{re.escape(key)}\s*:", line):
+            return number
+    return 1
+
+
+def _as_time(value: Any) -> dt.datetime:
+    """Parse a front-matter time; naive times are taken as UTC."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    else:
+        raise ValueError(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+class _Reader:
+    """Collects every problem in one file instead of stopping at the first."""
+
+    def __init__(self, path: Path, rel: Path, keys: dict[str, tuple[bool, str]]) -> None:
+        self.path, self.rel, self.keys = path, rel, keys
+        self.problems: list[ContentError] = []
+        self.fm_text = ""
+
+    def problem(self, line: int, message: str, fix: str) -> None:
+        self.problems.append(ContentError(self.rel, line, message, fix))
+
+    def read(self) -> tuple[dict[str, Any], str, int, str] | None:
+        raw = self.path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            self.problem(line, f"not UTF-8 (byte 0x{raw[exc.start]:02x})", "save the file as UTF-8")
+            return None
+        if not text.startswith("---"):
+            self.problem(1, "no front matter", "start the file with a '---' line, the fields, and '---'")
+            return None
+        parts = text.split("\n---", 1)
+        self.fm_text = parts[0][3:].lstrip("\n") if len(parts) == 2 else ""
+        try:
+            post = frontmatter.loads(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 2 if mark else 1
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.problem(line, f"front matter is not valid YAML: {what}", "check quoting and indentation")
+            return None
+        meta = dict(post.metadata)
+        lines = text.splitlines()
+        close = next((i for i, line in enumerate(lines[1:], 1) if line.rstrip() == "---"), len(lines))
+        body = "\n".join(lines[close + 1 :]).strip("\n")
+        skipped = len(lines[close + 1 :]) - len("\n".join(lines[close + 1 :]).lstrip("\n").splitlines())
+        body_line = close + 2 + max(skipped, 0)
+        for key in meta:
+            if key not in self.keys:
+                close = difflib.get_close_matches(str(key), list(self.keys), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(self.keys)}"
+                self.problem(_key_line(self.fm_text, str(key)), f"unknown front-matter key '{key}'", hint)
+        for key, (required, how) in self.keys.items():
+            if required and key not in meta:
+                self.problem(1, f"missing required field '{key}'", f"add {how}")
+        return meta, body, body_line, text
+
+    def string(self, meta: dict[str, Any], key: str) -> str:
+        value = meta.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.problem(_key_line(self.fm_text, key), f"'{key}' must be a non-empty string", self.keys[key][1])
+            return ""
+        return value.strip()
+
+    def time(self, value: Any, line: int, what: str) -> dt.datetime | None:
+        try:
+            return _as_time(value)
+        except (TypeError, ValueError):
+            self.problem(line, f"{what} {value!r} is not a date", "use ISO 8601 in UTC, e.g. 2026-11-25T16:05:00Z")
+            return None
+
+
+def _read_entry(path: Path, root: Path) -> tuple[Entry | None, list[ContentError]]:
+    rel = path.relative_to(root.parent) if root.parent in path.parents else path
+    reader = _Reader(path, rel, ENTRY_KEYS)
+    name = ENTRY_NAME.match(path.name)
+    if not name:
+        reader.problem(1, "entry file name must be YYYY-MM-DD-slug.md", "rename it, e.g. 2026-11-25-onion-key.md")
+    parsed = reader.read()
+    if parsed is None or not name:
+        return None, reader.problems
+    meta, body, body_line, text = parsed
+    title = reader.string(meta, "title")
+    summary = reader.string(meta, "summary")
+    series = reader.string(meta, "series")
+    date = reader.time(meta.get("date"), _key_line(reader.fm_text, "date"), "date") if "date" in meta else None
+    if date and date.date().isoformat() != name["day"]:
+        reader.problem(_key_line(reader.fm_text, "date"), f"date {date.date()} differs from the file name's {name['day']}",
+                       "make the file name's date match the entry's date (UTC)")
+    tags = meta.get("tags", [])
+    if "tags" in meta and (not isinstance(tags, list) or not all(isinstance(t, str) and TAG.match(t) for t in tags)):
+        reader.problem(_key_line(reader.fm_text, "tags"), f"tags must be a list of lowercase words, got {tags!r}",
+                       ENTRY_KEYS["tags"][1])
+        tags = []
+    draft = meta.get("draft", False)
+    if not isinstance(draft, bool):
+        reader.problem(_key_line(reader.fm_text, "draft"), f"draft must be true or false, got {draft!r}", "write draft: true")
+        draft = False
+    updates = _updates(reader, meta.get("updated"))
+    upstream = meta.get("upstream") or []
+    if not isinstance(upstream, list):
+        reader.problem(_key_line(reader.fm_text, "upstream"), "upstream must be a list", ENTRY_KEYS["upstream"][1])
+        upstream = []
+    reader.problems.extend(unsafe_html_problems(rel, body, body_line))
+    if reader.problems or date is None:
+        return None, reader.problems
+    entry = Entry(slug=name["slug"], title=title, date=date, tags=tuple(tags), summary=summary, body=body,
+                  path=rel, body_line=body_line, draft=draft, series=series, updates=updates,
+                  upstream=tuple(upstream), source=text)
+    return entry, []
+
+
+def _updates(reader: _Reader, value: Any) -> tuple[Update, ...]:
+    if value is None:
+        return ()
+    line = _key_line(reader.fm_text, "updated")
+    if not isinstance(value, list):
+        reader.problem(line, "updated must be a list", "write updated: [{date: ..., reason: ...}]")
+        return ()
+    updates = []
+    for item in value:
+        if not isinstance(item, dict) or not {"date", "reason"} <= set(item) or set(item) - {"date", "reason", "note"}:
+            reader.problem(line, f"update {item!r} needs date and reason (and optionally note), nothing else",
+                           "write - {date: 2026-11-25T17:00:00Z, reason: \"what changed\"}")
+            continue
+        when = reader.time(item["date"], line, "update date")
+        if when:
+            updates.append(Update(when, str(item["reason"]).strip(), str(item.get("note") or "").strip()))
+    return tuple(sorted(updates, key=lambda u: u.date))
+
+
+def _read_page(path: Path, root: Path) -> tuple[Page | None, list[ContentError]]:
+    rel = path.relative_to(root.parent) if root.parent in path.parents else path
+    reader = _Reader(path, rel, PAGE_KEYS)
+    name = PAGE_NAME.match(path.name)
+    if not name:
+        reader.problem(1, "page file name must be lowercase-with-hyphens.md", "rename it, e.g. start-here.md")
+    parsed = reader.read()
+    if parsed is None or not name:
+        return None, reader.problems
+    meta, body, body_line, text = parsed
+    title, summary = reader.string(meta, "title"), reader.string(meta, "summary")
+    reader.problems.extend(unsafe_html_problems(rel, body, body_line))
+    if reader.problems:
+        return None, reader.problems
+    return Page(name["slug"], title, summary, body, rel, body_line, text), []
+
+
+def _reading_order(root: Path, entries: Iterable[Entry], pages: dict[str, Page]) -> tuple[tuple[ReadingItem, ...], list[ContentError]]:
+    path = root / READING_ORDER
+    rel = Path(root.name) / READING_ORDER
+    if not path.exists():
+        return (), []
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or []
+    except UnicodeDecodeError:
+        return (), [ContentError(rel, 1, "not UTF-8", "save the file as UTF-8")]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return (), [ContentError(rel, mark.line + 1 if mark else 1, "not valid YAML", "check quoting and indentation")]
+    slugs = {e.slug for e in entries}
+    items, problems = [], []
+    lines = text.splitlines()
+    for index, item in enumerate(data if isinstance(data, list) else [data]):
+        kind = next((k for k in ("page", "entry") if isinstance(item, dict) and k in item), None)
+        starts = [n for n, line in enumerate(lines, 1) if line.lstrip().startswith("- ")]
+        line = starts[index] if index < len(starts) else 1
+        if kind is None:
+            problems.append(ContentError(rel, line, f"item {item!r} names neither a page nor an entry",
+                                         "write - page: start-here   or   - entry: <slug>"))
+            continue
+        slug = str(item[kind])
+        if (kind == "page" and slug not in pages) or (kind == "entry" and slug not in slugs):
+            problems.append(ContentError(rel, line, f"{kind} '{slug}' does not exist",
+                                         f"use the slug of a file under content/{'pages' if kind == 'page' else 'log'}/"))
+            continue
+        items.append(ReadingItem(kind, slug, str(item.get("note") or "")))
+    return tuple(items), problems
+
+
+def check_site(root: Path) -> tuple[Site | None, list[ContentError]]:
+    """Read everything under root; return the site (None if anything is wrong) and every problem."""
+    root = Path(root)
+    problems: list[ContentError] = []
+    entries: list[Entry] = []
+    seen: dict[str, Path] = {}
+    for path in sorted((root / "log").glob("*.md")):
+        entry, found = _read_entry(path, root)
+        problems.extend(found)
+        if entry is None:
+            continue
+        if entry.slug in seen:
+            problems.append(ContentError(entry.path, 1, f"slug '{entry.slug}' is also used by {seen[entry.slug]}",
+                                         "rename one of the two files"))
+            continue
+        seen[entry.slug] = entry.path
+        entries.append(entry)
+    pages: dict[str, Page] = {}
+    for path in sorted((root / "pages").glob("*.md")):
+        page, found = _read_page(path, root)
+        problems.extend(found)
+        if page is not None:
+            pages[page.slug] = page
+    order, found = _reading_order(root, entries, pages)
+    problems.extend(found)
+    if not (root / "log").is_dir():
+        problems.append(ContentError(root, 0, "no log/ folder", f"create {root}/log/ and put entries in it"))
+    if problems:
+        return None, problems
+    entries.sort(key=lambda e: (e.date, e.slug), reverse=True)
+    return Site(tuple(entries), pages, order, root), []
+
+
+def load_site(root: Path) -> Site:
+    """Read the content tree, raising ContentProblems with every problem found."""
+    site, problems = check_site(root)
+    if site is None:
+        raise ContentProblems(problems)
+    return site

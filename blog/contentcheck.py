@@ -1,0 +1,70 @@
+"""Content problems, and the raw-HTML checks that keep script out of the operator's Markdown."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ContentError:
+    """One problem in one file: where, what is wrong, and how to fix it."""
+
+    path: Path
+    line: int
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message} ({self.fix})"
+
+
+class ContentProblems(Exception):
+    """The content has problems; nothing was built from it."""
+
+    def __init__(self, problems: list[ContentError]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# Each rule: a pattern over one source line, what it is, and how to fix it.
+_RULES = [
+    (re.compile(r"<\s*script\b", re.I), "raw <script> element", "remove it: the site ships no JavaScript"),
+    (re.compile(r"<\s*(iframe|object|embed|frame)\b", re.I), "embedded frame or object",
+     "link to the page instead of embedding it"),
+    (re.compile(r"<[a-z][^>]*\son[a-z]+\s*=", re.I), "event-handler attribute (on...=)", "remove the attribute"),
+    (re.compile(r"javascript\s*:", re.I), "javascript: URL", "use a plain https:// or relative link"),
+    (re.compile(r"<\s*img\b[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", re.I), "remote image",
+     "copy the image next to the entry and link it relatively: readers make no third-party requests"),
+    (re.compile(r"!\[[^\]]*\]\(\s*(https?:)?//", re.I), "remote image",
+     "copy the image next to the entry and link it relatively: readers make no third-party requests"),
+    (re.compile(r"<\s*(link|meta|base|form|style)\b", re.I), "raw <link>/<meta>/<base>/<form>/<style> element",
+     "remove it: pages carry only the site's own head and style"),
+]
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
+
+
+def unsafe_html_problems(path: Path, body: str, first_line: int) -> list[ContentError]:
+    """Return one problem per line of the body that carries script-capable raw HTML."""
+    problems: list[ContentError] = []
+    fence: str | None = None
+    for offset, line in enumerate(body.splitlines()):
+        marker = _FENCE.match(line)
+        if marker:
+            token = marker.group(1)[0] * 3
+            if fence is None:
+                fence = token
+                continue
+            if token == fence:
+                fence = None
+                continue
+        if fence is not None:
+            continue  # fenced code is shown, not run
+        visible = _CODE_SPAN.sub("", line)
+        for pattern, what, fix in _RULES:
+            if pattern.search(visible):
+                problems.append(ContentError(path, first_line + offset, what, fix))
+                break
+    return problems

@@ -1,0 +1,195 @@
+"""Markdown to HTML, with a stable anchor on every citable block; no Flask, no Whoosh."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import markdown
+from lxml import html as lxml_html
+from lxml.etree import ParserError
+
+# Why content hashes and not positions: a citation made today must still land on the same paragraph
+# after the operator inserts or removes another one. See docs/anchors.md.
+PREFIX = {"p": "p", "li": "li", "code": "code", "table": "table", "quote": "p"}
+_SPACE = re.compile(r"\s+")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_SCRIPTY = ("script", "iframe", "object", "embed", "frame", "style", "link", "meta", "base", "form")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One citable unit of an entry: paragraph, list item, code block, table or heading."""
+
+    anchor: str
+    kind: str  # p | li | code | table | h
+    text: str
+    heading_path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An entry's HTML, its table of contents and its citable blocks in document order."""
+
+    html: str
+    toc: str
+    blocks: tuple[Block, ...]
+
+    def anchors(self) -> list[str]:
+        return [b.anchor for b in self.blocks]
+
+
+def normalise(text: str) -> str:
+    """Collapse whitespace so that re-wrapping a paragraph keeps its anchor."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def anchor_for(kind: str, text: str) -> str:
+    """Return the content-derived anchor of a block (before duplicate suffixes)."""
+    digest = hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()[:8]
+    return f"{PREFIX[kind]}-{digest}"
+
+
+def _markdown() -> markdown.Markdown:
+    return markdown.Markdown(
+        extensions=["fenced_code", "tables", "footnotes", "toc", "codehilite", "sane_lists"],
+        extension_configs={
+            "codehilite": {"css_class": "hl", "guess_lang": False},
+            "toc": {"permalink": False, "toc_depth": "2-4"},
+            "footnotes": {"BACKLINK_TEXT": "↩"},
+        },
+        output_format="html",
+    )
+
+
+def _text(element: lxml_html.HtmlElement) -> str:
+    """Return the readable text of a block, without footnote markers."""
+    copy = lxml_html.fromstring(lxml_html.tostring(element))
+    for mark in list(copy.iter("sup")):
+        if (mark.get("id") or "").startswith("fnref"):
+            mark.drop_tree()
+    return normalise(copy.text_content())
+
+
+def _own_text(element: lxml_html.HtmlElement) -> str:
+    """Return an element's text without the text of nested lists."""
+    parts = [element.text or ""]
+    for child in element:
+        if child.tag not in ("ul", "ol"):
+            parts.append(child.text_content())
+        parts.append(child.tail or "")
+    return normalise("".join(parts))
+
+
+def _permalink(anchor: str) -> lxml_html.HtmlElement:
+    link = lxml_html.Element("a", {"class": "pl", "href": f"#{anchor}", "aria-label": "Permalink"})
+    link.text = "¶"
+    return link
+
+
+class _Anchorer:
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self.seen: dict[str, int] = {}
+        self.path: list[tuple[int, str]] = []
+
+    def unique(self, anchor: str) -> str:
+        count = self.seen.get(anchor, 0) + 1
+        self.seen[anchor] = count
+        return anchor if count == 1 else f"{anchor}-{count}"
+
+    def add(self, element: lxml_html.HtmlElement, kind: str, text: str) -> None:
+        if not text:
+            return
+        anchor = self.unique(anchor_for(kind, text))
+        element.set("id", anchor)
+        heading_path = tuple(title for _, title in self.path)
+        self.blocks.append(Block(anchor, kind, text, heading_path))
+        if kind in ("code", "table"):
+            element.insert(0, _permalink(anchor))
+        elif kind == "li" and any(c.tag in ("ul", "ol") for c in element):
+            nested = next(i for i, c in enumerate(element) if c.tag in ("ul", "ol"))
+            link = _permalink(anchor)
+            link.tail = "\n"
+            element.insert(nested, link)
+        else:
+            link = _permalink(anchor)
+            if len(element):
+                element[-1].tail = (element[-1].tail or "") + " "
+            else:
+                element.text = (element.text or "") + " "
+            element.append(link)
+
+    def heading(self, element: lxml_html.HtmlElement) -> None:
+        level = int(element.tag[1])
+        title = normalise(element.text_content())
+        while self.path and self.path[-1][0] >= level:
+            self.path.pop()
+        anchor = element.get("id") or self.unique(anchor_for("p", title))
+        element.set("id", anchor)
+        self.blocks.append(Block(anchor, "h", title, tuple(t for _, t in self.path)))
+        self.path.append((level, title))
+        element.append(_permalink(anchor))
+
+    def walk(self, element: lxml_html.HtmlElement) -> None:
+        tag = element.tag
+        if not isinstance(tag, str):
+            return
+        if tag in _HEADINGS:
+            self.heading(element)
+        elif tag == "p":
+            self.add(element, "p", _text(element))
+        elif tag in ("ul", "ol"):
+            for item in element:
+                if item.tag == "li":
+                    self.add(item, "li", _own_text(item))
+                    for nested in item:
+                        if nested.tag in ("ul", "ol"):
+                            self.walk(nested)
+        elif tag == "div" and "hl" in (element.get("class") or "").split():
+            self.add(element, "code", element.text_content().strip("\n"))
+        elif tag == "pre":
+            self.add(element, "code", element.text_content().strip("\n"))
+        elif tag == "table":
+            rows = [" | ".join(normalise(c.text_content()) for c in row) for row in element.iter("tr")]
+            wrapper = lxml_html.Element("div", {"class": "table"})
+            element.addprevious(wrapper)
+            wrapper.tail, element.tail = element.tail, None
+            wrapper.append(element)
+            self.add(wrapper, "table", "\n".join(rows))
+        elif tag == "blockquote":
+            for child in element:
+                self.walk(child)
+        # footnotes keep their own ids (fn:1); hr and the rest carry nothing to cite
+
+
+def _defang(root: lxml_html.HtmlElement) -> None:
+    """Drop anything script-capable that slipped past `blog check` (the CSP would block it anyway)."""
+    for bad in list(root.iter(*_SCRIPTY)):
+        bad.drop_tree()
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for name, value in list(element.attrib.items()):
+            if name.lower().startswith("on") or "javascript:" in value.lower().replace(" ", ""):
+                del element.attrib[name]
+
+
+def render(text: str) -> Rendered:
+    """Render an entry's Markdown into HTML with anchored blocks."""
+    md = _markdown()
+    body = md.convert(text)
+    toc = md.toc if md.toc_tokens else ""  # type: ignore[attr-defined]
+    if not body.strip():
+        return Rendered("", "", ())
+    try:
+        root = lxml_html.fragment_fromstring(body, create_parent="div")
+    except ParserError:
+        return Rendered(body, toc, ())
+    _defang(root)
+    anchorer = _Anchorer()
+    for child in root:
+        anchorer.walk(child)
+    inner = (root.text or "") + "".join(lxml_html.tostring(c, encoding="unicode") for c in root)
+    return Rendered(inner, toc, tuple(anchorer.blocks))

@@ -1,0 +1,47 @@
+"""The reader's website: a Flask app factory over the current build."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from blog.config import Config, load_config
+from blog.web import errors, feeds, headers, pages
+from blog.web.assets import stylesheet
+from blog.web.cache import PageCache
+from blog.web.state import SiteState
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Create the app: load (or publish) the current build, register the page families."""
+    config = config or load_config()
+    app = Flask(__name__)
+    app.config.update(SESSION_COOKIE_NAME=None, MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
+    app.url_map.strict_slashes = False
+    state = SiteState(config)
+    state.start()
+    app.extensions["blog.state"] = state
+    app.extensions["blog.cache"] = PageCache()
+
+    css = stylesheet()
+
+    @app.context_processor
+    def inject() -> dict[str, object]:
+        return {"css": css}
+
+    headers.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(feeds.bp)
+    _optional_rooms(app, config)
+    return app
+
+
+def _optional_rooms(app: Flask, config: Config) -> None:
+    """Register the search page and the MCP mount."""
+    from blog.web import search
+
+    app.register_blueprint(search.bp)

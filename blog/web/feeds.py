@@ -1,0 +1,136 @@
+"""Machine-readable views: Atom and RSS feeds, sitemap, robots.txt, llms.txt."""
+
+from __future__ import annotations
+
+from feedgen.feed import FeedGenerator
+from flask import Blueprint
+
+from blog.content import Entry, utcnow
+from blog.web.context import base_url, build, cached, config
+
+bp = Blueprint("feeds", __name__)
+
+FEED_SIZE = 50
+
+
+def _entries() -> list[Entry]:
+    return build().site.published(utcnow())
+
+
+def _feed() -> FeedGenerator:
+    cfg, base, entries = config(), base_url(), _entries()
+    feed = FeedGenerator()
+    feed.id(f"{base}/")
+    feed.title(cfg.title)
+    feed.subtitle(cfg.description)
+    feed.author({"name": cfg.author})
+    feed.link(href=f"{base}/", rel="alternate")
+    feed.language("en")
+    feed.updated(max((e.last_updated for e in entries), default=build().created))
+    for entry in reversed(entries[:FEED_SIZE]):
+        item = feed.add_entry()
+        url = f"{base}{entry.url}"
+        item.id(url)
+        item.guid(url, permalink=True)
+        item.title(entry.title)
+        item.link(href=url)
+        item.published(entry.date)
+        # Corrections change `updated`, never the id: readers see an update, not a new post.
+        item.updated(entry.last_updated)
+        item.summary(entry.summary)
+        item.content(build().entry_html(entry).html, type="html")
+        for tag in entry.tags:
+            item.category(term=tag)
+    return feed
+
+
+@bp.get("/feed.atom")
+def atom():
+    """Serve the Atom feed with full content."""
+    def produce():
+        feed = _feed()
+        feed.link(href=f"{base_url()}/feed.atom", rel="self")
+        return feed.atom_str(pretty=True).decode(), "application/atom+xml", _latest()
+
+    return cached("atom", produce)
+
+
+@bp.get("/feed.rss")
+def rss():
+    """Serve the RSS 2.0 feed with full content."""
+    def produce():
+        feed = _feed()
+        feed.link(href=f"{base_url()}/feed.rss", rel="self")
+        feed.description(config().description)
+        return feed.rss_str(pretty=True).decode(), "application/rss+xml", _latest()
+
+    return cached("rss", produce)
+
+
+def _latest():
+    return max((e.last_updated for e in _entries()), default=build().created)
+
+
+@bp.get("/sitemap.xml")
+def sitemap():
+    """List every page for crawlers."""
+    def produce():
+        base = base_url()
+        urls = [("/", _latest())] + [(e.url, e.last_updated) for e in _entries()]
+        urls += [(p.url, build().created) for p in build().site.pages.values()]
+        body = ['<?xml version="1.0" encoding="UTF-8"?>',
+                '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
+        for path, modified in urls:
+            body.append(f"<url><loc>{base}{path}</loc><lastmod>{modified.strftime('%Y-%m-%dT%H:%M:%SZ')}</lastmod></url>")
+        body.append("</urlset>")
+        return "\n".join(body) + "\n", "application/xml", _latest()
+
+    return cached("sitemap", produce)
+
+
+@bp.get("/robots.txt")
+def robots():
+    """Welcome crawlers and point them at the sitemap."""
+    def produce():
+        return f"User-agent: *\nAllow: /\nSitemap: {base_url()}/sitemap.xml\n", "text/plain", build().created
+
+    return cached("robots", produce)
+
+
+@bp.get("/llms.txt")
+def llms():
+    """Describe the log for language models (llmstxt.org format)."""
+    def produce():
+        cfg, base, site = config(), base_url(), build().site
+        lines = [f"# {cfg.title}", "", f"> {cfg.description}", "",
+                 "Every paragraph has a stable anchor; cite the paragraph URL. Corrections are dated "
+                 "updates, never silent edits.", "",
+                 "## MCP", "",
+                 f"- [MCP endpoint]({base}/mcp): Streamable HTTP (stateless, JSON). Tools: search_blog "
+                 "(cited paragraphs), get_entry, list_entries, reading_order.", "",
+                 "## Start here", ""]
+        for item in site.reading_order:
+            target = site.pages.get(item.slug) if item.kind == "page" else site.entry(item.slug)
+            if target is not None:
+                lines.append(f"- [{target.title}]({base}{target.url}.md): {item.note or target.summary}"
+                             if item.kind == "entry" else f"- [{target.title}]({base}{target.url}): {target.summary}")
+        lines += ["", "## Entries", ""]
+        lines += [f"- [{e.title}]({base}{e.url}.md): {e.date:%Y-%m-%d}. {e.summary}" for e in _entries()]
+        lines += ["", "## Optional", "", f"- [Full text]({base}/llms-full.txt): every entry's Markdown",
+                  f"- [Atom feed]({base}/feed.atom)"]
+        return "\n".join(lines) + "\n", "text/plain", _latest()
+
+    return cached("llms", produce)
+
+
+@bp.get("/llms-full.txt")
+def llms_full():
+    """Serve every published entry's Markdown in one file."""
+    def produce():
+        base = base_url()
+        parts = [f"# {config().title}\n"]
+        for e in _entries():
+            parts.append(f"\n---\n\n# {e.title}\n\nDate: {e.date:%Y-%m-%d %H:%M} UTC\nURL: {base}{e.url}\n\n{e.body}\n")
+        return "".join(parts), "text/plain", _latest()
+
+    return cached("llms-full", produce)

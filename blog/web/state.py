@@ -1,0 +1,101 @@
+"""What a worker serves: the current build, swapped in when a new one is published."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from blog import build as builds
+from blog import publish
+from blog.config import Config
+from blog.content import ContentProblems, utcnow
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 1.0  # seconds between looks at the `current` pointer
+
+
+@dataclass
+class Snapshot:
+    """A build plus what a worker derives from it once."""
+
+    build: builds.Build
+    epoch: int  # changes when a scheduled entry goes live, so cached lists are rebuilt
+
+
+class SiteState:
+    """Hold the current build for one worker and reload it when `current` changes."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._mtime = 0
+        self._snapshot: Snapshot | None = None
+        self._onion_checked = 0.0
+        self._onion = config.onion_address
+
+    def start(self) -> None:
+        """Load the current build, publishing one first when there is none or the content changed."""
+        try:
+            build = publish.ensure_current(self.config)
+        except ContentProblems as problems:
+            build = builds.load_current(self.config.builds_dir)
+            if build is None:
+                raise
+            log.error("content has %d problem(s); serving the last good build %s:\n%s",
+                      len(problems.problems), build.id, problems)
+        self._install(build)
+
+    def _install(self, build: builds.Build) -> None:
+        self._mtime = builds.pointer_mtime(self.config.builds_dir)
+        self._snapshot = Snapshot(build, self._epoch(build))
+
+    def _epoch(self, build: builds.Build) -> int:
+        return len(build.site.published(utcnow()))
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """Return the snapshot to serve, after at most one cheap check per second."""
+        now = time.monotonic()
+        if now - self._checked >= CHECK_EVERY:
+            with self._lock:
+                if now - self._checked >= CHECK_EVERY:
+                    self._checked = now
+                    self._refresh()
+        assert self._snapshot is not None, "SiteState.start() was not called"
+        return self._snapshot
+
+    def _refresh(self) -> None:
+        mtime = builds.pointer_mtime(self.config.builds_dir)
+        current = self._snapshot
+        if current is not None and mtime == self._mtime:
+            epoch = self._epoch(current.build)
+            if epoch != current.epoch:
+                self._snapshot = Snapshot(current.build, epoch)
+            return
+        try:
+            build = builds.load_current(self.config.builds_dir)
+        except builds.BuildError as exc:
+            log.error("keeping build %s: %s", current.build.id if current else "-", exc)
+            self._mtime = mtime
+            return
+        if build is not None:
+            log.info("now serving build %s", build.id)
+            self._install(build)
+
+    @property
+    def onion_address(self) -> str:
+        """Return the onion address: configured, or written by the tor room after publishing."""
+        if self.config.onion_address:
+            return self.config.onion_address
+        now = time.monotonic()
+        if now - self._onion_checked >= CHECK_EVERY:
+            self._onion_checked = now
+            try:
+                self._onion = (self.config.data_dir / "onion" / "address").read_text().strip()
+            except OSError:
+                self._onion = ""
+        return self._onion
