@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import select
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -133,3 +137,114 @@ def kill_pid(pid: int | None) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+class RecordingSocks:
+    """A loopback SOCKS5 server that records each requested destination and relays to one HTTP server."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.requests: list[dict[str, object]] = []
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RecordingSocks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[socketserver.BaseRequestHandler]:
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                conn: socket.socket = self.request
+                read = conn.makefile("rb")
+                _version, count = read.read(2)
+                methods = read.read(count)
+                record: dict[str, object] = {"username": None}
+                if 2 in methods:
+                    conn.sendall(b"\x05\x02")
+                    read.read(1)
+                    record["username"] = read.read(read.read(1)[0]).decode()
+                    record["password"] = read.read(read.read(1)[0]).decode()
+                    conn.sendall(b"\x01\x00")
+                else:
+                    conn.sendall(b"\x05\x00")
+                _v, _cmd, _rsv, atyp = read.read(4)
+                if atyp == 3:
+                    host = read.read(read.read(1)[0]).decode()
+                else:
+                    host = socket.inet_ntop(socket.AF_INET if atyp == 1 else socket.AF_INET6,
+                                            read.read(4 if atyp == 1 else 16))
+                port = int.from_bytes(read.read(2), "big")
+                record.update(atyp=atyp, host=host, port=port)
+                outer.requests.append(record)
+                upstream = socket.create_connection(outer.upstream)
+                conn.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
+                _relay(conn, upstream)
+
+        return Handler
+
+
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    sockets = [a, b]
+    try:
+        while True:
+            ready, _, _ = select.select(sockets, [], [], 10)
+            if not ready:
+                return
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                (b if sock is a else a).sendall(data)
+    finally:
+        b.close()
+
+
+class EchoHTTP:
+    """A loopback HTTP server answering every GET with its path and Host header, counting requests."""
+
+    def __init__(self, status: int = 200) -> None:
+        outer = self
+        self.hits: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.answer(with_body=True)
+
+            def do_HEAD(self) -> None:
+                self.answer(with_body=False)
+
+            def answer(self, with_body: bool) -> None:
+                outer.hits.append(f"{self.command} {self.path}")
+                code = 404 if self.path.startswith("/dead") else status
+                body = f"{self.headers['Host']} {self.path}".encode()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.address = self._server.server_address[:2]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> EchoHTTP:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
