@@ -1,0 +1,169 @@
+"""The `blog onion`, `blog torrc` and `blog links` commands; `register(cli)` adds them to the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from blog.config import Config, ConfigError, load_config
+from blog.links import LinkResult, check_links, dead_links, extract_links
+from blog.tor import egress, keys
+from blog.tor.control import connect
+from blog.tor.errors import TorError
+from blog.tor.onion import OnionService, status_from
+from blog.tor.torrc import TorrcValues, render_torrc, verify_torrc
+
+
+def _config(ctx: click.Context) -> Config:
+    try:
+        return load_config(**(ctx.obj or {}))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def control_for(cfg: Config) -> str | None:
+    """Return where this config's tor is controlled, or None when no tor is configured or installed."""
+    if cfg.tor_mode == "off":
+        return None
+    if cfg.tor_mode == "attach" or (cfg.tor_mode == "auto" and cfg.tor_control):
+        if not cfg.tor_control:
+            raise click.ClickException("tor_mode = attach needs tor_control (/run/tor/control or HOST:PORT)")
+        return cfg.tor_control
+    if cfg.tor_mode == "auto" and shutil.which("tor") is None:
+        return None
+    return str(cfg.data_dir / "tor" / "control")  # the private tor's socket, while the app runs
+
+
+def onion_service_for(cfg: Config, target: str) -> OnionService | None:
+    """Build the OnionService the config asks for (None when tor_mode is off or auto finds no tor)."""
+    control = control_for(cfg)
+    if control is None:
+        return None
+    launch = cfg.tor_mode == "launch" or (cfg.tor_mode == "auto" and not cfg.tor_control)
+    return OnionService(
+        control=None if launch else control, data_dir=cfg.data_dir, key_path=cfg.onion_key_path,
+        target=target, max_streams=cfg.onion_max_streams, single_hop=cfg.onion_single_hop,
+    )
+
+
+@click.group(help="Manage the onion service: status, and moving its key.")
+def onion() -> None:
+    """Group the onion commands."""
+
+
+@onion.command(help="Show the onion address, whether its descriptor is published, and tor's bootstrap.")
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    cfg = _config(ctx)
+    address = cfg.onion_address or keys.known_address(cfg.onion_key_path)
+    click.echo(f"address:    {address + '.onion' if address else '(not published yet)'}")
+    control = control_for(cfg)
+    if control is None:
+        click.echo("tor:        off (tor_mode = off, or no tor installed)")
+        return
+    try:
+        controller = connect(control)
+    except TorError as exc:
+        click.echo(f"tor:        unreachable at {control}")
+        raise click.ClickException(str(exc)) from exc
+    try:
+        state = status_from(controller, address)
+    finally:
+        controller.close()
+    click.echo(f"published:  {'yes' if state.published else 'no (no descriptor in tor yet)'}")
+    click.echo(f"bootstrap:  {state.bootstrap_percent}% {state.bootstrap_summary}")
+
+
+@onion.command("export", help="Copy the onion key to PATH in tor's hs_ed25519_secret_key format (0600).")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.pass_context
+def export_command(ctx: click.Context, path: Path) -> None:
+    cfg = _config(ctx)
+    try:
+        keys.export_key(cfg.onion_key_path, path)
+    except TorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"exported the onion key to {path}: keep it as secret as the site's identity")
+
+
+@onion.command("import", help="Make the key at PATH (tor's format) this site's onion key.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Replace an existing key without asking.")
+@click.pass_context
+def import_command(ctx: click.Context, path: Path, yes: bool) -> None:
+    cfg = _config(ctx)
+    if cfg.onion_key_path.exists() and not yes:
+        click.confirm(f"{cfg.onion_key_path} exists; replacing it changes the onion address. Go on?",
+                      abort=True)
+    try:
+        keys.import_key(path, cfg.onion_key_path)
+    except TorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"imported {path}; restart the app (or tor reconnects) to publish with it")
+
+
+@click.command("torrc", help="Render torrc.template for this site and check it with tor --verify-config.")
+@click.option("--onion-dir", default="", help="Publish from this HiddenServiceDir instead of ADD_ONION.")
+@click.option("--target", default="127.0.0.1:8000", show_default=True, help="Where tor sends readers.")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Run tor --verify-config.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@click.pass_context
+def torrc_command(ctx: click.Context, onion_dir: str, target: str, verify: bool, output: Path | None) -> None:
+    cfg = _config(ctx)
+    options: dict[str, Any] = {"socks_port": cfg.tor_socks, "single_hop": cfg.onion_single_hop,
+                               "onion_max_streams": cfg.onion_max_streams, "onion_dir": onion_dir,
+                               "onion_target": target}
+    if cfg.tor_control.startswith("/"):
+        options["control_socket"] = cfg.tor_control
+    try:
+        text = render_torrc(TorrcValues(**options))
+        if verify:
+            verify_torrc(text)
+    except TorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)
+
+
+@click.command("links", help="Check every external link in content/ through Tor; list the dead ones.")
+@click.option("--socks", help="Tor's SOCKS port (default: tor_socks).")
+@click.pass_context
+def links_command(ctx: click.Context, socks: str | None) -> None:
+    cfg = _config(ctx)
+    links = extract_links(cfg.content_dir)
+    urls = {link.url for link in links}
+    click.echo(f"checking {len(urls)} URLs ({len(links)} links) through tor at {socks or cfg.tor_socks}",
+               err=True)
+    try:
+        with egress.client(socks or cfg.tor_socks) as client:
+            if sys.stderr.isatty():
+                with click.progressbar(length=len(urls), label="checking", file=sys.stderr) as bar:
+                    results = check_links(links, client, lambda _result: bar.update(1))
+            else:
+                results = check_links(links, client, _plain_progress)
+    except TorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    dead = dead_links(links, results)
+    for link, result in dead:
+        click.echo(f"{link.path}:{link.line}: {link.url} ({result.detail})")
+    click.echo(f"{len(dead)} dead of {len(links)} links", err=True)
+    if dead:
+        ctx.exit(1)
+
+
+def _plain_progress(result: LinkResult) -> None:
+    click.echo(f"{'ok  ' if result.ok else 'DEAD'} {result.detail:>4} {result.url}", err=True)
+
+
+def register(cli: click.Group) -> None:
+    """Add the onion, torrc and links commands to the blog CLI."""
+    cli.add_command(onion)
+    cli.add_command(torrc_command)
+    cli.add_command(links_command)
