@@ -204,10 +204,12 @@ class _Reader:
         try:
             post = frontmatter.loads(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
+            # Point at where the broken construct began (an unclosed quote or bracket), not where
+            # the parser gave up, which is often the closing '---'.
+            mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
             line = mark.line + 2 if mark else 1
-            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            self.problem(line, f"front matter is not valid YAML: {what}", "check quoting and indentation")
+            what = " ".join(filter(None, [getattr(exc, "problem", None), getattr(exc, "context", None)]))
+            self.problem(line, f"front matter is not valid YAML: {what or exc}", "check quoting and brackets on this line")
             return None
         meta = dict(post.metadata)
         lines = text.splitlines()

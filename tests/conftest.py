@@ -1,0 +1,54 @@
+"""Shared fixtures: real content trees on disk, real builds, the Flask app and its test client."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from blog.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+
+pytest_plugins = ["tests.tornet.fixtures"]
+
+
+def make_config(content_dir: Path, data_dir: Path, **changes: object) -> Config:
+    """Return a config for a content tree and a data directory, ignoring the machine's BLOG_* variables."""
+    return load_config(path=Path("/nonexistent"), env={}, content_dir=content_dir, data_dir=data_dir,
+                       tor_mode="off", **changes)
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    """Return a private copy of the small test site."""
+    target = tmp_path / "content"
+    shutil.copytree(DATA / "site", target)
+    return target
+
+
+@pytest.fixture
+def content_copy(tmp_path: Path) -> Path:
+    """Return a private copy of the bundled starter log."""
+    target = tmp_path / "starter"
+    shutil.copytree(ROOT / "content", target)
+    return target
+
+
+@pytest.fixture
+def config(site_dir: Path, tmp_path: Path) -> Config:
+    return make_config(site_dir, tmp_path / "data")
+
+
+@pytest.fixture
+def app(config: Config):
+    from blog.web import create_app
+
+    return create_app(config)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

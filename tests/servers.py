@@ -1,0 +1,97 @@
+"""Real gunicorn processes on 127.0.0.1 for tests: started, waited for, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_binary(name: str, package: str) -> str:
+    """Return the path of a binary; fail under CI=true when it is missing, skip otherwise."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed: apt-get install {package} (make test installs it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class Gunicorn:
+    """The production gunicorn configuration serving the app, on a free loopback port."""
+
+    def __init__(self, content_dir: Path, data_dir: Path, *, workers: int = 2, worker_class: str | None = None,
+                 extra_env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path or data_dir.parent / f"gunicorn-{self.port}.log"
+        self.env = dict(os.environ, BLOG_CONTENT_DIR=str(content_dir), BLOG_DATA_DIR=str(data_dir),
+                        BLOG_WORKERS=str(workers), BLOG_TOR_MODE="off", **(extra_env or {}))
+        self.env.pop("BLOG_CONFIG", None)
+        self.args = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf",
+                     "--bind", f"127.0.0.1:{self.port}", "--no-control-socket"]
+        if worker_class:
+            self.args += ["-k", worker_class]
+        self.args.append("blog.web:create_app()")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Gunicorn:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx2.get(self.url + "/", timeout=2).status_code == 200:
+                    return self
+            except httpx2.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def worker_pids(self) -> list[int]:
+        assert self.process is not None
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True,
+                             text=True, check=False).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,70 @@
+"""The render room: Markdown features and anchors that survive edits elsewhere in the entry."""
+
+from __future__ import annotations
+
+from blog.render import anchor_for, render
+
+ENTRY = """## Setup
+
+First paragraph about tor.
+
+Second paragraph about stem.
+
+- an item
+- another item
+
+```python
+print("hello")
+```
+
+| a | b |
+|---|---|
+| 1 | 2 |
+"""
+
+
+def test_every_block_gets_an_anchor_and_a_permalink() -> None:
+    rendered = render(ENTRY)
+    kinds = [b.kind for b in rendered.blocks]
+    assert kinds == ["h", "p", "p", "li", "li", "code", "table"]
+    for block in rendered.blocks:
+        assert f'id="{block.anchor}"' in rendered.html
+        assert f'href="#{block.anchor}"' in rendered.html
+    assert rendered.blocks[1].heading_path == ("Setup",)
+    assert 'class="hl"' in rendered.html and "<script" not in rendered.html
+
+
+def test_anchor_is_stable_when_other_paragraphs_change() -> None:
+    before = {b.text: b.anchor for b in render(ENTRY).blocks}
+    edited = ENTRY.replace("First paragraph about tor.", "A new opening.\n\nFirst paragraph about tor.")
+    edited = edited.replace("- another item\n", "")
+    after = {b.text: b.anchor for b in render(edited).blocks}
+    for text in ("First paragraph about tor.", "Second paragraph about stem.", "an item"):
+        assert before[text] == after[text]
+
+
+def test_rewrapping_keeps_the_anchor_and_editing_changes_it() -> None:
+    one = render("A paragraph that\nwraps here.").blocks[0].anchor
+    two = render("A paragraph that wraps\nhere.").blocks[0].anchor
+    three = render("A paragraph that wraps there.").blocks[0].anchor
+    assert one == two == anchor_for("p", "A paragraph that wraps here.")
+    assert three != one
+
+
+def test_identical_paragraphs_get_distinct_anchors() -> None:
+    anchors = render("Same.\n\nSame.\n\nSame.").anchors()
+    assert anchors[1] == anchors[0] + "-2" and anchors[2] == anchors[0] + "-3"
+
+
+def test_footnotes_tables_and_toc() -> None:
+    rendered = render("## One\n\nText.[^n]\n\n## Two\n\n[^n]: The note.")
+    assert 'class="footnote"' in rendered.html
+    assert 'href="#one"' in rendered.toc and 'href="#two"' in rendered.toc
+    assert rendered.blocks[1].text == "Text."
+
+
+def test_script_that_slips_through_is_removed() -> None:
+    rendered = render('Hi <b onclick="x()">there</b>.\n\n<iframe src="https://x"></iframe>\n\n[a](javascript:alert(1))')
+    assert "onclick" not in rendered.html
+    assert "<iframe" not in rendered.html
+    assert "javascript:" not in rendered.html
