@@ -117,3 +117,43 @@ def test_clients_refuse_to_have_their_route_replaced() -> None:
 def test_tor_timeouts_are_the_default() -> None:
     with egress.client("127.0.0.1:9050") as client:
         assert client.timeout.connect == 30.0 and client.timeout.read == 60.0
+
+
+def run_cli(args: list[str], tmp_path: Path, **obj: object):
+    import click
+    from click.testing import CliRunner
+
+    from blog.cli_tor import register
+
+    group = click.Group()
+    register(group)
+    settings = tmp_path / "blog.toml"
+    settings.write_text("")
+    return CliRunner().invoke(group, args, obj={"data_dir": tmp_path / "data", **obj},
+                              env={"BLOG_CONFIG": str(settings)})
+
+
+def test_blog_links_reports_dead_links_with_file_and_line(tmp_path: Path) -> None:
+    content = tmp_path / "content" / "log"
+    content.mkdir(parents=True)
+    (content / "entry.md").write_text(
+        "---\ntitle: t\n---\nSee [the docs](http://docs.example.invalid/ok).\n\n"
+        "```console\n$ curl http://ignored.example.invalid/dead\n```\n"
+        "A dead one: <http://docs.example.invalid/dead/page>, and `http://code.example.invalid/dead`.\n"
+    )
+    with EchoHTTP() as site, RecordingSocks(site.address) as socks:
+        result = run_cli(["links", "--socks", socks.address], tmp_path, content_dir=tmp_path / "content")
+    assert result.exit_code == 1, result.output
+    entry = content / "entry.md"
+    # Dead links on stdout, one per occurrence; fenced code and inline code are not citations.
+    assert result.stdout.splitlines() == [f"{entry}:9: http://docs.example.invalid/dead/page (404)"]
+    assert {r["host"] for r in socks.requests} == {"docs.example.invalid"}
+
+
+def test_blog_links_fails_closed_when_tor_is_down(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "a.md").write_text("[x](http://docs.example.invalid/)\n")
+    result = run_cli(["links", "--socks", f"127.0.0.1:{free_port()}"], tmp_path, content_dir=content)
+    assert result.exit_code == 1
+    assert "is tor running" in result.output
