@@ -205,3 +205,49 @@ def test_single_onion_mode_launches_without_socks(tmp_path: Path, services) -> N
     assert "NonAnonymous" in service.add_onion_args()
     assert len(service.start()) == 56
     assert service.socks is None
+
+
+def run_cli(args: list[str], tmp_path: Path, env: dict[str, str] | None = None, input: str | None = None,
+            **obj: object):
+    import click
+    from click.testing import CliRunner
+
+    from blog.cli_tor import register
+
+    group = click.Group()
+    register(group)
+    settings = tmp_path / "blog.toml"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    settings.write_text("")
+    return CliRunner().invoke(group, args, obj={"data_dir": tmp_path / "app", **obj}, input=input,
+                              env={"BLOG_CONFIG": str(settings), **(env or {})})
+
+
+def test_cli_export_and_import_move_the_key(tmp_path: Path) -> None:
+    key = keys.load_or_create_key(tmp_path / "app" / "onion" / "hs_ed25519_secret_key")
+    backup = tmp_path / "backup" / "hs_ed25519_secret_key"
+    assert run_cli(["onion", "export", str(backup)], tmp_path).exit_code == 0
+    other = tmp_path / "other"
+    result = run_cli(["onion", "import", str(backup)], other, data_dir=other / "app")
+    assert result.exit_code == 0, result.output
+    assert keys.read_key(other / "app" / "onion" / "hs_ed25519_secret_key") == key
+    refused = run_cli(["onion", "import", str(backup)], other, data_dir=other / "app", input="n\n")
+    assert refused.exit_code == 1 and "changes the onion address" in refused.output
+
+
+@pytest.mark.tor
+def test_cli_status_reports_address_and_bootstrap(tmp_path: Path, services, system_tors) -> None:
+    tor = SystemTor(tmp_path / "system", control_socket=True).start()
+    system_tors.append(tor)
+    service = make_service(tmp_path, tor.control)
+    services.append(service)
+    address = service.start()
+    env = {"BLOG_TOR_MODE": "attach", "BLOG_TOR_CONTROL": tor.control}
+    result = run_cli(["onion", "status"], tmp_path, env=env)
+    assert result.exit_code == 0, result.output
+    assert f"address:    {address}.onion" in result.output
+    assert "bootstrap:  0% Starting" in result.output
+    assert "published:  no" in result.output
+    tor.stop()
+    down = run_cli(["onion", "status"], tmp_path, env=env)
+    assert down.exit_code == 1 and "is tor running" in down.output
