@@ -42,6 +42,7 @@ def create_app(config: Config | None = None) -> Flask:
 
 def _optional_rooms(app: Flask, config: Config) -> None:
     """Register the search page and the MCP mount."""
-    from blog.web import search
+    from blog.web import mcp_mount, search
 
     app.register_blueprint(search.bp)
+    mcp_mount.mount(app, config)

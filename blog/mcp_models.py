@@ -1,0 +1,98 @@
+"""What the MCP tools return: pydantic models whose JSON schemas are the tools' output schemas."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class UpdateNote(BaseModel):
+    """One dated correction to a published entry."""
+
+    date: str = Field(description="When the entry was corrected (ISO 8601, UTC).")
+    reason: str = Field(description="Why it was corrected, in one line.")
+    note: str = Field("", description="What changed, when the operator said more.")
+
+
+class CitedParagraph(BaseModel):
+    """One paragraph (or list item, code block, table, heading) that answers the query."""
+
+    title: str = Field(description="Title of the entry the paragraph belongs to.")
+    slug: str = Field(description="The entry's slug; pass it to get_entry for the whole entry.")
+    date: str = Field(description="When the entry was published (ISO 8601, UTC).")
+    url: str = Field(description="Link to this exact paragraph (with its #anchor): cite this URL.")
+    onion_url: str | None = Field(None, description="The same link on the onion service, when it is known.")
+    anchor: str = Field(description="The paragraph's stable anchor on the entry page.")
+    heading_path: list[str] = Field(description="The section headings above the paragraph, outermost first.")
+    kind: str = Field(description="p (paragraph), li (list item), code, table or h (heading).")
+    text: str = Field(description="The paragraph's full text.")
+    score: float = Field(description="Relevance score: higher is better; only comparable within one answer.")
+    updated: bool = Field(description="True when the entry was corrected after publication.")
+    last_updated: str = Field(description="When the entry last changed (ISO 8601, UTC).")
+    latest_update: str | None = Field(None, description="The reason given for the latest correction, if any.")
+
+
+class SearchAnswer(BaseModel):
+    """The paragraphs that best answer a query, best first."""
+
+    query: str = Field(description="The query as it was run.")
+    total: int = Field(description="How many paragraphs matched in all (more than returned when limited).")
+    corrected: str | None = Field(None, description="A corrected spelling of the query, when one was used.")
+    results: list[CitedParagraph]
+
+
+class EntrySummary(BaseModel):
+    """An entry's metadata, without its body."""
+
+    slug: str
+    title: str
+    date: str = Field(description="Publication time (ISO 8601, UTC).")
+    tags: list[str]
+    summary: str
+    url: str = Field(description="The entry page.")
+    onion_url: str | None = Field(None, description="The entry page on the onion service, when known.")
+    updated: bool = Field(description="True when the entry was corrected after publication.")
+    last_updated: str = Field(description="When the entry last changed (ISO 8601, UTC).")
+
+
+class Anchor(BaseModel):
+    """A citable block of an entry, in document order."""
+
+    anchor: str
+    kind: str = Field(description="p, li, code, table or h.")
+    heading_path: list[str]
+    url: str = Field(description="Link to the block: cite this URL.")
+
+
+class EntryDetail(EntrySummary):
+    """A whole entry: metadata, Markdown body, its citable anchors and its update log."""
+
+    kind: str = Field(description="entry, or page for a standing page such as start-here.")
+    markdown: str = Field(description="The body as the operator wrote it (Markdown).")
+    anchors: list[Anchor]
+    updates: list[UpdateNote] = Field(description="The update log, oldest first.")
+
+
+class EntryList(BaseModel):
+    """One page of entries, newest first."""
+
+    entries: list[EntrySummary]
+    total: int = Field(description="How many entries match the filters in all.")
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null at the end.")
+
+
+class ReadingStep(BaseModel):
+    """One page or entry in the order a first-time reader should take them."""
+
+    kind: str = Field(description="page or entry.")
+    slug: str
+    title: str
+    summary: str
+    url: str
+    onion_url: str | None = None
+    note: str = Field("", description="Why this step comes here.")
+
+
+class ReadingOrder(BaseModel):
+    """Where a first-time reader should start, in order."""
+
+    steps: list[ReadingStep]

@@ -1,0 +1,117 @@
+"""MCP server over the same search() and build the website serves; never imports web or tor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import Resource, ToolAnnotations
+from pydantic import Field
+
+from blog import __version__
+from blog.build import Build
+from blog.content import utcnow
+from blog.mcp_models import EntryDetail, EntryList, ReadingOrder, SearchAnswer
+from blog.mcp_tools import Base, BlogTools, Links
+
+__all__ = ["INSTRUCTIONS", "Base", "Links", "create_server"]
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+This server is one operator's engineering log: dated entries about real systems (the errors, the
+fixes, the measured figures), plus a few standing pages. Every paragraph has a stable URL with an
+#anchor. Use search_blog to find the paragraphs that answer a question, get_entry to read a whole
+entry, list_entries to browse newest first, reading_order for where a newcomer should start.
+When you answer from the log, cite the paragraph URLs you used (the `url` field, or `onion_url` when
+the user reads over Tor), say only what those paragraphs say, and mention when an entry was updated
+after publication (`updated`, `last_updated`)."""
+
+# Nothing here changes state or reaches outside the log, so clients may call freely and retry.
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False,
+                            open_world_hint=False)
+
+Query = Annotated[str, Field(min_length=1, max_length=200, description="Words to look for, e.g. 'onion key'")]
+Limit = Annotated[int, Field(ge=1, le=20, description="How many paragraphs to return (1-20).")]
+Tag = Annotated[str | None, Field(max_length=40, description="Only entries with this tag, e.g. 'tor'.")]
+Day = Annotated[str | None, Field(max_length=32, description="A date, YYYY-MM-DD (UTC).")]
+Year = Annotated[int | None, Field(ge=1970, le=2999, description="Only entries published this year.")]
+Slug = Annotated[str, Field(min_length=1, max_length=120, description="The entry's slug, e.g. 'onion-key'.")]
+
+
+class _LogServer(MCPServer):
+    """An MCPServer that lists one resource per published entry of the current build."""
+
+    tools: BlogTools
+
+    async def list_resources(self) -> list[Resource]:
+        entries = self.tools.get_build().site.published(utcnow())
+        return [Resource(uri=f"blog://entry/{e.slug}", name=e.slug, title=e.title, description=e.summary,
+                         mime_type="text/markdown") for e in entries]
+
+
+def create_server(get_build: Callable[[], Build], base_url: Base = "", onion_base: Base = "",
+                  name: str = "engineering-log") -> MCPServer:
+    """Create the MCP server; each URL base is a string or a callable given the request's Host header."""
+    tools = BlogTools(get_build, base_url, onion_base)
+    server = _LogServer(name, title="The engineering log", instructions=INSTRUCTIONS, version=__version__)
+    server.tools = tools
+
+    @server.tool(annotations=READ_ONLY, title="Search the log")
+    def search_blog(query: Query, ctx: Context, limit: Limit = 5, tag: Tag = None, after: Day = None,
+                    before: Day = None) -> SearchAnswer:
+        """Find the paragraphs of the engineering log that answer a query, best first.
+
+        Each result is one citable paragraph: the entry's title and date, the paragraph's URL with
+        its #anchor (and the onion URL when known), its heading path, its full text, a relevance
+        score and whether the entry was updated after publication. Cite the `url` of each paragraph
+        you use. Filter with tag (e.g. 'tor') and after/before (YYYY-MM-DD, publication date).
+        """
+        return tools.search(ctx, query, limit, tag, after, before)
+
+    @server.tool(annotations=READ_ONLY, title="Read one entry")
+    def get_entry(slug: Slug, ctx: Context) -> EntryDetail:
+        """Return one entry (or standing page) whole: metadata, Markdown body, anchors, update log.
+
+        `anchors` lists every citable block in document order with its URL; `updates` is the
+        dated list of corrections made after publication. Slugs come from search_blog,
+        list_entries or reading_order.
+        """
+        return tools.entry(ctx, slug)
+
+    @server.tool(annotations=READ_ONLY, title="List entries")
+    def list_entries(ctx: Context, tag: Tag = None,
+                     year: Year = None,
+                     limit: Annotated[int, Field(ge=1, le=100, description="Entries per page.")] = 20,
+                     cursor: Annotated[str | None, Field(max_length=20, description="next_cursor from "
+                                                         "the previous page.")] = None) -> EntryList:
+        """List published entries newest first, optionally by tag or year, a page at a time.
+
+        Pass the returned next_cursor back as cursor for the next page; it is null on the last page.
+        """
+        return tools.entries(ctx, tag, year, limit, cursor)
+
+    @server.tool(annotations=READ_ONLY, title="Where to start")
+    def reading_order(ctx: Context) -> ReadingOrder:
+        """Return the pages and entries a first-time reader should start with, in order."""
+        return tools.reading(ctx)
+
+    @server.resource("blog://entry/{slug}", name="entry", mime_type="text/markdown",
+                     description="One published entry as Markdown, with its title and date on top.")
+    def entry_markdown(slug: str) -> str:
+        return tools.markdown(slug)
+
+    @server.prompt(title="Answer from the log")
+    def answer_from_log(question: str) -> str:
+        """Ask the model to answer a question from the engineering log, citing paragraph URLs."""
+        return (f"Answer this question using only the engineering log: {question}\n\n"
+                "First call search_blog with a few key words (try again with other words if nothing fits); "
+                "read whole entries with get_entry when a paragraph needs its context. In your answer, "
+                "cite the url of every paragraph you rely on, right after the claim it supports. Say "
+                "when an entry was updated after publication. If the log does not answer the question, "
+                "say so plainly instead of guessing.")
+
+    log.debug("MCP server %s created with %d tools", name, 4)
+    return server

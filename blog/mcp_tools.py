@@ -1,0 +1,200 @@
+"""The MCP tools' logic: answers built from the current build and the same search() the web page uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+
+from blog import index
+from blog.build import Build
+from blog.content import Entry, Page, utcnow
+from blog.mcp_models import (
+    Anchor,
+    CitedParagraph,
+    EntryDetail,
+    EntryList,
+    EntrySummary,
+    ReadingOrder,
+    ReadingStep,
+    SearchAnswer,
+    UpdateNote,
+)
+
+log = logging.getLogger(__name__)
+
+# A base is either fixed (stdio) or chosen per request from its Host header ("" when there is none).
+Base = str | Callable[[str], str]
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _day(value: str | None, name: str) -> dt.datetime | None:
+    """Parse a YYYY-MM-DD (or ISO 8601) argument into an aware UTC time."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ToolError(f"{name} = {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-01-31") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _header_host(ctx: Context | None) -> str:
+    """Return the Host header of the HTTP request behind this call, or '' (stdio, in-process)."""
+    if ctx is None:
+        return ""
+    headers: Mapping[str, str] | None = None
+    try:
+        headers = ctx.transport.headers
+    except (AttributeError, ValueError, RuntimeError):
+        headers = None
+    if headers is None:
+        try:
+            request = ctx.request_context.request
+        except ValueError:
+            request = None
+        headers = getattr(request, "headers", None)
+    return (headers or {}).get("host", "") if headers is not None else ""
+
+
+class Links:
+    """Absolute URLs for one request: the primary base, and the onion base when it is known."""
+
+    def __init__(self, base: str, onion: str) -> None:
+        self.base, self.onion = base.rstrip("/"), onion.rstrip("/")
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}" if path.startswith("/") else path
+
+    def onion_url(self, path: str) -> str | None:
+        return f"{self.onion}{path}" if self.onion and path.startswith("/") else None
+
+
+def _search_options() -> set[str]:
+    # The search room grows its filters while this room ships; pass only what its search() accepts.
+    return set(inspect.signature(index.search).parameters)
+
+
+def _summary(entry: Entry, links: Links) -> EntrySummary:
+    return EntrySummary(slug=entry.slug, title=entry.title, date=_iso(entry.date), tags=list(entry.tags),
+                        summary=entry.summary, url=links.url(entry.url), onion_url=links.onion_url(entry.url),
+                        updated=bool(entry.updates), last_updated=_iso(entry.last_updated))
+
+
+class BlogTools:
+    """The tools' logic over whatever build is current when a call arrives."""
+
+    def __init__(self, get_build: Callable[[], Build], base_url: Base, onion_base: Base) -> None:
+        self.get_build, self._base, self._onion = get_build, base_url, onion_base
+        self._options = _search_options()
+
+    def links(self, ctx: Context | None) -> Links:
+        host = _header_host(ctx)
+        base = self._base(host) if callable(self._base) else self._base
+        onion = self._onion(host) if callable(self._onion) else self._onion
+        return Links(base, onion)
+
+    def _entry(self, build: Build, slug: str) -> Entry:
+        entry = build.site.entry(slug.strip())
+        if entry is None:
+            known = [e.slug for e in build.site.published()]
+            close = difflib.get_close_matches(slug, known, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ToolError(f"no published entry with slug {slug!r}: {hint}call list_entries or search_blog "
+                            "to find the right slug")
+        return entry
+
+    def search(self, ctx: Context | None, query: str, limit: int, tag: str | None, after: str | None,
+               before: str | None) -> SearchAnswer:
+        if not query.strip():
+            raise ToolError("query is empty: pass a few words, e.g. 'onion key backup'")
+        build, links = self.get_build(), self.links(ctx)
+        wanted: dict[str, Any] = {"limit": limit, "tag": tag or None, "after": _day(after, "after"),
+                                  "before": _day(before, "before"), "base_url": links.base,
+                                  "onion_base": links.onion}
+        try:
+            results = index.search(build, query, **{k: v for k, v in wanted.items() if k in self._options})
+        except index.SearchError as exc:
+            raise ToolError(f"{exc}") from exc
+        entries = {e.slug: e for e in build.site.entries}
+        cited = [self._cite(c, entries[c.slug], links) for c in results.citations if c.slug in entries]
+        return SearchAnswer(query=results.query, total=results.total, results=cited[:limit],
+                            corrected=getattr(results, "corrected", None) or None)
+
+    def _cite(self, citation: Any, entry: Entry, links: Links) -> CitedParagraph:
+        path = f"{entry.url}#{citation.anchor}"
+        onion = getattr(citation, "onion_url", "") or links.onion_url(path)
+        return CitedParagraph(
+            title=entry.title, slug=entry.slug, date=_iso(entry.date), url=links.url(path),
+            onion_url=onion or None, anchor=citation.anchor, heading_path=list(citation.heading_path),
+            kind=getattr(citation, "kind", "p"), text=citation.text, score=round(float(citation.score), 4),
+            updated=bool(entry.updates), last_updated=_iso(entry.last_updated),
+            latest_update=entry.updates[-1].reason if entry.updates else None)
+
+    def entry(self, ctx: Context | None, slug: str) -> EntryDetail:
+        build, links = self.get_build(), self.links(ctx)
+        page = build.site.pages.get(slug.strip())
+        if page is not None and build.site.entry(slug.strip()) is None:
+            return self._page(build, page, links)
+        entry = self._entry(build, slug)
+        blocks = build.entry_html(entry).blocks
+        return EntryDetail(
+            **_summary(entry, links).model_dump(), kind="entry", markdown=entry.body,
+            anchors=[Anchor(anchor=b.anchor, kind=b.kind, heading_path=list(b.heading_path),
+                            url=links.url(f"{entry.url}#{b.anchor}")) for b in blocks],
+            updates=[UpdateNote(date=_iso(u.date), reason=u.reason, note=u.note) for u in entry.updates])
+
+    def _page(self, build: Build, page: Page, links: Links) -> EntryDetail:
+        blocks = build.page_html(page).blocks
+        return EntryDetail(
+            slug=page.slug, title=page.title, date=_iso(build.created), tags=[], summary=page.summary,
+            url=links.url(page.url), onion_url=links.onion_url(page.url), updated=False,
+            last_updated=_iso(build.created), kind="page", markdown=page.body, updates=[],
+            anchors=[Anchor(anchor=b.anchor, kind=b.kind, heading_path=list(b.heading_path),
+                            url=links.url(f"{page.url}#{b.anchor}")) for b in blocks])
+
+    def entries(self, ctx: Context | None, tag: str | None, year: int | None, limit: int,
+                cursor: str | None) -> EntryList:
+        try:
+            start = int(cursor) if cursor else 0
+        except ValueError:
+            raise ToolError(f"cursor {cursor!r} is not one this server gave out: pass next_cursor from the "
+                            "previous answer, or leave it out for the first page") from None
+        if start < 0:
+            raise ToolError("cursor must come from next_cursor; leave it out for the first page")
+        links = self.links(ctx)
+        chosen = [e for e in self.get_build().site.published(utcnow())
+                  if (not tag or tag in e.tags) and (year is None or e.date.year == year)]
+        chosen.sort(key=lambda e: e.date, reverse=True)
+        page = chosen[start:start + limit]
+        after = start + len(page)
+        return EntryList(entries=[_summary(e, links) for e in page], total=len(chosen),
+                         next_cursor=str(after) if after < len(chosen) else None)
+
+    def reading(self, ctx: Context | None) -> ReadingOrder:
+        build, links = self.get_build(), self.links(ctx)
+        steps: list[ReadingStep] = []
+        for item in build.site.reading_order:
+            target: Entry | Page | None = (build.site.pages.get(item.slug) if item.kind == "page"
+                                           else build.site.entry(item.slug))
+            if target is None:
+                continue  # a scheduled entry not yet live, or a page removed since
+            steps.append(ReadingStep(kind=item.kind, slug=target.slug, title=target.title,
+                                     summary=target.summary, url=links.url(target.url),
+                                     onion_url=links.onion_url(target.url), note=item.note))
+        return ReadingOrder(steps=steps)
+
+    def markdown(self, slug: str) -> str:
+        entry = self.get_build().site.entry(slug)
+        if entry is None:
+            raise ResourceNotFoundError(f"no published entry {slug!r}; list the resources for valid URIs")
+        return f"# {entry.title}\n\n_{_iso(entry.date)}_ · {', '.join(entry.tags)}\n\n{entry.body}\n"

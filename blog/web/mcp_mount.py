@@ -1,0 +1,197 @@
+"""/mcp on the site's own WSGI app: the SDK's stateless JSON transport behind an ASGI-to-WSGI bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from a2wsgi import ASGIMiddleware
+from flask import Flask
+from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+
+from blog.config import Config
+from blog.mcp_server import create_server
+from blog.web.state import SiteState
+
+log = logging.getLogger(__name__)
+
+PATH = "/mcp"
+STARTUP_TIMEOUT = 10.0
+# The bridge's answers skip Flask's after_request, so they carry their own (JSON-only) headers.
+HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+]
+_DROPPED = {"server", "set-cookie", "x-content-type-options", "cache-control"}
+
+StartResponse = Callable[..., Any]
+
+
+class McpMountError(Exception):
+    """The MCP transport could not start in this worker."""
+
+
+def _host_only(host: str) -> str:
+    return host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+
+
+class HostPolicy:
+    """Which Host headers /mcp answers: the clearnet host, loopback, and the onion address when known."""
+
+    def __init__(self, config: Config, onion_address: Callable[[], str]) -> None:
+        self._onion_address = onion_address
+        self._base = config.base_url.rstrip("/")
+        clearnet = urlsplit(config.base_url).netloc.lower() if config.base_url else ""
+        self._fixed = {"127.0.0.1", "localhost", "[::1]"} | ({clearnet, _host_only(clearnet)} - {""})
+        self._onion = ""
+        self.settings = TransportSecuritySettings(enable_dns_rebinding_protection=True)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Rebuild the SDK's allowed list; the onion address may appear after the worker started."""
+        onion = self._onion_address().lower()
+        self._onion = onion
+        hosts = sorted(self._fixed | ({onion} if onion else set()))
+        # Tor clients send the bare onion name; `name:*` alone would not match it, so list both.
+        self.settings.allowed_hosts = hosts + [f"{h}:*" for h in hosts]
+        self.settings.allowed_origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + \
+                                        [f"{scheme}://{h}:*" for h in hosts for scheme in ("http", "https")]
+
+    def refusal(self, host: str) -> str | None:
+        """Return why a Host header is refused, or None when it is allowed."""
+        if self._onion_address().lower() != self._onion:
+            self._sync()
+        if not host:
+            return "the request has no Host header"
+        if host.lower() in self.settings.allowed_hosts or _host_only(host) in self._fixed | {self._onion}:
+            return None
+        known = ", ".join(sorted(self._fixed | ({self._onion} if self._onion else set())))
+        return (f"Host {host!r} is not this site's (allowed: {known}); set base_url to the public address, "
+                "or wait for the onion address to be published")
+
+    def bases(self, host: str) -> tuple[str, str]:
+        """Return (base URL, onion base URL) for a request to host; onion requests get onion URLs only."""
+        if _host_only(host).endswith(".onion"):
+            return f"http://{host}", f"http://{host}"
+        onion = self._onion_address()
+        return self._base or f"http://{host}", (f"http://{onion}" if onion else "")
+
+
+class McpBridge:
+    """Serve /mcp through the SDK, starting its event loop and lifespan lazily once per worker process."""
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], state: SiteState, config: Config) -> None:
+        self.wsgi_app, self.state = wsgi_app, state
+        self.policy = HostPolicy(config, lambda: state.onion_address)
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._bridge: ASGIMiddleware | None = None
+        self._stop: Callable[[], None] | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path not in (PATH, PATH + "/"):
+            return self.wsgi_app(environ, start_response)
+        return self.serve(environ, start_response)
+
+    def serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Answer one request to /mcp."""
+        method = environ.get("REQUEST_METHOD", "")
+        if method != "POST":
+            return _plain(start_response, "405 Method Not Allowed",
+                          "POST JSON-RPC to /mcp: this endpoint is stateless and answers in JSON, "
+                          "so there is no event stream to GET", [("Allow", "POST")])
+        host = environ.get("HTTP_HOST", "")
+        why = self.policy.refusal(host)
+        if why:
+            log.warning("refused an MCP request: %s", why)
+            return _plain(start_response, "421 Misdirected Request", "this Host is not served here")
+        environ["PATH_INFO"] = PATH  # the SDK's transport ignores the path; the slash is only cosmetic
+        bridge = self._started()
+
+        def secured(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(k, v) for k, v in headers if k.lower() not in _DROPPED]
+            return start_response(status, kept + HEADERS, exc_info)
+
+        return bridge(environ, secured)
+
+    def _started(self) -> ASGIMiddleware:
+        # A thread made before gunicorn forks (--preload) does not exist in the worker: start per pid.
+        pid = os.getpid()
+        if self._bridge is not None and self._pid == pid:
+            return self._bridge
+        with self._lock:
+            if self._bridge is None or self._pid != pid:
+                self._bridge = self._start()
+                self._pid = pid
+        return self._bridge
+
+    def _start(self) -> ASGIMiddleware:
+        server = create_server(lambda: self.state.snapshot.build,
+                               base_url=lambda host: self.policy.bases(host)[0],
+                               onion_base=lambda host: self.policy.bases(host)[1])
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        asgi = _transport(server, self.policy.settings)
+        thread = threading.Thread(target=_run_lifespan, args=(loop, server, ready, failure),
+                                  name="mcp-loop", daemon=True)
+        thread.start()
+        if not ready.wait(STARTUP_TIMEOUT) or failure:
+            raise McpMountError(f"the MCP transport did not start in worker {os.getpid()}: "
+                                f"{failure[0] if failure else 'timed out'} (see the log above)")
+        log.info("MCP transport started in worker %d", os.getpid())
+        return ASGIMiddleware(asgi, loop=loop)
+
+
+def _transport(server: MCPServer, security: TransportSecuritySettings) -> StreamableHTTPASGIApp:
+    """Build the SDK's stateless JSON transport; stateful sessions would not survive several workers."""
+    server.streamable_http_app(json_response=True, stateless_http=True, transport_security=security)
+    # Call the session manager directly: Starlette's router would 307 /mcp/ and add nothing else here.
+    return StreamableHTTPASGIApp(server.session_manager)
+
+
+def _run_lifespan(loop: asyncio.AbstractEventLoop, server: MCPServer, ready: threading.Event,
+                  failure: list[BaseException]) -> None:
+    asyncio.set_event_loop(loop)
+
+    async def hold() -> None:
+        try:
+            async with server.session_manager.run():
+                ready.set()
+                await asyncio.Event().wait()  # for the life of the worker
+        except Exception as exc:
+            failure.append(exc)
+            ready.set()
+            raise
+
+    loop.create_task(hold())
+    loop.run_forever()
+
+
+def _plain(start_response: StartResponse, status: str, text: str,
+           extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    body = (text + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                            *(extra or []), *HEADERS])
+    return [body]
+
+
+def mount(app: Flask, config: Config) -> None:
+    """Serve MCP at /mcp on this app (stateless, JSON responses), unless mcp_enabled is off."""
+    if not config.mcp_enabled:
+        return
+    state: SiteState = app.extensions["blog.state"]
+    bridge = McpBridge(app.wsgi_app, state, config)
+    app.extensions["blog.mcp"] = bridge
+    app.wsgi_app = bridge  # type: ignore[method-assign]
