@@ -167,9 +167,33 @@ def _start_onion(cfg: Config, bind: str, use_tor: bool | None):  # noqa: ANN202 
     if mode == "auto" and not cfg.tor_control and not shutil.which("tor"):
         click.echo("no tor binary: serving without an onion service (apt-get install tor to add one)")
         return None
-    from blog.cli_tor import start_onion_for_serve
+    from blog.cli_tor import onion_service_for
+    from blog.tor.errors import TorError
 
-    return start_onion_for_serve(cfg, bind)
+    target = bind if bind.startswith("unix:") else bind.replace("localhost", "127.0.0.1")
+    service = onion_service_for(cfg, target)
+    if service is None:
+        return None
+    try:
+        address = service.start()
+    except TorError as exc:
+        raise click.ClickException(f"could not publish the onion service: {exc}") from exc
+    name = address if address.endswith(".onion") else f"{address}.onion"
+    click.echo(f"onion service: http://{name}/  (key {cfg.onion_key_path}; same address after a restart)")
+    return _Running(service)
+
+
+class _Running:
+    """Keep the onion service published while gunicorn runs; withdraw it afterwards."""
+
+    def __init__(self, service: object) -> None:
+        self.service = service
+
+    def __enter__(self) -> _Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.service.stop()  # type: ignore[attr-defined]
 
 
 def _register_rooms() -> None:

@@ -95,7 +95,9 @@ class SiteState:
         if now - self._onion_checked >= CHECK_EVERY:
             self._onion_checked = now
             try:
-                self._onion = (self.config.data_dir / "onion" / "address").read_text().strip()
-            except OSError:
-                self._onion = ""
+                # Written next to the key by the tor room, like tor's own HiddenServiceDir/hostname.
+                name = (self.config.onion_key_path.parent / "hostname").read_text(encoding="ascii").strip()
+            except (OSError, UnicodeDecodeError):
+                name = ""
+            self._onion = name if not name or name.endswith(".onion") else f"{name}.onion"
         return self._onion
