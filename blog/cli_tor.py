@@ -15,7 +15,7 @@ from blog.tor import egress, keys
 from blog.tor.control import connect
 from blog.tor.errors import TorError
 from blog.tor.onion import OnionService, status_from
-from blog.tor.torrc import TorrcValues, render_torrc, verify_torrc
+from blog.tor.torrc import DEBIAN_DEFAULTS, TorrcValues, render_torrc, verify_torrc
 
 
 def _config(ctx: click.Context) -> Config:
@@ -110,9 +110,13 @@ def import_command(ctx: click.Context, path: Path, yes: bool) -> None:
 @click.option("--onion-dir", default="", help="Publish from this HiddenServiceDir instead of ADD_ONION.")
 @click.option("--target", default="127.0.0.1:8000", show_default=True, help="Where tor sends readers.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Run tor --verify-config.")
+@click.option("--defaults-torrc", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEBIAN_DEFAULTS if DEBIAN_DEFAULTS.exists() else None,
+              help="The defaults tor runs with, for the check (Debian's service defaults when present).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
 @click.pass_context
-def torrc_command(ctx: click.Context, onion_dir: str, target: str, verify: bool, output: Path | None) -> None:
+def torrc_command(ctx: click.Context, onion_dir: str, target: str, verify: bool,
+                  defaults_torrc: Path | None, output: Path | None) -> None:
     cfg = _config(ctx)
     options: dict[str, Any] = {"socks_port": cfg.tor_socks, "single_hop": cfg.onion_single_hop,
                                "onion_max_streams": cfg.onion_max_streams, "onion_dir": onion_dir,
@@ -122,7 +126,7 @@ def torrc_command(ctx: click.Context, onion_dir: str, target: str, verify: bool,
     try:
         text = render_torrc(TorrcValues(**options))
         if verify:
-            verify_torrc(text)
+            verify_torrc(text, defaults=defaults_torrc)
     except TorError as exc:
         raise click.ClickException(str(exc)) from exc
     if output is None:

@@ -84,3 +84,23 @@ def test_a_missing_variable_is_refused_before_tor_sees_it(tmp_path: Path) -> Non
 def test_a_public_target_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TargetRefusedError):
         render_torrc(values(tmp_path, onion_target="203.0.113.5:80"))
+
+
+def test_blog_torrc_renders_the_hidden_service_block_on_request(tmp_path: Path) -> None:
+    import click
+    from click.testing import CliRunner
+
+    from blog.cli_tor import register
+
+    group = click.Group()
+    register(group)
+    (tmp_path / "blog.toml").write_text("")
+    env = {"BLOG_CONFIG": str(tmp_path / "blog.toml")}
+    with_dir = CliRunner().invoke(group, ["torrc", "--no-verify", "--onion-dir", "/var/lib/tor/blog"],
+                                  obj={}, env=env)
+    assert with_dir.exit_code == 0, with_dir.output
+    assert "HiddenServiceDir /var/lib/tor/blog\n" in with_dir.stdout
+    without = CliRunner().invoke(group, ["torrc", "--no-verify"], obj={}, env=env)
+    assert without.exit_code == 0 and "HiddenServiceDir" not in without.stdout
+    refused = CliRunner().invoke(group, ["torrc", "--no-verify", "--target", "0.0.0.0:80"], obj={}, env=env)
+    assert refused.exit_code == 1 and "refusing onion target" in refused.output

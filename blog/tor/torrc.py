@@ -17,6 +17,9 @@ from blog.tor.onion import check_target
 log = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "torrc.template"
+# Debian's tor unit starts tor with these defaults (User debian-tor, DataDirectory /var/lib/tor); the
+# rendered torrc is only valid on top of them, so verifying it for the system tor must include them.
+DEBIAN_DEFAULTS = Path("/usr/share/tor/tor-service-defaults-torrc")
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,17 @@ def render_torrc(values: TorrcValues, template: Path = TEMPLATE) -> str:
     return text
 
 
-def verify_torrc(text: str, tor_cmd: str = "tor") -> None:
-    """Run `tor --verify-config` on text; raise TorrcError with tor's complaint when it refuses."""
+def verify_torrc(text: str, tor_cmd: str = "tor", defaults: Path | None = None) -> None:
+    """Run `tor --verify-config` on text over defaults (none if None); raise TorrcError if tor refuses."""
     tor = shutil.which(tor_cmd)
     if tor is None:
         raise TorNotInstalledError(tor_cmd)
     with tempfile.TemporaryDirectory(prefix="blog-torrc-") as tmp:
-        torrc, defaults = Path(tmp) / "torrc", Path(tmp) / "defaults"
+        torrc, empty = Path(tmp) / "torrc", Path(tmp) / "defaults"
         torrc.write_text(text)
-        defaults.write_text("")
+        empty.write_text("")
         result = subprocess.run(
-            [tor, "--verify-config", "--defaults-torrc", str(defaults), "-f", str(torrc)],
+            [tor, "--verify-config", "--defaults-torrc", str(defaults or empty), "-f", str(torrc)],
             capture_output=True, text=True, timeout=60, check=False,
         )
     if result.returncode != 0:
