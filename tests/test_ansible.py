@@ -1,0 +1,354 @@
+"""The Ansible deployment: lint, syntax, and a real apply into a fresh Debian 13 chroot, twice."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import free_port, require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSIBLE = ROOT / "ansible"
+BIN = Path(shutil.which("ansible-playbook") or ROOT / ".venv/bin/ansible-playbook").parent
+APP_USER = "engineering-log"
+ONION_DIR = "/var/lib/tor/engineering-log"
+
+
+def ansible_tool(name: str) -> str:
+    """Return an Ansible command from the venv; fail under CI=true when Ansible is not installed."""
+    path = BIN / name
+    if not path.exists():
+        message = f"{name} is not installed: pip install ansible ansible-lint into the venv"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(path)
+
+
+def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing its text output."""
+    return subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+# The chroot host ----------------------------------------------------------------------------------------
+
+CACHE = Path(os.environ.get("ENGINEERING_LOG_CACHE", "/var/cache/engineering-log-tests"))
+SOURCE_FILES = ("pyproject.toml", "README.md", "wsgi.py", "constraints.txt", "torrc.template")
+
+
+def ansible_env(home: Path) -> dict[str, str]:
+    """Return the environment for Ansible commands: the venv first, a private Ansible home, no colour."""
+    return dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}:/usr/sbin:/sbin",
+                ANSIBLE_HOME=str(home), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                ANSIBLE_LOCAL_TEMP=str(home / "tmp"), ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"))
+
+
+def debian_mirror() -> str:
+    """Return the Debian mirror this machine's own apt sources use."""
+    sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*.sources")), Path("/etc/apt/sources.list")]
+    for path in sources:
+        text = path.read_text() if path.exists() else ""
+        for match in re.finditer(r"^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+)", text, re.M):
+            if "security" not in match.group(1):
+                return match.group(1)
+    pytest.fail("no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
+
+
+def pristine_root() -> Path:
+    """Return today's cached minimal Debian 13 root, running debootstrap when there is none."""
+    root = CACHE / f"trixie-minbase-{time.strftime('%Y%m%d')}"
+    if not (root / "usr/bin/python3").exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        for old in CACHE.glob("trixie-minbase-*"):
+            shutil.rmtree(old)
+        partial = CACHE / "partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        result = run(["debootstrap", "--variant=minbase", "--include=python3", "trixie", str(partial),
+                      debian_mirror()])
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        partial.rename(root)
+    return root
+
+
+class Apply:
+    """One ansible-playbook run: its output and the recap's counts for the chroot host."""
+
+    def __init__(self, result: subprocess.CompletedProcess[str]) -> None:
+        self.output = result.stdout + result.stderr
+        recap = re.search(r"^trixie\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+                          self.output, re.M)
+        assert recap, self.output[-4000:]
+        self.changed = int(recap.group(2))
+        self.failed = int(recap.group(3)) + int(recap.group(4)) + (result.returncode != 0)
+
+    def changed_tasks(self) -> list[str]:
+        """Return the task headers followed by a 'changed' line, for a readable failure."""
+        return re.findall(r"^TASK \[([^]]+)\].*?\n(?=changed:)", self.output, re.M | re.S)
+
+
+class ChrootHost:
+    """A Debian 13 root filesystem reached through Ansible's chroot connection; services never start."""
+
+    def __init__(self, work: Path, source: Path, playbook_dir: Path) -> None:
+        self.work, self.playbook_dir = work, playbook_dir
+        self.root = work / "root"
+        self.backup_dir = work / "onion-keys"
+        self.vault_pass = work / "vault-pass"
+        self.src = work / "src"
+        self.mounts: list[Path] = []
+        for name in SOURCE_FILES:
+            if (source / name).exists():
+                (self.src).mkdir(exist_ok=True)
+                shutil.copy2(source / name, self.src / name)
+        # A snapshot, so other people's edits during the run cannot break the idempotence check.
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(source / "blog", self.src / "blog", ignore=ignore)
+        shutil.copytree(source / "content", self.src / "content", ignore=ignore)
+
+    @classmethod
+    def create(cls, work: Path, source: Path, playbook_dir: Path) -> ChrootHost:
+        """Copy today's pristine root, keep services from starting, and trust this machine's CAs."""
+        host = cls(work, source, playbook_dir)
+        subprocess.run(["cp", "-a", f"{pristine_root()}/.", str(host.root)], check=True)
+        policy = host.root / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\n# No service starts inside the test chroot.\nexit 101\n")
+        policy.chmod(0o755)
+        for cert in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+            shutil.copy2(cert, host.root / "usr/local/share/ca-certificates" / cert.name)
+        shutil.copy2("/etc/resolv.conf", host.root / "etc/resolv.conf")
+        host.vault_pass.write_text("a vault password for the test only\n")
+        host.vault_pass.chmod(0o600)
+        return host
+
+    def __enter__(self) -> ChrootHost:
+        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
+            subprocess.run(["mount", *args, str(self.root / target)], check=True)
+            self.mounts.append(self.root / target)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for mount in reversed(self.mounts):
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        mounted = Path("/proc/mounts").read_text()
+        assert str(self.root) not in mounted, f"could not unmount everything under {self.root}"
+        shutil.rmtree(self.root)
+
+    def apply(self) -> Apply:
+        """Run site.yml against the chroot."""
+        inventory = self.work / "inventory.yml"
+        inventory.write_text(
+            "all:\n  children:\n    onionbalance_frontends: {hosts: {}}\n    blog_backends:\n      hosts:\n"
+            f"        trixie:\n          ansible_connection: community.general.chroot\n"
+            f"          ansible_host: {self.root}\n          ansible_become: false\n"
+            "          ansible_python_interpreter: /usr/bin/python3\n")
+        extra = {"tor_onion_backup_dir": self.backup_dir, "tor_onion_vault_password_file": self.vault_pass,
+                 "blog_source_dir": self.src, "blog_wheel_cache": self.work / "wheels"}
+        args = [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml"]
+        for key, value in extra.items():
+            args += ["-e", f"{key}={value}"]
+        env = ansible_env(self.work / "ansible-home")
+        return Apply(run(args, cwd=self.playbook_dir, env=env, timeout=900))
+
+    def run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the chroot."""
+        return run(["chroot", str(self.root), *args])
+
+    def sh(self, script: str) -> str:
+        """Return a shell snippet's output inside the chroot."""
+        return self.run(["sh", "-c", script]).stdout.strip()
+
+    def read(self, path: str) -> str:
+        """Return a file's text inside the chroot."""
+        return (self.root / path.lstrip("/")).read_text()
+
+    def stat(self, path: str) -> tuple[str, str, int]:
+        """Return a path's owner, group and permission bits, named as the chroot names them."""
+        owner, group, mode = self.sh(f"stat -c '%U %G %a' {path}").split()
+        return owner, group, int(mode, 8)
+
+    def content_built(self) -> bool:
+        """Tell whether `blog build` left a current build in the data directory."""
+        return (self.root / "var/lib/engineering-log/builds/current").exists()
+
+    @contextlib.contextmanager
+    def spawn(self, args: list[str], before: str = "") -> Iterator[subprocess.Popen[bytes]]:
+        """Run a process inside the chroot for the block's duration, then stop its process group."""
+        if before:
+            self.sh(before)
+        log = (self.work / f"{Path(args[0]).name}-{len(args)}.log").open("ab")
+        process = subprocess.Popen(["chroot", str(self.root), *args], stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
+
+    def wait_for(self, probe: Callable[[], object], what: str, timeout: float = 30.0) -> Any:
+        """Return the probe's first truthy answer, failing with the logs after the timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = probe()
+            if answer:
+                return answer
+            time.sleep(0.2)
+        logs = "".join(p.read_text(errors="replace")[-2000:] for p in self.work.glob("*.log"))
+        pytest.fail(f"no {what} within {timeout:.0f}s; logs:\n{logs}")
+
+
+def test_ansible_lint_passes_the_production_profile() -> None:
+    result = run([ansible_tool("ansible-lint"), "--profile", "production", "--offline"], cwd=ANSIBLE,
+                 env=ansible_env(ANSIBLE / ".lint-home"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_playbook_passes_the_syntax_check() -> None:
+    playbook = ansible_tool("ansible-playbook")
+    result = run([playbook, "--syntax-check", "-i", "inventory.example.yml", "site.yml"], cwd=ANSIBLE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_role_torrc_carries_every_option_of_the_repository_template() -> None:
+    def options(path: Path) -> set[str]:
+        return {m.group(1) for m in re.finditer(r"^([A-Z][A-Za-z0-9]+) ", path.read_text(), re.M)}
+
+    missing = options(ROOT / "torrc.template") - options(ANSIBLE / "roles/tor/templates/torrc.j2")
+    assert not missing, f"add these options from torrc.template to roles/tor/templates/torrc.j2: {missing}"
+
+
+def test_every_role_variable_is_prefixed_and_commented() -> None:
+    for defaults in ANSIBLE.glob("roles/*/defaults/main.yml"):
+        role = defaults.parent.parent.name
+        lines = defaults.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if re.match(r"^[a-z_]+:", line):
+                assert line.startswith(f"{role}_"), f"{defaults}: {line} lacks the prefix {role}_"
+                assert lines[i - 1].startswith("#"), f"{defaults}: {line} has no comment above it"
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> ChrootHost:
+    """Return a fresh Debian 13 chroot with site.yml applied once."""
+    for binary, package in (("debootstrap", "debootstrap"), ("tor", "tor"), ("chroot", "coreutils")):
+        require_binary(binary, package)
+    ansible_tool("ansible-playbook")
+    if os.geteuid() != 0:
+        pytest.skip("the chroot deployment test needs root (debootstrap, chroot, mount)")
+    work = tmp_path_factory.mktemp("ansible")
+    with ChrootHost.create(work, source=ROOT, playbook_dir=ANSIBLE) as chroot:
+        chroot.first = chroot.apply()
+        yield chroot
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_first_apply_installs_everything_with_owners_and_modes(host: ChrootHost) -> None:
+    assert host.first.failed == 0, host.first.output[-4000:]
+    for package in ("tor", "python3-venv", "unattended-upgrades", "openssh-server", "systemd-timesyncd"):
+        assert host.sh(f"dpkg-query -W -f='${{Status}}' {package}") == "install ok installed", package
+    passwd = host.sh(f"getent passwd {APP_USER}").split(":")
+    assert passwd[6] == "/usr/sbin/nologin"
+    assert "debian-tor" in host.sh(f"id -nG {APP_USER}").split()
+    assert host.stat(ONION_DIR) == ("debian-tor", "debian-tor", 0o700)
+    assert host.stat(f"{ONION_DIR}/hs_ed25519_secret_key")[0::2] == ("debian-tor", 0o600)
+    assert host.stat("/var/lib/engineering-log") == (APP_USER, APP_USER, 0o700)
+    assert host.stat("/etc/engineering-log/blog.toml") == ("root", APP_USER, 0o640)
+    onion = host.read(f"{ONION_DIR}/hostname").strip()
+    assert re.fullmatch(r"[a-z2-7]{56}\.onion", onion)
+    assert f'onion_address = "{onion}"' in host.read("/etc/engineering-log/blog.toml")
+    assert host.read("/etc/ssh/sshd_config.d/50-keys-only.conf").count("PasswordAuthentication no") == 1
+    assert os.readlink(host.root / "etc/localtime").endswith("Etc/UTC")
+    assert host.run(["tor", "--verify-config", "-f", "/etc/tor/torrc"]).returncode == 0
+    wants = host.root / "etc/systemd/system/multi-user.target.wants"
+    assert (wants / "engineering-log.service").is_symlink()
+    assert (wants / "tor.service").is_symlink()
+    assert host.content_built()
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_unit_files_pass_systemd_analyze_verify(host: ChrootHost) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here")
+    unit = host.root / "etc/systemd/system/engineering-log.service"
+    result = run([analyze, "verify", f"--root={host.root}", str(unit)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = unit.read_text()
+    for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                 "ReadWritePaths=/var/lib/engineering-log", "CapabilityBoundingSet=\n", "Restart=on-failure"):
+        assert line in text
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_onion_key_is_backed_up_encrypted_and_never_printed(host: ChrootHost) -> None:
+    backup = next(host.backup_dir.glob("*.vault"))
+    assert backup.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    assert backup.stat().st_mode & 0o777 == 0o600
+    key = (host.root / ONION_DIR.lstrip("/") / "hs_ed25519_secret_key").read_bytes()
+    plain = run([ansible_tool("ansible-vault"), "view", "--vault-password-file", str(host.vault_pass),
+                 str(backup)])
+    assert base64.b64decode(plain.stdout) == key
+    assert base64.b64encode(key).decode() not in host.first.output
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_second_apply_changes_nothing(host: ChrootHost) -> None:
+    second = host.apply()
+    assert (second.failed, second.changed) == (0, 0), second.changed_tasks()
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_installed_tor_and_gunicorn_serve_the_home_page(host: ChrootHost) -> None:
+    port = free_port()
+    with host.spawn(["tor", "-f", "/etc/tor/torrc", "--DisableNetwork", "1", "--SocksPort", "0",
+                     "--RunAsDaemon", "0"], before="install -d -o debian-tor -g debian-tor -m 2750 /run/tor"):
+        host.wait_for(lambda: (host.root / "run/tor/control").exists(), "tor's control socket")
+        cookie = host.stat("/run/tor/control.authcookie")
+        assert cookie[1] == "debian-tor" and cookie[2] & 0o040
+        with host.spawn(["runuser", f"--user={APP_USER}", "--", "env",
+                         "BLOG_CONFIG=/etc/engineering-log/blog.toml",
+                         "/opt/engineering-log/venv/bin/blog", "serve", "--bind", f"127.0.0.1:{port}"]):
+            body = host.wait_for(lambda: fetch(f"http://127.0.0.1:{port}/"), "the home page", timeout=60)
+    assert "The engineering log" in body
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_onion_address_survives_a_reinstall(host: ChrootHost) -> None:
+    before = host.read(f"{ONION_DIR}/hostname")
+    shutil.rmtree(host.root / ONION_DIR.lstrip("/"))
+    again = host.apply()
+    assert again.failed == 0, again.output[-4000:]
+    assert host.read(f"{ONION_DIR}/hostname") == before
+    assert host.stat(f"{ONION_DIR}/hs_ed25519_secret_key")[0::2] == ("debian-tor", 0o600)
+
+
+def fetch(url: str) -> str | None:
+    """Return the page's text, or None while the server is not answering yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        time.sleep(0.5)
+        return None
