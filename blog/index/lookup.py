@@ -1,0 +1,161 @@
+"""search(): the one entry point the search page and the MCP tools share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import OrderedDict
+from html import escape
+
+from whoosh import highlight as wh
+from whoosh import query as wq
+from whoosh.searching import Searcher
+
+from blog.build import Build
+from blog.content import Entry, utcnow
+from blog.index import query as q
+from blog.index.model import Citation, IndexUnavailable, Results, SearchError
+from blog.index.schema import prose_analyzer
+from blog.index.store import _BROKEN, forget, open_searcher
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 50
+MAX_DEPTH = 1000  # offset + limit: nobody reads page 500, and deep pages cost time
+SNIPPET_CHARS = 300
+CACHE_SIZE = 256  # recent results per worker: agents repeat their questions
+FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
+_PROSE = prose_analyzer()
+
+_cache: OrderedDict[tuple, Results] = OrderedDict()
+_cache_lock = threading.Lock()
+_entries: dict[tuple[str, int], dict[str, Entry]] = {}
+_masks: dict[tuple[str, int], tuple[dt.datetime, dt.datetime, frozenset[str], wq.Query | None]] = {}
+
+
+When = dt.date | dt.datetime | str | None
+UNAVAILABLE = "search is unavailable while its index is rebuilt; try again in a minute"
+
+
+def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: str | None = None,
+           after: When = None, before: When = None, base_url: str = "", onion_base: str = "",
+           now: dt.datetime | None = None) -> Results:
+    """Find the published paragraphs that answer a query, best first; raise SearchError on a bad query."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
+    if offset < 0 or offset + limit > MAX_DEPTH:
+        raise SearchError(f"only the first {MAX_DEPTH} results can be paged through; narrow the query")
+    parsed = q.parse(query or "")
+    if tag:
+        parsed.tags.append(q.parse(f"tag:{tag}").tags[0])
+    parsed.after = q.parse_date(after, "after") or parsed.after
+    parsed.before = q.parse_date(before, "before") or parsed.before
+    strict, ranked = q.compile_queries(parsed)
+    if strict is None or ranked is None:
+        raise SearchError("type at least one word to search for "
+                          "(tag:, after: and before: only narrow a search)")
+    now = now or utcnow()
+    hidden, mask = _mask(build, now)
+    key = (build.id, str(build.index_dir), query, limit, offset, tag, str(parsed.after), str(parsed.before),
+           base_url, onion_base, hidden)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    handle = open_searcher(build.index_dir)
+    try:
+        with handle.lock:
+            results = _run(handle.searcher, build, parsed, query, strict, ranked, mask,
+                           limit, offset, base_url, onion_base)
+    except _BROKEN as exc:
+        forget(build.index_dir) if build.index_dir else None
+        log.error("the search index %s failed mid-search: %s; it will be rebuilt", build.index_dir, exc)
+        raise IndexUnavailable(UNAVAILABLE) from exc
+    with _cache_lock:
+        _cache[key] = results
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return results
+
+
+def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: wq.Query, ranked: wq.Query,
+         mask: wq.Query | None, limit: int, offset: int, base_url: str, onion_base: str) -> Results:
+    want = offset + limit
+    filt = q.filter_query(parsed)
+    first = searcher.search(strict, limit=want, filter=filt, mask=mask)
+    keys = [(hit["key"], hit.score) for hit in first]
+    total, mode = len(first), "and"
+    if total < want and ranked is not strict:
+        # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
+        # the words that carry meaning, after everything AND found.
+        more = searcher.search(ranked, limit=want, filter=filt, mask=mask)
+        seen = {k for k, _ in keys}
+        keys += [(hit["key"], hit.score) for hit in more if hit["key"] not in seen][: want - len(keys)]
+        total, mode = max(len(more), total), "or"
+    entries = _entry_map(build)
+    terms = q.highlight_terms(parsed)
+    citations = []
+    for key, score in keys[offset:want]:
+        slug, anchor = key.split("#", 1)
+        entry = entries.get(slug)
+        block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None) if entry else None
+        if entry is None or block is None:
+            continue  # the index and the build disagree only during a switch; skip rather than fail
+        url = f"{entry.url}#{anchor}"
+        citations.append(Citation(
+            slug=slug, title=entry.title, date=entry.date, anchor=anchor, url=base_url.rstrip("/") + url,
+            onion_url=onion_base.rstrip("/") + url if onion_base else "", heading_path=block.heading_path,
+            kind=block.kind, text=block.text, snippet=snippet(block.text, terms), score=round(score, 4),
+            last_updated=entry.last_updated, updated=bool(entry.updates)))
+    corrected = _correct(searcher, parsed, text) if total == 0 else None
+    return Results(text, citations, total, offset, limit, corrected, mode)
+
+
+def snippet(text: str, terms: frozenset[str]) -> str:
+    """Return the block's text as escaped HTML, the query's terms marked, cut around the matches."""
+    fragmenter = wh.WholeFragmenter() if len(text) <= SNIPPET_CHARS else wh.ContextFragmenter(
+        maxchars=SNIPPET_CHARS, surround=100)
+    formatter = wh.HtmlFormatter(tagname="mark", classname="hit", termclass="t", between=" … ")
+    marked = wh.highlight(text, terms, _PROSE, fragmenter, formatter, top=2) if terms else ""
+    if marked:
+        return marked
+    cut = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
+    return escape(cut, quote=False)
+
+
+def _correct(searcher: Searcher, parsed: q.Parsed, text: str) -> str | None:
+    corrected = text
+    for word in parsed.words:
+        if not q.stems(word) or searcher.doc_frequency("text", q.stems(word)[0]):
+            continue
+        found = searcher.suggest("text", word.lower(), limit=1, maxdist=2, prefix=1)
+        if found and found[0] != word.lower():
+            corrected = corrected.replace(word, found[0], 1)
+    return corrected if corrected != text else None
+
+
+def _entry_map(build: Build) -> dict[str, Entry]:
+    key = (build.id, id(build))
+    found = _entries.get(key)
+    if found is None:
+        found = {e.slug: e for e in build.site.entries}
+        _entries.clear()
+        _entries[key] = found
+    return found
+
+
+def _mask(build: Build, now: dt.datetime) -> tuple[frozenset[str], wq.Query | None]:
+    """Return the entries a reader may not see now (drafts, scheduled) and the query that hides them."""
+    key = (build.id, id(build))
+    cached = _masks.get(key)
+    if cached and cached[0] <= now < cached[1]:
+        return cached[2], cached[3]
+    hidden = frozenset(e.slug for e in build.site.entries if not e.is_published(now))
+    shown = [e.date for e in build.site.entries if e.is_published(now)]
+    since = max(shown, default=dt.datetime.min.replace(tzinfo=dt.UTC))
+    until = build.site.next_publication(now) or FAR
+    mask = wq.Or([wq.Term("slug", s) for s in sorted(hidden)]) if hidden else None
+    _masks.clear()
+    _masks[key] = (since, until, hidden, mask)
+    return hidden, mask

@@ -1,0 +1,46 @@
+"""What search() answers with: citations of single paragraphs, and the error a reader can act on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+class SearchError(Exception):
+    """A query that cannot be answered as written, with a plain message saying how to fix it."""
+
+
+class IndexUnavailable(SearchError):
+    """The index is missing or damaged; it is being rebuilt and search answers again shortly."""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One citable block (paragraph, list item, code block, heading, table) that matched a query."""
+
+    slug: str
+    title: str
+    date: dt.datetime
+    anchor: str
+    url: str  # entry URL + '#anchor'; absolute when a base_url was given
+    onion_url: str  # '' unless an onion_base was given
+    heading_path: tuple[str, ...]
+    kind: str  # p | li | code | table | h
+    text: str
+    snippet: str  # escaped HTML, matched terms wrapped in <mark>
+    score: float
+    last_updated: dt.datetime
+    updated: bool  # the entry carries dated corrections
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of citations for a query, best first."""
+
+    query: str
+    citations: list[Citation] = field(default_factory=list)
+    total: int = 0
+    offset: int = 0
+    limit: int = 10
+    corrected: str | None = None  # a spelling suggestion when the query found little or nothing
+    mode: str = "and"  # "and": every word matched; "or": ranked over the words that carry meaning

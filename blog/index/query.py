@@ -1,0 +1,159 @@
+"""The query language readers and agents type: words, "phrases", -word, tag:, after:, before:.
+
+Parsed by hand into Whoosh query objects (not Whoosh's QueryParser) so that every malformed query gets a
+plain explanation and every word is searched the same way in prose, identifiers, titles and headings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from whoosh import query as wq
+
+from blog.index.model import SearchError
+from blog.index.schema import prose_analyzer, split_identifier
+
+MAX_QUERY = 200  # characters; longer input is refused, not searched slowly
+MAX_TERMS = 24
+_TOKEN = re.compile(r'(-?)(?:(tag|after|before):)?("[^"]*"?|[^\s"]+)', re.IGNORECASE)
+_TAG = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+_PROSE = prose_analyzer()
+# How much a match in each field counts: the paragraph's own words most, its entry's title and the
+# headings above it less (they say what the paragraph is about, not what it says).
+BOOSTS = {"text": 1.0, "ident": 0.9, "title": 0.5, "head": 0.4}
+
+
+@dataclass
+class Parsed:
+    """A query taken apart: the words and phrases to match, the ones to exclude, and the filters."""
+
+    words: list[str] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)
+    negatives: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    after: dt.datetime | None = None
+    before: dt.datetime | None = None
+
+
+def parse_date(value: str | dt.date | dt.datetime | None, what: str) -> dt.datetime | None:
+    """Read YYYY, YYYY-MM or YYYY-MM-DD (or a date) as midnight UTC at its start."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    text = str(value).strip()
+    for fmt in ("%Y-%m-%d", "%Y-%m", "%Y"):
+        try:
+            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+    raise SearchError(f"{what}:{text} is not a date; write it as YYYY-MM-DD, e.g. {what}:2026-01-01")
+
+
+def parse(text: str) -> Parsed:
+    """Take a query apart, raising SearchError with a plain message when it cannot be read."""
+    if len(text) > MAX_QUERY:
+        raise SearchError(f"the query is {len(text)} characters long; keep it under {MAX_QUERY}")
+    if text.count('"') % 2:
+        raise SearchError('a quotation mark is not closed; put phrases between two " marks')
+    parsed = Parsed()
+    for minus, name, value in _TOKEN.findall(text):
+        name = name.lower()
+        if name == "tag":
+            tag = value.strip('"').lower()
+            if not _TAG.match(tag):
+                raise SearchError(f"tag:{value} is not a tag; tags are lowercase words, e.g. tag:tor")
+            parsed.tags.append(tag)
+        elif name in ("after", "before"):
+            setattr(parsed, name, parse_date(value.strip('"'), name))
+        elif value.startswith('"'):
+            phrase = value.strip('"').strip()
+            if phrase:
+                (parsed.negatives if minus else parsed.phrases).append(phrase)
+        elif value.strip("-"):
+            (parsed.negatives if minus else parsed.words).append(value)
+    if len(parsed.words) + len(parsed.phrases) + len(parsed.negatives) > MAX_TERMS:
+        raise SearchError(f"the query has more than {MAX_TERMS} words; ask with fewer")
+    if parsed.after and parsed.before and parsed.after >= parsed.before:
+        raise SearchError("after: is not earlier than before:, so nothing can match; swap or widen the dates")
+    return parsed
+
+
+def stems(text: str) -> list[str]:
+    """Return the prose terms of a text (stop words dropped, stems kept)."""
+    return [t.text for t in _PROSE(text)]
+
+
+def _terms(fieldname: str, terms: list[str], boost: float) -> wq.Query | None:
+    if not terms:
+        return None
+    if len(terms) == 1:
+        return wq.Term(fieldname, terms[0], boost=boost)
+    return wq.And([wq.Term(fieldname, t) for t in terms], boost=boost)
+
+
+def word_query(word: str) -> wq.Query | None:
+    """Match one word in the paragraph, its identifiers, its entry's title and its headings."""
+    prose = stems(word)
+    idents = [word.lower()] if len(split_identifier(word)) > 1 or prose else []
+    if not prose and not idents:
+        return None  # a stop word
+    clauses = [_terms("text", prose, BOOSTS["text"]), _terms("ident", idents, BOOSTS["ident"]),
+               _terms("title", prose, BOOSTS["title"]), _terms("head", prose, BOOSTS["head"])]
+    return wq.Or([c for c in clauses if c is not None])
+
+
+def phrase_query(phrase: str, boost: float = 1.0, slop: int = 1) -> wq.Query | None:
+    """Match the words of a phrase next to each other in the paragraph."""
+    terms = stems(phrase)
+    if len(terms) < 2:
+        return word_query(phrase) if terms or split_identifier(phrase) else None
+    return wq.Phrase("text", terms, slop=slop, boost=boost)
+
+
+def compile_queries(parsed: Parsed) -> tuple[wq.Query | None, wq.Query | None]:
+    """Return (AND query, ranked OR query) for the words; None when only stop words remain."""
+    words = [q for q in (word_query(w) for w in parsed.words) if q is not None]
+    phrases = [q for q in (phrase_query(p) for p in parsed.phrases) if q is not None]
+    if not words and not phrases:
+        return None, None
+    both = words + phrases
+    strict: wq.Query = both[0] if len(both) == 1 else wq.And(both)
+    near = phrase_query(" ".join(parsed.words), boost=2.0, slop=3) if len(words) > 1 else None
+    should = words + ([near] if isinstance(near, wq.Phrase) else [])
+    ranked: wq.Query | None = None
+    if should:
+        ranked = wq.Or(should, scale=0.9)  # the coordination bonus ranks more matched words higher
+        if phrases:
+            ranked = wq.And([ranked, *phrases])
+    else:
+        ranked = strict
+    negatives = [q for q in (phrase_query(n) for n in parsed.negatives) if q is not None]
+    if negatives:
+        exclude = wq.Or(negatives)
+        strict, ranked = wq.AndNot(strict, exclude), wq.AndNot(ranked, exclude)
+    return strict, ranked
+
+
+def filter_query(parsed: Parsed) -> wq.Query | None:
+    """Return the tag and date filters, or None."""
+    clauses: list[wq.Query] = [wq.Term("tags", t) for t in parsed.tags]
+    if parsed.after or parsed.before:
+        start = int(parsed.after.timestamp()) if parsed.after else None
+        end = int(parsed.before.timestamp()) - 1 if parsed.before else None
+        clauses.append(wq.NumericRange("ts", start, end))
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else wq.And(clauses)
+
+
+def highlight_terms(parsed: Parsed) -> frozenset[str]:
+    """Return the prose terms to mark in a snippet."""
+    out: set[str] = set()
+    for text in [*parsed.words, *parsed.phrases]:
+        out.update(stems(text))
+    return frozenset(out)
