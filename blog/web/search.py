@@ -1,23 +1,79 @@
-"""The search page: server-rendered results from the same search() the MCP tools call."""
+"""The search page: server-rendered results from the same search() the MCP tools call.
+
+Not served through the page cache (every query is a new key); search() keeps a small per-worker cache of
+recent results instead.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+import logging
+import threading
 
-from blog import index
-from blog.web.context import build, page
+from flask import Blueprint, abort, make_response, request
+from flask.typing import ResponseReturnValue
+
+from blog import index, publish
+from blog.config import Config
+from blog.content import ContentProblems
+from blog.web.context import build, config, page
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("search", __name__)
 
+MAX_PAGE = 50  # page_size * MAX_PAGE stays within index.lookup.MAX_DEPTH
+_rebuilding = threading.Lock()
+
 
 @bp.get("/search")
-def search():
+def search() -> ResponseReturnValue:
     """Show the paragraphs that match the query, each linked to its anchor."""
     query = request.args.get("q", "").strip()
-    results, error = None, None
+    if len(query) > index.MAX_QUERY:
+        abort(400, description=f"The query is {len(query)} characters long; keep it under {index.MAX_QUERY}.")
+    number = _page_number(request.args.get("page", "1"))
+    size = config().page_size
+    results, status, error = None, 200, None
     if query:
         try:
-            results = index.search(build(), query)
+            results = index.search(build(), query, limit=size, offset=(number - 1) * size)
+        except index.IndexUnavailable as exc:
+            status, error = 503, str(exc)
+            _rebuild_in_background(config())
         except index.SearchError as exc:
-            error = str(exc)
-    return page("search.html", query=query, results=results, error=error)
+            abort(400, description=f"{exc}.")
+    pages = -(-results.total // size) if results else 0
+    body = page("search.html", query=query, results=results, error=error, number=number,
+                pages=min(pages, MAX_PAGE))
+    response = make_response(body, status)
+    response.cache_control.no_store = True
+    if status == 503:
+        response.headers["Retry-After"] = "30"
+    return response
+
+
+def _page_number(raw: str) -> int:
+    try:
+        number = int(raw)
+    except ValueError:
+        abort(400, description=f"page={raw[:20]!r} is not a page number; use page=1, page=2, …")
+    if not 1 <= number <= MAX_PAGE:
+        abort(400, description=f"Only pages 1 to {MAX_PAGE} exist; narrow the query to see further.")
+    return number
+
+
+def _rebuild_in_background(cfg: Config) -> None:
+    """Rebuild a missing or damaged index while the rest of the site keeps answering."""
+    if not _rebuilding.acquire(blocking=False):
+        return
+
+    def work() -> None:
+        try:
+            log.error("the search index is unusable; rebuilding it from %s", cfg.content_dir)
+            publish.ensure_current(cfg)
+        except (ContentProblems, index.SearchError, OSError) as exc:
+            log.error("could not rebuild the search index: %s", exc)
+        finally:
+            _rebuilding.release()
+
+    threading.Thread(target=work, name="index-rebuild", daemon=True).start()
