@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
@@ -35,17 +33,6 @@ Base = str | Callable[[str], str]
 
 def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _day(value: str | None, name: str) -> dt.datetime | None:
-    """Parse a YYYY-MM-DD (or ISO 8601) argument into an aware UTC time."""
-    if value is None or not value.strip():
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ToolError(f"{name} = {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-01-31") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _header_host(ctx: Context | None) -> str:
@@ -79,11 +66,6 @@ class Links:
         return f"{self.onion}{path}" if self.onion and path.startswith("/") else None
 
 
-def _search_options() -> set[str]:
-    # The search room grows its filters while this room ships; pass only what its search() accepts.
-    return set(inspect.signature(index.search).parameters)
-
-
 def _summary(entry: Entry, links: Links) -> EntrySummary:
     return EntrySummary(slug=entry.slug, title=entry.title, date=_iso(entry.date), tags=list(entry.tags),
                         summary=entry.summary, url=links.url(entry.url), onion_url=links.onion_url(entry.url),
@@ -95,7 +77,6 @@ class BlogTools:
 
     def __init__(self, get_build: Callable[[], Build], base_url: Base, onion_base: Base) -> None:
         self.get_build, self._base, self._onion = get_build, base_url, onion_base
-        self._options = _search_options()
 
     def links(self, ctx: Context | None) -> Links:
         host = _header_host(ctx)
@@ -118,25 +99,22 @@ class BlogTools:
         if not query.strip():
             raise ToolError("query is empty: pass a few words, e.g. 'onion key backup'")
         build, links = self.get_build(), self.links(ctx)
-        wanted: dict[str, Any] = {"limit": limit, "tag": tag or None, "after": _day(after, "after"),
-                                  "before": _day(before, "before"), "base_url": links.base,
-                                  "onion_base": links.onion}
         try:
-            results = index.search(build, query, **{k: v for k, v in wanted.items() if k in self._options})
+            results = index.search(build, query, limit=limit, tag=tag or None, after=after or None,
+                                   before=before or None, base_url=links.base, onion_base=links.onion)
         except index.SearchError as exc:
-            raise ToolError(f"{exc}") from exc
+            raise ToolError(str(exc)) from exc
         entries = {e.slug: e for e in build.site.entries}
         cited = [self._cite(c, entries[c.slug], links) for c in results.citations if c.slug in entries]
         return SearchAnswer(query=results.query, total=results.total, results=cited[:limit],
-                            corrected=getattr(results, "corrected", None) or None)
+                            corrected=results.corrected or None)
 
-    def _cite(self, citation: Any, entry: Entry, links: Links) -> CitedParagraph:
-        path = f"{entry.url}#{citation.anchor}"
-        onion = getattr(citation, "onion_url", "") or links.onion_url(path)
+    def _cite(self, citation: index.Citation, entry: Entry, links: Links) -> CitedParagraph:
         return CitedParagraph(
-            title=entry.title, slug=entry.slug, date=_iso(entry.date), url=links.url(path),
-            onion_url=onion or None, anchor=citation.anchor, heading_path=list(citation.heading_path),
-            kind=getattr(citation, "kind", "p"), text=citation.text, score=round(float(citation.score), 4),
+            title=entry.title, slug=entry.slug, date=_iso(entry.date), url=links.url(citation.url),
+            onion_url=citation.onion_url or None, anchor=citation.anchor,
+            heading_path=list(citation.heading_path), kind=citation.kind, text=citation.text,
+            score=round(float(citation.score), 4),
             updated=bool(entry.updates), last_updated=_iso(entry.last_updated),
             latest_update=entry.updates[-1].reason if entry.updates else None)
 
