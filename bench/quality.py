@@ -1,0 +1,147 @@
+"""Print recall@1, recall@5 and MRR of search() on tests/data/questions.yml, beside two baselines.
+
+    python -m bench.quality                 # the bundled content/
+    python -m bench.quality --anchors SLUG  # an entry's blocks and anchors, to fix the YAML after an edit
+
+Baselines over the same blocks: Whoosh's plain QueryParser (every word required, BM25), and SQLite
+FTS5's bm25() with the porter tokenizer (words OR-ed, since FTS5's implicit AND answers few questions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from whoosh import index as windex
+from whoosh import qparser
+
+from blog import index
+from blog.build import Build, make_build
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = ROOT / "tests" / "data" / "questions.yml"
+FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+Ranker = Callable[[str], list[str]]
+
+
+@dataclass(frozen=True)
+class Question:
+    q: str
+    answers: tuple[str, ...]
+    no_shared_word: bool = False
+
+
+@dataclass(frozen=True)
+class Scores:
+    recall1: float
+    recall5: float
+    mrr: float
+    misses: tuple[str, ...]  # questions with no answer in the top 5
+
+    def line(self, name: str) -> str:
+        return f"{name:<28} recall@1 {self.recall1:.3f}  recall@5 {self.recall5:.3f}  MRR {self.mrr:.3f}"
+
+
+def load_questions(path: Path = QUESTIONS) -> list[Question]:
+    """Read the evaluation set."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [Question(str(d["q"]), tuple(d["a"]), bool(d.get("no_shared_word"))) for d in data]
+
+
+def build_content(content_dir: Path, data_dir: Path) -> Build:
+    """Render and index a content tree into a data directory."""
+    build = make_build(content_dir, data_dir / "builds")
+    build.index_dir = index.update_index(build, data_dir / "index")
+    return build
+
+
+def missing_anchors(build: Build, questions: list[Question]) -> list[str]:
+    """Name each question whose answer anchors are not in the build (an entry was edited)."""
+    known = {b.anchor for r in build.rendered.values() for b in r.blocks}
+    return [f"{q.q!r}: anchor(s) {', '.join(a for a in q.answers if a not in known)} no longer exist"
+            for q in questions if any(a not in known for a in q.answers)]
+
+
+def score(ranker: Ranker, questions: list[Question]) -> Scores:
+    """Compute recall@1, recall@5 and MRR (over the top 10) of a ranker."""
+    r1 = r5 = rr = 0.0
+    misses = []
+    for question in questions:
+        ranked = ranker(question.q)[:10]
+        rank = next((i for i, a in enumerate(ranked, 1) if a in question.answers), None)
+        r1 += rank == 1
+        r5 += rank is not None and rank <= 5
+        rr += 1 / rank if rank else 0
+        if not rank or rank > 5:
+            misses.append(question.q)
+    n = len(questions) or 1
+    return Scores(r1 / n, r5 / n, rr / n, tuple(misses))
+
+
+def ours(build: Build) -> Ranker:
+    return lambda q: [c.anchor for c in index.search(build, q, limit=10, now=FAR).citations]
+
+
+def plain_and(build: Build) -> Ranker:
+    ix = windex.open_dir(str(build.index_dir))
+    parser = qparser.QueryParser("text", ix.schema)
+
+    def rank(q: str) -> list[str]:
+        with ix.searcher() as searcher:
+            hits = searcher.search(parser.parse(q), limit=10)
+            return [h["key"].split("#", 1)[1] for h in hits]
+    return rank
+
+
+def fts5(build: Build) -> Ranker:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE blocks USING fts5(anchor UNINDEXED, text, tokenize='porter unicode61')")
+    db.executemany("INSERT INTO blocks VALUES (?, ?)",
+                   [(b.anchor, b.text) for r in build.rendered.values() for b in r.blocks])
+
+    def rank(q: str) -> list[str]:
+        words = re.findall(r"\w+", q)
+        if not words:
+            return []
+        match = " OR ".join(f'"{w}"' for w in words)
+        rows = db.execute("SELECT anchor FROM blocks WHERE blocks MATCH ? ORDER BY bm25(blocks) LIMIT 10",
+                          (match,))
+        return [r[0] for r in rows]
+    return rank
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--content", type=Path, default=ROOT / "content")
+    parser.add_argument("--anchors", metavar="SLUG", help="print an entry's blocks and anchors, then stop")
+    parser.add_argument("--misses", action="store_true", help="list the questions each ranker misses")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        build = build_content(args.content, Path(tmp))
+        if args.anchors:
+            for block in build.rendered[args.anchors].blocks:
+                print(f"{block.anchor:<50} {block.kind:<5} {block.text[:90]!r}")
+            return
+        questions = load_questions()
+        for problem in missing_anchors(build, questions):
+            print("MISSING", problem)
+        print(f"{len(questions)} questions over {sum(len(r.blocks) for r in build.rendered.values())} blocks "
+              f"of {len(build.site.entries)} entries")
+        for name, ranker in (("search()", ours(build)), ("whoosh plain AND", plain_and(build)),
+                             ("sqlite fts5 bm25 (OR)", fts5(build))):
+            result = score(ranker, questions)
+            print(result.line(name))
+            if args.misses:
+                for miss in result.misses:
+                    print("    miss:", miss)
+
+
+if __name__ == "__main__":
+    main()
