@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 50
 MAX_DEPTH = 1000  # offset + limit: nobody reads page 500, and deep pages cost time
 SNIPPET_CHARS = 300
+QUESTION_WORDS = 4  # this many words and more: ranked OR straight away (AND over them rarely finds anything)
 CACHE_SIZE = 256  # recent results per worker: agents repeat their questions
 FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 _PROSE = prose_analyzer()
@@ -83,9 +84,12 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
          mask: wq.Query | None, limit: int, offset: int, base_url: str, onion_base: str) -> Results:
     want = offset + limit
     filt = q.filter_query(parsed)
-    first = searcher.search(strict, limit=want, filter=filt, mask=mask)
-    keys = [(hit["key"], hit.score) for hit in first]
-    total, mode = len(first), "and"
+    keys: list[tuple[str, float]] = []
+    total, mode = 0, "and"
+    if not is_question(text, parsed) or ranked is strict:
+        first = searcher.search(strict, limit=want, filter=filt, mask=mask)
+        keys = [(hit["key"], hit.score) for hit in first]
+        total = len(first)
     if total < want and ranked is not strict:
         # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
         # the words that carry meaning, after everything AND found.
@@ -110,6 +114,11 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
             last_updated=entry.last_updated, updated=bool(entry.updates)))
     corrected = _correct(searcher, parsed, text) if total == 0 else None
     return Results(text, citations, total, offset, limit, corrected, mode)
+
+
+def is_question(text: str, parsed: q.Parsed) -> bool:
+    """Tell a question ("how do I ...?", or four words and more) from a keyword query."""
+    return text.rstrip().endswith("?") or len(parsed.words) >= QUESTION_WORDS
 
 
 def snippet(text: str, terms: frozenset[str]) -> str:
