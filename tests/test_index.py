@@ -1,0 +1,220 @@
+"""The paragraph index on real content trees: quality, identifiers, the query language, publishing rules,
+incremental and atomic updates, and recovery from a damaged index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import quality
+from blog import build as builds
+from blog import index, publish
+from blog.index.schema import STOP
+from tests.conftest import ROOT, make_config
+
+FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def starter(tmp_path_factory: pytest.TempPathFactory) -> builds.Build:
+    """Return a build (with its index) of a copy of the bundled starter log."""
+    tmp = tmp_path_factory.mktemp("starter")
+    shutil.copytree(ROOT / "content", tmp / "content")
+    return quality.build_content(tmp / "content", tmp / "data")
+
+
+def _entry(root: Path, day: str, slug: str, body: str, **meta: str) -> Path:
+    fields = {"title": f'"{slug}"', "date": f"{day}T10:00:00Z", "tags": "[tor]", "summary": '"s."', **meta}
+    path = root / "log" / f"{day}-{slug}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("---\n" + "".join(f"{k}: {v}\n" for k, v in fields.items()) + "---\n\n" + body + "\n")
+    return path
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    """Return a small content tree: two published entries, a draft and a scheduled one."""
+    root = tmp_path / "content"
+    _entry(root, "2026-01-05", "zebra-notes", "The zebrafish paragraph about quokka keys.\n\n"
+           "```\nHiddenServicePort 80 127.0.0.1:8080\n```", tags="[tor, onion]")
+    _entry(root, "2026-03-10", "quokka-later", "A later quokka paragraph on gunicorn workers.", tags="[web]")
+    _entry(root, "2026-02-01", "secret-draft", "Unreleased marmoset findings.", draft="true")
+    _entry(root, "2099-01-01", "future-post", "Scheduled capybara findings.")
+    return root
+
+
+def _anchors(build: builds.Build, query: str, **kw: object) -> list[str]:
+    return [c.anchor for c in index.search(build, query, **kw).citations]
+
+
+def test_questions_keep_their_anchors(starter: builds.Build) -> None:
+    problems = quality.missing_anchors(starter, quality.load_questions())
+    assert not problems, ("content edits moved these answers; update tests/data/questions.yml "
+                          "(python -m bench.quality --anchors SLUG lists an entry's anchors):\n" + "\n".join(problems))
+
+
+def test_questions_are_answered(starter: builds.Build) -> None:
+    questions = quality.load_questions()
+    assert len(questions) >= 40
+    scores = quality.score(quality.ours(starter), questions)
+    assert scores.recall5 >= 0.85, f"{scores.line('search()')}; missed:\n" + "\n".join(scores.misses)
+    assert scores.mrr >= 0.70, scores.line("search()")
+
+
+def test_questions_without_shared_words_really_share_none(starter: builds.Build) -> None:
+    texts = {b.anchor: b.text for r in starter.rendered.values() for b in r.blocks}
+    flagged = [q for q in quality.load_questions() if q.no_shared_word]
+    assert len(flagged) >= 3
+    for q in flagged:
+        words = set(re.findall(r"\w+", q.q.lower())) - STOP
+        shared = words & set(re.findall(r"\w+", texts[q.answers[0]].lower()))
+        assert not shared, f"{q.q!r} shares {shared} with {q.answers[0]}"
+
+
+@pytest.mark.parametrize("ident", ["gunicorn", "HiddenServicePort", "ADD_ONION", "hs_ed25519_secret_key",
+                                   "completion_percent", "DiscardPK"])
+def test_identifiers_find_the_code_that_contains_them(starter: builds.Build, ident: str) -> None:
+    citations = index.search(starter, ident, limit=20, now=FAR).citations
+    assert any(c.kind == "code" and ident in c.text for c in citations), [c.anchor for c in citations]
+
+
+def test_identifier_parts_match_too(starter: builds.Build) -> None:
+    citations = index.search(starter, "ephemeral hidden service", limit=10, now=FAR).citations
+    assert any("create_ephemeral_hidden_service" in c.text for c in citations)
+
+
+def test_a_paragraphs_own_words_find_it_first(starter: builds.Build) -> None:
+    first = index.search(starter, "BytesIO private buffer", now=FAR).citations[0]
+    assert first.anchor == "p-da76a179" and "<mark" in first.snippet
+
+
+def test_query_language(tmp_path: Path, small: Path) -> None:
+    build = quality.build_content(small, tmp_path / "data")
+    assert {c.slug for c in index.search(build, "quokka").citations} == {"zebra-notes", "quokka-later"}
+    assert {c.slug for c in index.search(build, "quokka tag:web").citations} == {"quokka-later"}
+    assert {c.slug for c in index.search(build, "quokka", tag="onion").citations} == {"zebra-notes"}
+    assert {c.slug for c in index.search(build, "quokka after:2026-02-01").citations} == {"quokka-later"}
+    assert {c.slug for c in index.search(build, "quokka before:2026-02").citations} == {"zebra-notes"}
+    assert {c.slug for c in index.search(build, "quokka", after=dt.date(2026, 3, 10)).citations} == {"quokka-later"}
+    assert {c.slug for c in index.search(build, "quokka -gunicorn").citations} == {"zebra-notes"}
+    assert {c.slug for c in index.search(build, '"quokka paragraph"').citations} == {"quokka-later"}
+    assert index.search(build, '"quokka zebrafish"').total == 0
+
+
+@pytest.mark.parametrize("bad", ['"unclosed', "after:yesterday", "before:2026-13-01", "tag:Not!A!Tag", "x" * 201,
+                                 "the of and", "tag:tor", "after:2026-02-01 before:2026-01-01 quokka"])
+def test_malformed_queries_say_why(tmp_path: Path, small: Path, bad: str) -> None:
+    build = quality.build_content(small, tmp_path / "data")
+    with pytest.raises(index.SearchError) as caught:
+        index.search(build, bad)
+    assert len(str(caught.value)) > 20
+
+
+def test_paging_limits(tmp_path: Path, small: Path) -> None:
+    build = quality.build_content(small, tmp_path / "data")
+    for kwargs in ({"limit": 0}, {"limit": 51}, {"offset": -1}, {"offset": 5000}):
+        with pytest.raises(index.SearchError):
+            index.search(build, "quokka", **kwargs)
+    one = index.search(build, "quokka", limit=1)
+    two = index.search(build, "quokka", limit=1, offset=1)
+    assert one.total == two.total == 2 and one.citations[0].anchor != two.citations[0].anchor
+
+
+def test_only_published_entries_are_found(tmp_path: Path, small: Path) -> None:
+    build = quality.build_content(small, tmp_path / "data")
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    assert index.search(build, "marmoset", now=now).total == 0
+    assert index.search(build, "capybara", now=now).total == 0
+    later = index.search(build, "capybara", now=dt.datetime(2099, 1, 2, tzinfo=dt.UTC))
+    assert [c.slug for c in later.citations] == ["future-post"]
+    assert index.search(build, "marmoset", now=FAR).total == 0
+
+
+def test_citation_fields(tmp_path: Path, small: Path) -> None:
+    build = quality.build_content(small, tmp_path / "data")
+    c = index.search(build, "zebrafish", base_url="https://log.example/", onion_base="http://x.onion").citations[0]
+    assert c.url == f"https://log.example/log/zebra-notes#{c.anchor}"
+    assert c.onion_url == f"http://x.onion/log/zebra-notes#{c.anchor}"
+    assert c.title == "zebra-notes" and c.date == dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+    assert c.kind == "p" and c.last_updated == c.date and c.updated is False and c.score > 0
+    assert index.search(build, "zebrafish").citations[0].onion_url == ""
+
+
+def test_spelling_suggestion(tmp_path: Path, small: Path) -> None:
+    build = quality.build_content(small, tmp_path / "data")
+    results = index.search(build, "quokak")
+    assert results.total == 0 and results.corrected == "quokka"
+
+
+def test_incremental_update_leaves_the_old_index_untouched(tmp_path: Path, small: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "data"
+    old = quality.build_content(small, data)
+    _entry(small, "2026-03-10", "quokka-later", "A rewritten paragraph about wombats.", tags="[web]")
+    new = builds.make_build(small, data / "builds", old)
+    with caplog.at_level(logging.INFO, logger="blog.index.store"):
+        new.index_dir = index.update_index(new, data / "index", old)
+    assert "re-indexed 1 changed entries" in caplog.text
+    assert new.index_dir != old.index_dir and index.is_usable(old.index_dir)
+    assert _anchors(new, "wombats") and not _anchors(new, "gunicorn")
+    assert _anchors(old, "gunicorn") and not _anchors(old, "wombats")
+    assert _anchors(new, "zebrafish") == _anchors(old, "zebrafish")
+
+
+def test_damaged_index_is_rebuilt_with_a_log_line(tmp_path: Path, small: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    cfg = make_config(small, tmp_path / "data")
+    first = publish.publish(cfg)
+    for path in first.index_dir.iterdir():
+        if path.suffix in (".trm", ".pst"):
+            path.unlink()
+    assert not index.is_usable(first.index_dir)
+    with caplog.at_level(logging.WARNING):
+        again = publish.ensure_current(cfg)
+    assert "rebuilding the whole index from content/" in caplog.text
+    assert again.index_dir != first.index_dir and index.is_usable(again.index_dir)
+    assert index.search(again, "zebrafish").total == 1
+
+
+QUERY_LOOP = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from blog import build as builds, index
+    builds_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    done = failed = 0
+    while not stop.exists():
+        build = builds.load_current(builds_dir)
+        try:
+            assert index.search(build, "quokka").total == 2
+            done += 1
+        except Exception as exc:
+            failed += 1
+            print("FAIL", type(exc).__name__, exc, file=sys.stderr)
+    print(done, failed)
+""")
+
+
+def test_readers_never_see_a_half_index(tmp_path: Path, small: Path) -> None:
+    cfg = make_config(small, tmp_path / "data")
+    publish.publish(cfg)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", QUERY_LOOP, str(cfg.builds_dir), str(stop)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        for _ in range(8):
+            publish.publish(cfg, force=True)
+    finally:
+        stop.touch()
+        out, err = reader.communicate(timeout=60)
+    done, failed = map(int, out.split())
+    assert failed == 0 and done > 20, err[-2000:]
