@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -37,7 +38,9 @@ def _config(ctx: click.Context) -> Config:
 def cli(ctx: click.Context, content_dir: Path | None, data_dir: Path | None, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
-    logging.Formatter.converter = __import__("time").gmtime
+    logging.Formatter.converter = time.gmtime  # log times in UTC, like everything else
+    # stem logs every control command at DEBUG; that is noise unless asked for
+    logging.getLogger("stem").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = {"content_dir": content_dir, "data_dir": data_dir}
 
 
