@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from blog import __version__
 from blog.content import Entry, Page, Site, load_site, utcnow
@@ -38,6 +39,14 @@ class Build:
     rendered: dict[str, Rendered]  # entry slug, or "page:<slug>"
     path: Path = field(default=Path())
     index_dir: Path | None = None
+    # Filled by the honesty room at publish time (blog/honesty/snapshot.py); see docs/honesty.md.
+    revisions: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> Revision, oldest first
+    paragraph_changed: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)  # (slug, anchor)
+    upstream: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> (url, PullState | None)
+
+    def block_changed(self, slug: str, anchor: str) -> dt.datetime | None:
+        """Return when the block at an entry's anchor was last changed (None when unknown)."""
+        return getattr(self, "paragraph_changed", {}).get((slug, anchor))
 
     def entry_html(self, entry: Entry) -> Rendered:
         return self.rendered[entry.slug]

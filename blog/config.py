@@ -39,6 +39,7 @@ class Config:
     onion_max_streams: int = 32
     page_size: int = 10
     mcp_enabled: bool = True
+    upstream_api_override: str = ""  # tests only: "github.com=http://127.0.0.1:PORT,..." (forge API bases)
 
     def __post_init__(self) -> None:
         if self.onion_key_path == Path():

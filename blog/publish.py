@@ -12,6 +12,8 @@ from pathlib import Path
 from blog import build as builds
 from blog import index
 from blog.config import Config
+from blog.content import utcnow
+from blog.honesty import snapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def publish(config: Config, force: bool = False) -> builds.Build:
         if previous and previous.id == fingerprint and not force and index.is_usable(previous.index_dir):
             return previous
         build = builds.make_build(config.content_dir, config.builds_dir, previous)
+        snapshot.annotate(build, config.content_dir, utcnow())  # refuses silent edits of published entries
         builds.save(build)
         build.index_dir = index.update_index(build, config.data_dir / "index", previous)
         builds.switch(config.builds_dir, build)

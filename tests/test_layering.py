@@ -15,7 +15,7 @@ ALLOWED = {
     "render": set(),
     "build": {"content", "render"},
     "index": {"content", "render", "build"},
-    "publish": {"content", "render", "build", "index"},
+    "publish": {"content", "render", "build", "index", "honesty"},
     "mcp": {"content", "render", "build", "index", "publish"},
     "web": {"content", "render", "build", "index", "publish", "mcp"},
     "tor": set(),
