@@ -1,0 +1,105 @@
+"""The /search page on a copy of the starter log: results, anchors, paging, errors, a damaged index."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from blog import index
+from blog.web import create_app
+from blog.web.context import build as current_build
+from tests.conftest import make_config
+
+
+@pytest.fixture
+def site(content_copy: Path, tmp_path: Path):
+    app = create_app(make_config(content_copy, tmp_path / "data"))
+    return app, app.test_client()
+
+
+def _result_links(body: str) -> list[str]:
+    return re.findall(r'<h2 class="rt"><a href="([^"]+)"', body)
+
+
+def test_a_paragraphs_words_lead_to_that_paragraph(site: tuple) -> None:
+    app, client = site
+    page = client.get("/search?q=BytesIO+private+buffer")
+    assert page.status_code == 200
+    first = _result_links(page.get_data(as_text=True))[0]
+    assert first.endswith("#p-da76a179")
+    path, anchor = first.split("#")
+    entry = client.get(path)
+    assert entry.status_code == 200 and f'id="{anchor}"' in entry.get_data(as_text=True)
+    assert "<mark" in page.get_data(as_text=True)
+    assert 'value="BytesIO private buffer"' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", ["ADD_ONION", "how do I keep the same onion address after a reinstall?",
+                                   "tor -stem", '"verify-config" tag:tor'])
+def test_page_and_search_agree(site: tuple, query: str) -> None:
+    app, client = site
+    body = client.get("/search", query_string={"q": query}).get_data(as_text=True)
+    with app.test_request_context():
+        expected = [c.url for c in index.search(current_build(), query, limit=10).citations]
+    assert expected and _result_links(body) == [html.escape(u) for u in expected]
+
+
+def test_paging(site: tuple) -> None:
+    _, client = site
+    one = client.get("/search?q=tor").get_data(as_text=True)
+    two = client.get("/search?q=tor&page=2").get_data(as_text=True)
+    assert 'rel="next"' in one and 'rel="prev"' in two
+    assert not set(_result_links(one)) & set(_result_links(two))
+
+
+def test_spelling_suggestion_on_no_results(site: tuple) -> None:
+    _, client = site
+    body = client.get("/search?q=permisions").get_data(as_text=True)
+    assert "No paragraph matches" in body and "Did you mean" in body and "permissions" in body
+
+
+@pytest.mark.parametrize("url", ["/search?q=%22open", "/search?q=" + "a" * 201, "/search?q=tor&page=0",
+                                 "/search?q=tor&page=abc", "/search?q=tor&page=100000000000000000000",
+                                 "/search?q=after:someday+tor", "/search?q=the"])
+def test_malformed_queries_get_a_400_with_a_message(site: tuple, url: str) -> None:
+    _, client = site
+    page = client.get(url)
+    assert page.status_code == 400
+    text = page.get_data(as_text=True)
+    assert "could not be understood" not in text and re.search(r"<p>[^<]{20,}</p>", text)
+
+
+def test_search_pages_are_not_stored(site: tuple) -> None:
+    _, client = site
+    assert "no-store" in client.get("/search?q=tor").headers["Cache-Control"]
+
+
+def test_damaged_index_answers_503_then_is_rebuilt(site: tuple) -> None:
+    app, client = site
+    with app.test_request_context():
+        damaged = current_build().index_dir
+    index.store.close_all()
+    for path in damaged.iterdir():
+        if path.name != "manifest.json":
+            path.unlink()
+    page = client.get("/search?q=onion")
+    assert page.status_code == 503 and "rebuilt" in page.get_data(as_text=True)
+    assert client.get("/").status_code == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page = client.get("/search?q=onion")
+        if page.status_code == 200:
+            break
+        time.sleep(0.3)
+    assert page.status_code == 200 and _result_links(page.get_data(as_text=True))
+
+
+def test_index_dir_lives_in_the_data_dir(site: tuple, content_copy: Path, tmp_path: Path) -> None:
+    app, _ = site
+    with app.test_request_context():
+        where = current_build().index_dir
+    assert tmp_path / "data" in where.parents and content_copy not in where.parents
