@@ -123,7 +123,8 @@ class TorNet:
             process.wait_for_log(node.log_path, BOOTSTRAPPED, self._procs[node.name], timeout,
                                  offsets[node.name])
         self.timings["bootstrap_s"] = time.monotonic() - self._t0
-        log.info("private Tor network bootstrapped in %.1f s under %s", self.timings["bootstrap_s"], self.base)
+        log.info("private Tor network bootstrapped in %.1f s under %s",
+                 self.timings["bootstrap_s"], self.base)
 
     def _log_size(self, node: Node) -> int:
         return node.log_path.stat().st_size if node.log_path.exists() else 0
@@ -207,7 +208,8 @@ class TorNet:
         """Return the PID of each running tor, by node name."""
         return {name: proc.pid for name, proc in list(self._procs.items()) if proc.poll() is None}
 
-    def wait_for_descriptor(self, service: str | Controller, timeout: float = 90.0, uploads: int = 1) -> float:
+    def wait_for_descriptor(self, service: str | Controller, timeout: float = 90.0,
+                            uploads: int = 1) -> float:
         """Wait until HSDirs hold a descriptor of an onion address (or of each of a controller's onions)."""
         if self._watcher is None:
             raise TorNetError("the network is not running: call start() first")
@@ -223,7 +225,8 @@ class TorNet:
             self._client_control = onion.connect(self.client.control_port, self.client.cookie_path)
         self._client_control.signal(Signal.NEWNYM)
 
-    def fetch_via_socks(self, url: str, timeout: float = 60.0, attempt_timeout: float = 15.0) -> httpx2.Response:
+    def fetch_via_socks(self, url: str, timeout: float = 60.0,
+                        attempt_timeout: float = 15.0) -> httpx2.Response:
         """GET `url` through the client's SOCKS port, retrying with NEWNYM until `timeout` runs out."""
         deadline = time.monotonic() + timeout
         errors: list[str] = []

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from stem import SocketError
-from stem.connection import AuthenticationFailure, authenticate_cookie
+from stem.connection import AuthenticationFailure
 from stem.control import Controller, EventType
 from stem.response.events import HSDescEvent
 
@@ -36,7 +36,8 @@ def connect(port: int, cookie_path: Path, timeout: float = 10.0) -> Controller:
             continue
         try:
             controller = Controller.from_port(address="127.0.0.1", port=port)
-            authenticate_cookie(controller, str(cookie_path))
+            # PROTOCOLINFO names this same cookie file; stem's own authenticate() also arms events.
+            controller.authenticate()
             return controller
         except (SocketError, OSError, AuthenticationFailure) as exc:
             if controller is not None:
