@@ -1,0 +1,90 @@
+"""One load run on 127.0.0.1: nginx (static), a bare WSGI callable, and the app, under the same wrk."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.pages import GZIP, PageType, fetch, save_static
+from bench.servers import BenchError, Process, bare_server, nginx_server, write_bare_table
+
+log = logging.getLogger(__name__)
+
+# wrk is C and needs a fraction of a core; a Python client on these 2 cores would measure itself.
+THREADS = 1
+CONNECTIONS = 16  # 2 workers x 8 threads in the production configuration
+
+
+@dataclass
+class Load:
+    """What wrk saw for one URL."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, duration: float, headers: dict[str, str] | None = None,
+        connections: int = CONNECTIONS) -> Load:
+    """Run wrk against url with keep-alive connections; return requests/s and latency percentiles."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise BenchError("wrk is not installed: apt-get install wrk (make bench installs it as root)")
+    args = [binary, f"-t{THREADS}", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "5s"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration + 30, check=False).stdout
+    try:
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+        p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+        total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    except AttributeError as exc:
+        raise BenchError(f"could not read wrk's output for {url}:\n{out}") from exc
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
+    return Load(rps, p50, p99, total, errors)
+
+
+def run(app: Process, types: list[PageType], work: Path, duration: float) -> dict[str, object]:
+    """Load each page type on nginx (a), bare WSGI (b) and the app (c), interleaved; return figures."""
+    static = work / "static"
+    bare_table = work / "bare.json"
+    write_bare_table(bare_table, save_static(app.port, types, static))
+    nginx = nginx_server(static, work / "nginx")
+    bare = bare_server(bare_table, work / "bare.log")
+    results: dict[str, dict[str, dict[str, float]]] = {"nginx": {}, "bare": {}, "app": {}}
+    with nginx, bare:
+        nginx.start(probe=f"/{types[0].file}")
+        bare.start(probe=types[0].path)
+        for page in types:
+            # Interleaved per page so that a neighbour's burst on this shared machine hits all three alike.
+            results["nginx"][page.name] = asdict(wrk(f"{nginx.url}/{page.file}", duration, GZIP))
+            results["bare"][page.name] = asdict(wrk(bare.url + page.path, duration, GZIP))
+            results["app"][page.name] = asdict(wrk(app.url + page.path, duration, GZIP))
+            log.info("%s: nginx %.0f, bare %.0f, app %.0f req/s", page.name, results["nginx"][page.name]["rps"],
+                     results["bare"][page.name]["rps"], results["app"][page.name]["rps"])
+    entry = next(p for p in types if p.name == "entry")
+    etag = fetch(app.port, entry.path, GZIP).header("ETag")
+    results["app_304"] = {"entry": asdict(wrk(app.url + entry.path, duration, {**GZIP, "If-None-Match": etag}))}
+    ratios = {page.name: {"c_over_b": _ratio(results, "app", "bare", page.name),
+                          "c_over_a": _ratio(results, "app", "nginx", page.name)} for page in types}
+    return {"load_generator": f"wrk -t{THREADS} -c{CONNECTIONS} -d{duration:g}s, keep-alive, Accept-Encoding: gzip",
+            "cases": results, "ratios": ratios}
+
+
+def _ratio(results: dict[str, dict[str, dict[str, float]]], top: str, bottom: str, page: str) -> float:
+    below = results[bottom][page]["rps"]
+    return round(results[top][page]["rps"] / below, 3) if below else 0.0
