@@ -26,7 +26,7 @@ def _result_links(body: str) -> list[str]:
 
 
 def test_a_paragraphs_words_lead_to_that_paragraph(site: tuple) -> None:
-    app, client = site
+    _, client = site
     page = client.get("/search?q=BytesIO+private+buffer")
     assert page.status_code == 200
     first = _result_links(page.get_data(as_text=True))[0]
