@@ -45,11 +45,16 @@ def cli(ctx: click.Context, content_dir: Path | None, data_dir: Path | None, ver
 
 
 @cli.command()
+@click.option("--upstream", is_flag=True, help="Also ask the forges, through tor, whether merge claims hold.")
 @click.pass_context
-def check(ctx: click.Context) -> None:
+def check(ctx: click.Context, upstream: bool) -> None:
     """Check every file under content/ and print every problem, one per line."""
     cfg = _config(ctx)
     site, problems = check_site(cfg.content_dir)
+    if site is not None:
+        from blog.cli_honesty import check_problems
+
+        problems = check_problems(cfg, site, upstream)
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:
@@ -200,7 +205,7 @@ class _Running:
 
 
 def _register_rooms() -> None:
-    for module in ("blog.cli_tor", "blog.cli_mcp"):
+    for module in ("blog.cli_tor", "blog.cli_mcp", "blog.cli_honesty"):
         try:
             room = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
