@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 
@@ -232,17 +234,22 @@ class TorNet:
         errors: list[str] = []
         while True:
             budget = min(attempt_timeout, deadline - time.monotonic())
-            try:
-                with httpx2.Client(proxy=self.proxy_url, timeout=budget, trust_env=False) as client:
-                    return client.get(url)
-            except httpx2.HTTPError as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-                if time.monotonic() + 1 >= deadline:
-                    raise TorNetError(f"cannot fetch {url} through {self.proxy_url} after "
-                                      f"{len(errors)} attempts: {errors[-3:]}") from exc
-                if self.client.name in self._procs:
-                    self.newnym()
-                time.sleep(1)
+            # httpcore2 leaves the proxy socket open when the SOCKS handshake fails (a refused onion
+            # or exit): it is closed by the garbage collector, so silence that one warning here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                try:
+                    with httpx2.Client(proxy=self.proxy_url, timeout=budget, trust_env=False) as client:
+                        return client.get(url)
+                except httpx2.HTTPError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                gc.collect()
+            if time.monotonic() + 1 >= deadline:
+                raise TorNetError(f"cannot fetch {url} through {self.proxy_url} after "
+                                  f"{len(errors)} attempts: {errors[-3:]}")
+            if self.client.name in self._procs:
+                self.newnym()
+            time.sleep(1)
 
     def exit_reaches(self, url: str, timeout: float = 30.0) -> bool:
         """Say whether a GET of `url` through the client and the exit gets any HTTP answer."""
