@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 
 import httpx2
@@ -16,6 +17,9 @@ from blog.tor import egress
 from blog.tor.errors import EgressError
 
 log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+RETRY_PAUSE = 2.0
 
 
 def parse_overrides(text: str) -> dict[str, str]:
@@ -40,13 +44,19 @@ def check_pull(client: httpx2.Client, pull: PullRequest, overrides: dict[str, st
                now: dt.datetime) -> PullState:
     """Fetch one pull request's state from its forge's public API."""
     url = pull.api_url(overrides)
-    try:
-        response = client.get(url, headers={"Accept": "application/json"})
-    except EgressError as exc:
-        raise HonestyError(f"cannot ask {pull.host} about {pull.url}: {exc}") from exc
-    except httpx2.HTTPError as exc:
-        raise HonestyError(f"{pull.host} did not answer for {pull.url} through tor ({type(exc).__name__}: {exc}): "
-                           "try again (tor circuits fail now and then)") from exc
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            response = client.get(url, headers={"Accept": "application/json"})
+            break
+        except EgressError as exc:  # tor itself is unreachable: retrying would not help
+            raise HonestyError(f"cannot ask {pull.host} about {pull.url}: {exc}") from exc
+        except httpx2.HTTPError as exc:
+            # A fresh circuit through a slow exit fails now and then; a few tries tell that from a dead forge.
+            if attempt == ATTEMPTS:
+                raise HonestyError(f"{pull.host} did not answer for {pull.url} through tor after {ATTEMPTS} "
+                                   f"tries ({type(exc).__name__}: {exc}): try again later") from exc
+            log.info("%s: attempt %d failed (%s), retrying", pull.host, attempt, exc)
+            time.sleep(RETRY_PAUSE)
     if response.status_code != 200:
         raise HonestyError(f"{pull.host} answered {response.status_code} for {url}: check the URL in the entry "
                            "(a private repository cannot be verified)")

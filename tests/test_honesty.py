@@ -1,0 +1,179 @@
+"""The honest log: published entries change only with a dated update, and the old text stays readable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_config
+from lxml import etree
+
+from blog import publish
+from blog.cli import cli
+from blog.content import ContentProblems
+from blog.honesty.lock import read_lock
+from blog.render import anchor_for
+
+ENTRY = "log/2026-10-02-verify-config.md"
+OLD = "the onion service went away for four minutes."
+NEW = "the onion service went away for six minutes."
+UPDATE = ('updated:\n  - {date: 2026-11-01T10:00:00Z, reason: "the PoW flag needs tor\'s GPL build", '
+          'note: "from the tor log"}\n')
+
+
+def run(content: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--content", str(content), "--data", str(content.parent / "data"), *args])
+    return result.exit_code, result.output
+
+
+def edit_body(site_dir: Path) -> None:
+    path = site_dir / ENTRY
+    path.write_text(path.read_text().replace(OLD, NEW))
+
+
+def add_update(site_dir: Path) -> None:
+    path = site_dir / ENTRY
+    path.write_text(path.read_text().replace("\n---\n", f"\n{UPDATE}---\n", 1))
+
+
+@pytest.fixture
+def locked(site_dir: Path) -> Path:
+    code, output = run(site_dir, "lock")
+    assert code == 0, output
+    return site_dir
+
+
+def test_lock_records_each_published_entry_once(locked: Path) -> None:
+    entries = read_lock(locked)
+    assert sorted(entries) == ["gunicorn-banner", "verify-config"]  # not the draft, not the scheduled one
+    assert OLD in entries["verify-config"][0].body
+    assert run(locked, "lock") == (0, "nothing to record: the lock is up to date\n")
+
+
+def test_check_passes_without_a_lock_and_says_what_is_unrecorded(site_dir: Path) -> None:
+    code, output = run(site_dir, "check")
+    assert code == 0, output
+    assert "2 published entries are not recorded" in output and "blog lock" in output
+
+
+def test_silent_edit_fails_check_with_the_diff_and_the_fix(locked: Path) -> None:
+    edit_body(locked)
+    code, output = run(locked, "check")
+    assert code == 1
+    assert f"content/{ENTRY}:" in output
+    assert f"-I restarted tor after editing the torrc and {OLD}" in output
+    assert f"+I restarted tor after editing the torrc and {NEW}" in output
+    assert "updated:\n  - {date: " in output and 'reason: "one line: what changed and why"}' in output
+
+
+def test_a_build_refuses_a_silent_edit_and_keeps_the_last_good_build(locked: Path, tmp_path: Path) -> None:
+    cfg = make_config(locked, tmp_path / "data")
+    first = publish.publish(cfg)
+    edit_body(locked)
+    with pytest.raises(ContentProblems, match="changed without a dated update"):
+        publish.publish(cfg)
+    from blog.build import load_current
+
+    assert load_current(cfg.builds_dir).id == first.id
+
+
+def test_removing_an_update_fails(locked: Path) -> None:
+    edit_body(locked)
+    add_update(locked)
+    assert run(locked, "lock")[0] == 0
+    path = locked / ENTRY
+    path.write_text(path.read_text().replace(UPDATE, ""))
+    path.write_text(path.read_text().replace(NEW, OLD))
+    code, output = run(locked, "check")
+    assert code == 1 and "the update log only grows" in output
+
+
+def test_the_update_makes_check_pass_and_the_page_show_the_log_and_the_earlier_text(
+        locked: Path, tmp_path: Path) -> None:
+    edit_body(locked)
+    add_update(locked)
+    code, output = run(locked, "check")
+    assert code == 0, output
+    code, output = run(locked, "lock")
+    assert "verify-config: recorded revision 2 (the PoW flag needs tor's GPL build)" in output
+    assert len(read_lock(locked)["verify-config"]) == 2
+
+    from blog.web import create_app
+
+    client = create_app(make_config(locked, tmp_path / "data")).test_client()
+    page = client.get("/log/verify-config").get_data(as_text=True)
+    assert "Updated 2026-11-01</time>: the PoW flag needs tor&#39;s GPL build — from the tor log" in page
+    assert 'href="/log/verify-config/revisions/1"' in page
+    old_anchor = anchor_for("p", f"I restarted tor after editing the torrc and {OLD}")
+    # A stale citation of the replaced paragraph lands on a link to its old text.
+    assert f'<li id="{old_anchor}"><a href="/log/verify-config/revisions/1#{old_anchor}"' in page
+    assert NEW in page and OLD in page.split('id="replaced"')[1]
+
+    old = client.get("/log/verify-config/revisions/1")
+    text = old.get_data(as_text=True)
+    assert old.status_code == 200
+    assert f'<p id="{old_anchor}">I restarted tor after editing the torrc and {OLD}' in text
+    assert f"<del>- I restarted tor after editing the torrc and {OLD}</del>" in text
+    assert f"<ins>+ I restarted tor after editing the torrc and {NEW}</ins>" in text
+    assert "Updated 2026-11-01: the PoW flag needs tor&#39;s GPL build" in text
+    assert client.get("/log/verify-config/revisions").status_code == 200
+    assert client.get("/log/verify-config/revisions/3").status_code == 404
+    assert client.get("/log/no-such-entry/revisions/1").status_code == 404
+
+
+def test_the_earlier_text_shows_before_the_lock_records_it(locked: Path, tmp_path: Path) -> None:
+    edit_body(locked)
+    add_update(locked)
+    build = publish.publish(make_config(locked, tmp_path / "data"))
+    revisions = build.revisions["verify-config"]
+    assert [r.recorded for r in revisions] == [True, False]
+    assert OLD in revisions[0].body and NEW in revisions[1].body
+
+
+def test_paragraph_changed_dates_each_block(locked: Path, tmp_path: Path) -> None:
+    edit_body(locked)
+    add_update(locked)
+    build = publish.publish(make_config(locked, tmp_path / "data"))
+    changed = anchor_for("p", f"I restarted tor after editing the torrc and {NEW}")
+    kept = build.entry_html(build.site.entry("verify-config")).anchors()
+    published = dt.datetime(2026, 10, 2, 9, 15, tzinfo=dt.UTC)
+    assert build.block_changed("verify-config", changed) == dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
+    others = [a for a in kept if a != changed]
+    assert others and all(build.block_changed("verify-config", a) == published for a in others)
+    assert build.block_changed("verify-config", "p-00000000") is None
+
+
+def test_the_feed_carries_an_update_as_an_update(locked: Path, tmp_path: Path) -> None:
+    from blog.web import create_app
+
+    def atom(data: str) -> dict[str, tuple[str, str, str]]:
+        client = create_app(make_config(locked, tmp_path / data)).test_client()
+        root = etree.fromstring(client.get("/feed.atom").data)
+        ns = {"a": "http://www.w3.org/2005/Atom"}
+        return {e.findtext("a:title", namespaces=ns): (e.findtext("a:id", namespaces=ns),
+                e.findtext("a:published", namespaces=ns), e.findtext("a:updated", namespaces=ns))
+                for e in root.findall("a:entry", ns)}
+
+    before = atom("before")
+    edit_body(locked)
+    add_update(locked)
+    after = atom("after")
+    assert before.keys() == after.keys()  # no new post
+    title = "tor --verify-config before every restart"
+    assert after[title][:2] == before[title][:2]  # same id, same publication time
+    assert before[title][2].startswith("2026-10-02T09:15") and after[title][2].startswith("2026-11-01T10:00")
+
+
+def test_a_corrupt_lock_is_reported_with_the_fix(site_dir: Path) -> None:
+    (site_dir / "published.lock").write_text(json.dumps({"format": 99}))
+    code, output = run(site_dir, "check")
+    assert code == 1 and "not a format-1 lock" in output and "restore it from git" in output
+
+
+def test_the_bundled_log_passes_check_with_its_lock(content_copy: Path) -> None:
+    code, output = run(content_copy, "check")
+    assert code == 0, output
+    assert "not recorded" not in output, "run `blog lock` on content/ and commit content/published.lock"
