@@ -10,6 +10,7 @@ from flask import Response, current_app, render_template, request
 from blog.build import Build
 from blog.config import Config
 from blog.web.cache import CachedPage, PageCache
+from blog.web.fastpath import MARK
 from blog.web.state import SiteState
 
 Producer = Callable[[], tuple[str, str, dt.datetime]]  # (text, mimetype, last modified)
@@ -59,6 +60,7 @@ def cached(name: str, produce: Producer, status: int = 200) -> Response:
         text, mimetype, modified = produce()
         page = CachedPage.make(text, mimetype, modified, status)
         cache.put(key, page)
+    request.environ[MARK] = page.etag  # the fast path may replay this answer
     return page.respond(request)
 
 
