@@ -16,7 +16,6 @@ from blog.build import Build
 from blog.content import Entry, utcnow
 from blog.index import query as q
 from blog.index.model import Citation, IndexUnavailable, Results, SearchError
-from blog.index.schema import prose_analyzer
 from blog.index.store import _BROKEN, forget, open_searcher
 
 log = logging.getLogger(__name__)
@@ -27,7 +26,6 @@ SNIPPET_CHARS = 300
 QUESTION_WORDS = 4  # this many words and more: ranked OR straight away (AND over them rarely finds anything)
 CACHE_SIZE = 256  # recent results per worker: agents repeat their questions
 FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
-_PROSE = prose_analyzer()
 
 _cache: OrderedDict[tuple, Results] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -126,7 +124,7 @@ def snippet(text: str, terms: frozenset[str]) -> str:
     fragmenter = wh.WholeFragmenter() if len(text) <= SNIPPET_CHARS else wh.ContextFragmenter(
         maxchars=SNIPPET_CHARS, surround=100)
     formatter = wh.HtmlFormatter(tagname="mark", classname="hit", termclass="t", between=" … ")
-    marked = wh.highlight(text, terms, _PROSE, fragmenter, formatter, top=2) if terms else ""
+    marked = wh.highlight(text, terms, q.HIGHLIGHT, fragmenter, formatter, top=2) if terms else ""
     if marked:
         return marked
     cut = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"

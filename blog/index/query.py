@@ -11,15 +11,18 @@ import re
 from dataclasses import dataclass, field
 
 from whoosh import query as wq
+from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 
 from blog.index.model import SearchError
-from blog.index.schema import prose_analyzer, split_identifier
+from blog.index.schema import STOP, prose_analyzer, split_identifier
 
 MAX_QUERY = 200  # characters; longer input is refused, not searched slowly
 MAX_TERMS = 24
 _TOKEN = re.compile(r'(-?)(?:(tag|after|before):)?("[^"]*"?|[^\s"]+)', re.IGNORECASE)
 _TAG = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 _PROSE = prose_analyzer()
+# Snippets split at every non-letter, so Controller.authenticate() and ADD_ONION light up for their parts.
+HIGHLIGHT = RegexTokenizer(r"[^\W_]+") | LowercaseFilter() | StopFilter(stoplist=STOP) | StemFilter()
 # How much a match in each field counts: the paragraph's own words most, its entry's title and the
 # headings above it less (they say what the paragraph is about, not what it says).
 BOOSTS = {"text": 1.0, "ident": 0.9, "title": 0.5, "head": 0.4}
@@ -152,8 +155,8 @@ def filter_query(parsed: Parsed) -> wq.Query | None:
 
 
 def highlight_terms(parsed: Parsed) -> frozenset[str]:
-    """Return the prose terms to mark in a snippet."""
+    """Return the terms to mark in a snippet: stems of the words, and of an identifier's parts."""
     out: set[str] = set()
     for text in [*parsed.words, *parsed.phrases]:
-        out.update(stems(text))
+        out.update(t.text for t in HIGHLIGHT(text))
     return frozenset(out)
