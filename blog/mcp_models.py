@@ -29,6 +29,9 @@ class CitedParagraph(BaseModel):
     updated: bool = Field(description="True when the entry was corrected after publication.")
     last_updated: str = Field(description="When the entry last changed (ISO 8601, UTC).")
     latest_update: str | None = Field(None, description="The reason given for the latest correction, if any.")
+    paragraph_changed: str | None = Field(None, description=(
+        "When this exact paragraph was last changed (ISO 8601, UTC): its publication, or the dated update that "
+        "wrote it. Text an update replaced stays at its old anchor on the entry's revision pages."))
 
 
 class SearchAnswer(BaseModel):

@@ -116,7 +116,8 @@ class BlogTools:
             heading_path=list(citation.heading_path), kind=citation.kind, text=citation.text,
             score=round(float(citation.score), 4),
             updated=bool(entry.updates), last_updated=_iso(entry.last_updated),
-            latest_update=entry.updates[-1].reason if entry.updates else None)
+            latest_update=entry.updates[-1].reason if entry.updates else None,
+            paragraph_changed=_iso(citation.paragraph_changed) if citation.paragraph_changed else None)
 
     def entry(self, ctx: Context | None, slug: str) -> EntryDetail:
         build, links = self.get_build(), self.links(ctx)

@@ -109,7 +109,8 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
             slug=slug, title=entry.title, date=entry.date, anchor=anchor, url=base_url.rstrip("/") + url,
             onion_url=onion_base.rstrip("/") + url if onion_base else "", heading_path=block.heading_path,
             kind=block.kind, text=block.text, snippet=snippet(block.text, terms), score=round(score, 4),
-            last_updated=entry.last_updated, updated=bool(entry.updates)))
+            last_updated=entry.last_updated, updated=bool(entry.updates),
+            paragraph_changed=build.block_changed(slug, anchor) or entry.date))
     corrected = _correct(searcher, parsed, text) if total == 0 else None
     return Results(text, citations, total, offset, limit, corrected, mode)
 

@@ -31,6 +31,7 @@ class Citation:
     score: float
     last_updated: dt.datetime
     updated: bool  # the entry carries dated corrections
+    paragraph_changed: dt.datetime | None = None  # when this exact block was first shown (honesty room)
 
 
 @dataclass(frozen=True)
