@@ -119,8 +119,11 @@ class TorNet:
             self._procs[node.name] = process.launch(node.torrc_path, node.log_path,
                                                     self.base / "empty-defaults")
         self._start_sampler()
+        # The first controller of a tor whose __OwningControllerProcess is us takes ownership (stem
+        # does so): ours must be that one, or a test closing its own controller would stop the tor.
         watcher = onion.connect(self.service.control_port, self.service.cookie_path)
         self._watcher = onion.DescriptorWatcher(watcher)
+        self._client_control = onion.connect(self.client.control_port, self.client.cookie_path)
         for node in (self.client, self.service):
             process.wait_for_log(node.log_path, BOOTSTRAPPED, self._procs[node.name], timeout,
                                  offsets[node.name])
@@ -141,6 +144,7 @@ class TorNet:
         offset = self._log_size(self.client)
         proc = process.launch(self.client.torrc_path, self.client.log_path, self.base / "empty-defaults")
         self._procs[self.client.name] = proc
+        self._client_control = onion.connect(self.client.control_port, self.client.cookie_path)
         process.wait_for_log(self.client.log_path, BOOTSTRAPPED, proc, timeout, offset)
 
     def stop_all(self) -> None:
