@@ -93,6 +93,37 @@ def wrk(url: str, seconds: int, connections: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
+def in_process(content: Path, root: Path, path: str, blocks: int = 7, per_block: int = 300) -> tuple[float, float]:
+    """Return the best per-request time (microseconds) of a page through the app, with and without /mcp.
+
+    No sockets and no other process: this isolates what the mount adds to a page (one path check in
+    the WSGI wrapper) from the machine's load, which wrk on a shared two-core box cannot.
+    """
+    from werkzeug.test import EnvironBuilder
+
+    from blog.config import load_config
+    from blog.web import create_app
+
+    apps = {}
+    for enabled in (True, False):
+        cfg = load_config(path=Path("/nonexistent"), env={}, content_dir=content, data_dir=root / "inproc",
+                          tor_mode="off", mcp_enabled=enabled)
+        apps[enabled] = create_app(cfg)
+    best = {True: float("inf"), False: float("inf")}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+        assert status.startswith("200"), status
+
+    for _ in range(blocks):
+        for enabled, app in apps.items():
+            started = time.perf_counter()
+            for _ in range(per_block):
+                environ = EnvironBuilder(path=path, base_url="http://127.0.0.1:8000").get_environ()
+                b"".join(app(environ, start_response))
+            best[enabled] = min(best[enabled], (time.perf_counter() - started) / per_block * 1e6)
+    return best[True], best[False]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", type=Path, default=ROOT / "content")
@@ -123,6 +154,9 @@ def main() -> None:
             if httpx2.post(off.url + "/mcp", json={}, headers=HEADERS).status_code != 404:
                 raise SystemExit("the server started with mcp_enabled=false still answers /mcp")
             for page in pages:
+                with_us, without_us = in_process(root / "content", root, page)
+                print(f"GET {page:<40} in-process: with /mcp {with_us:7.1f} us   without {without_us:7.1f} us   "
+                      f"cost {100 * (with_us - without_us) / without_us:+.1f}%  (best of 7 x 300)")
                 rates: dict[str, list[float]] = {"with /mcp": [], "without": []}
                 for n in range(args.rounds):
                     order = [("with /mcp", on), ("without", off)]

@@ -152,3 +152,25 @@ def test_mcp_connect_says_what_to_do_when_tor_is_not_there(tmp_path: Path) -> No
                           stdin=subprocess.DEVNULL, timeout=60)
     assert done.returncode != 0
     assert "is tor running" in done.stderr and dead in done.stderr
+
+
+def test_oversized_bodies_are_refused_before_parsing(site: Gunicorn) -> None:
+    big = {**INIT, "padding": "x" * 100_000}
+    assert httpx2.post(site.url + "/mcp", json=big, headers=JSON).status_code == 413
+
+
+def test_host_policy_follows_the_onion_address(tmp_path: Path) -> None:
+    from blog.web.mcp_mount import HostPolicy
+    from tests.conftest import make_config
+
+    address = [""]
+    policy = HostPolicy(make_config(tmp_path, tmp_path, base_url=BASE), lambda: address[0])
+    assert policy.refusal("127.0.0.1:8000") is None and policy.refusal("log.example.org") is None
+    for bad in ("", ":80", "evil.example", "log.example.org.evil.example", ONION):
+        assert policy.refusal(bad), bad
+    assert policy.bases("127.0.0.1:8000") == (BASE, "")
+    address[0] = ONION
+    assert policy.refusal(ONION) is None and policy.refusal(f"{ONION}:80") is None
+    assert ONION in policy.settings.allowed_hosts and f"{ONION}:*" in policy.settings.allowed_hosts
+    assert policy.bases(ONION) == (f"http://{ONION}", f"http://{ONION}")
+    assert policy.bases("log.example.org") == (BASE, f"http://{ONION}")

@@ -21,8 +21,11 @@ from blog.mcp_server import create_server
 from blog.web.state import SiteState
 
 log = logging.getLogger(__name__)
+# Stateless mode ends a "session" per request and the SDK logs each one at INFO; the access log has them.
+logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
 
 PATH = "/mcp"
+MAX_BODY = 64 * 1024  # the site's own request limit: a tool call is a few hundred bytes
 STARTUP_TIMEOUT = 10.0
 # The bridge's answers skip Flask's after_request, so they carry their own (JSON-only) headers.
 HEADERS = [
@@ -73,9 +76,10 @@ class HostPolicy:
             self._sync()
         if not host:
             return "the request has no Host header"
-        if host.lower() in self.settings.allowed_hosts or _host_only(host) in self._fixed | {self._onion}:
+        allowed = self._fixed | ({self._onion} if self._onion else set())
+        if host.lower() in self.settings.allowed_hosts or _host_only(host) in allowed:
             return None
-        known = ", ".join(sorted(self._fixed | ({self._onion} if self._onion else set())))
+        known = ", ".join(sorted(allowed))
         return (f"Host {host!r} is not this site's (allowed: {known}); set base_url to the public address, "
                 "or wait for the onion address to be published")
 
@@ -156,7 +160,8 @@ class McpBridge:
 
 def _transport(server: MCPServer, security: TransportSecuritySettings) -> StreamableHTTPASGIApp:
     """Build the SDK's stateless JSON transport; stateful sessions would not survive several workers."""
-    server.streamable_http_app(json_response=True, stateless_http=True, transport_security=security)
+    server.streamable_http_app(json_response=True, stateless_http=True, transport_security=security,
+                               max_request_body_size=MAX_BODY)
     # Call the session manager directly: Starlette's router would 307 /mcp/ and add nothing else here.
     return StreamableHTTPASGIApp(server.session_manager)
 
