@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -52,7 +53,8 @@ def ansible_env(home: Path) -> dict[str, str]:
     """Return the environment for Ansible commands: the venv first, a private Ansible home, no colour."""
     return dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}:/usr/sbin:/sbin",
                 ANSIBLE_HOME=str(home), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-                ANSIBLE_LOCAL_TEMP=str(home / "tmp"), ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"))
+                ANSIBLE_LOCAL_TEMP=str(home / "tmp"), ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
+                ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
 
 
 def debian_mirror() -> str:
@@ -71,7 +73,7 @@ def pristine_root() -> Path:
     root = CACHE / f"trixie-minbase-{time.strftime('%Y%m%d')}"
     if not (root / "usr/bin/python3").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        for old in CACHE.glob("trixie-minbase-*"):
+        for old in CACHE.glob("trixie-minbase-2*"):
             shutil.rmtree(old)
         partial = CACHE / "partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -125,6 +127,8 @@ class ChrootHost:
         policy = host.root / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\n# No service starts inside the test chroot.\nexit 101\n")
         policy.chmod(0o755)
+        local_cas = host.root / "usr/local/share/ca-certificates"
+        local_cas.mkdir(parents=True, exist_ok=True)
         for cert in Path("/usr/local/share/ca-certificates").glob("*.crt"):
             shutil.copy2(cert, host.root / "usr/local/share/ca-certificates" / cert.name)
         shutil.copy2("/etc/resolv.conf", host.root / "etc/resolv.conf")
@@ -133,7 +137,12 @@ class ChrootHost:
         return host
 
     def __enter__(self) -> ChrootHost:
-        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
+        # pip's cache is shared between runs so a warm run downloads nothing; CI starts it empty.
+        pip_cache = CACHE / "pip"
+        pip_cache.mkdir(parents=True, exist_ok=True)
+        (self.root / "root/.cache/pip").mkdir(parents=True, exist_ok=True)
+        for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"]),
+                             ("root/.cache/pip", ["--bind", str(pip_cache)])):
             subprocess.run(["mount", *args, str(self.root / target)], check=True)
             self.mounts.append(self.root / target)
         return self
@@ -143,7 +152,7 @@ class ChrootHost:
             subprocess.run(["umount", "--lazy", str(mount)], check=False)
         mounted = Path("/proc/mounts").read_text()
         assert str(self.root) not in mounted, f"could not unmount everything under {self.root}"
-        shutil.rmtree(self.root)
+        shutil.rmtree(self.work)
 
     def apply(self) -> Apply:
         """Run site.yml against the chroot."""
@@ -244,14 +253,15 @@ def test_every_role_variable_is_prefixed_and_commented() -> None:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> ChrootHost:
+def host() -> Iterator[ChrootHost]:
     """Return a fresh Debian 13 chroot with site.yml applied once."""
     for binary, package in (("debootstrap", "debootstrap"), ("tor", "tor"), ("chroot", "coreutils")):
         require_binary(binary, package)
     ansible_tool("ansible-playbook")
     if os.geteuid() != 0:
         pytest.skip("the chroot deployment test needs root (debootstrap, chroot, mount)")
-    work = tmp_path_factory.mktemp("ansible")
+    # Not under pytest's tmp dirs: their clean-up must never meet a chroot with /dev still bound in it.
+    work = Path(tempfile.mkdtemp(prefix="engineering-log-ansible-", dir="/var/tmp"))
     with ChrootHost.create(work, source=ROOT, playbook_dir=ANSIBLE) as chroot:
         chroot.first = chroot.apply()
         yield chroot
@@ -301,7 +311,7 @@ def test_unit_files_pass_systemd_analyze_verify(host: ChrootHost) -> None:
 @pytest.mark.tor
 def test_onion_key_is_backed_up_encrypted_and_never_printed(host: ChrootHost) -> None:
     backup = next(host.backup_dir.glob("*.vault"))
-    assert backup.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    assert backup.read_text().startswith("$ANSIBLE_VAULT;1.2;AES256;")
     assert backup.stat().st_mode & 0o777 == 0o600
     key = (host.root / ONION_DIR.lstrip("/") / "hs_ed25519_secret_key").read_bytes()
     plain = run([ansible_tool("ansible-vault"), "view", "--vault-password-file", str(host.vault_pass),
