@@ -93,7 +93,7 @@ def wrk(url: str, seconds: int, connections: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
-def in_process(content: Path, root: Path, path: str, blocks: int = 7, per_block: int = 300) -> tuple[float, float]:
+def in_process(content: Path, root: Path, path: str, blocks: int = 40, per_block: int = 100) -> tuple[float, float]:
     """Return the best per-request time (microseconds) of a page through the app, with and without /mcp.
 
     No sockets and no other process: this isolates what the mount adds to a page (one path check in
@@ -156,7 +156,7 @@ def main() -> None:
             for page in pages:
                 with_us, without_us = in_process(root / "content", root, page)
                 print(f"GET {page:<40} in-process: with /mcp {with_us:7.1f} us   without {without_us:7.1f} us   "
-                      f"cost {100 * (with_us - without_us) / without_us:+.1f}%  (best of 7 x 300)")
+                      f"cost {100 * (with_us - without_us) / without_us:+.1f}%  (best of 40 x 100)")
                 rates: dict[str, list[float]] = {"with /mcp": [], "without": []}
                 for n in range(args.rounds):
                     order = [("with /mcp", on), ("without", off)]
