@@ -2,13 +2,18 @@
 
 import os
 
+import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
 
-# Tor readers pay a round trip for every new connection, so connections are kept alive: gthread
-# workers keep idle keep-alive connections in a selector instead of tying up a thread each.
-worker_class = "gthread"
+# Slow clients must not starve readers. gthread parses request headers on a pool thread with a blocking
+# socket and no deadline, so 256 clients trickling one header line every 2 s held all 16 threads and
+# readers timed out (docs/reliability.md). gunicorn's asyncio worker parses headers on its event loop:
+# a half-sent request costs a few kilobytes, not a thread. The Flask app runs on a thread pool behind
+# a2wsgi (see post_worker_init); connections are still kept alive for Tor readers.
+worker_class = os.environ.get("BLOG_WORKER_CLASS", "asgi")
 workers = int(os.environ.get("BLOG_WORKERS", "2"))
-threads = int(os.environ.get("BLOG_THREADS", "8"))
+threads = int(os.environ.get("BLOG_THREADS", "8"))  # the app's thread pool per worker (and gthread's, if chosen)
+worker_connections = int(os.environ.get("BLOG_WORKER_CONNECTIONS", "2000"))
 keepalive = 20
 timeout = 30
 graceful_timeout = 20
@@ -29,6 +34,14 @@ forwarded_allow_ips = ""
 control_socket_disable = True
 
 
+def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
+    """Serve the WSGI app from the asyncio worker through a2wsgi's thread pool."""
+    if worker.__class__.__name__ == "ASGIWorker":
+        from a2wsgi import WSGIMiddleware
+
+        worker.asgi = WSGIMiddleware(worker.asgi, workers=threads)
+
+
 def _headers_without_banner(self):  # type: ignore[no-untyped-def]
     """Drop gunicorn's `Server:` line: the banner tells a scanner what to try."""
     return [h for h in _original_default_headers(self) if not h.startswith("Server:")]
@@ -36,3 +49,4 @@ def _headers_without_banner(self):  # type: ignore[no-untyped-def]
 
 _original_default_headers = gunicorn.http.wsgi.Response.default_headers
 gunicorn.http.wsgi.Response.default_headers = _headers_without_banner
+gunicorn.asgi.protocol._CACHED_SERVER_HEADER = b""  # the asyncio worker's banner, added unless the app sets one
