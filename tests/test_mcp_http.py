@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sys
 import time
@@ -174,3 +175,14 @@ def test_host_policy_follows_the_onion_address(tmp_path: Path) -> None:
     assert ONION in policy.settings.allowed_hosts and f"{ONION}:*" in policy.settings.allowed_hosts
     assert policy.bases(ONION) == (f"http://{ONION}", f"http://{ONION}")
     assert policy.bases("log.example.org") == (BASE, f"http://{ONION}")
+
+
+def test_preloaded_app_starts_the_transport_in_each_worker(tmp_path: Path) -> None:
+    shutil.copytree(DATA / "site", tmp_path / "content")
+    server = Gunicorn(tmp_path / "content", tmp_path / "data", workers=2)
+    server.args.insert(-1, "--preload")
+    with server:
+        answers = [httpx2.post(server.url + "/mcp", json=INIT, headers=JSON) for _ in range(8)]
+        assert [a.status_code for a in answers] == [200] * 8
+        started = {int(pid) for pid in re.findall(r"MCP transport started in worker (\d+)", server.log())}
+        assert started and started <= set(server.worker_pids())  # never in the master, before the fork

@@ -100,7 +100,6 @@ class McpBridge:
         self._lock = threading.Lock()
         self._pid = 0
         self._bridge: ASGIMiddleware | None = None
-        self._stop: Callable[[], None] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -121,7 +120,12 @@ class McpBridge:
             log.warning("refused an MCP request: %s", why)
             return _plain(start_response, "421 Misdirected Request", "this Host is not served here")
         environ["PATH_INFO"] = PATH  # the SDK's transport ignores the path; the slash is only cosmetic
-        bridge = self._started()
+        try:
+            bridge = self._started()
+        except McpMountError as exc:
+            log.error("%s", exc)
+            return _plain(start_response, "503 Service Unavailable", "MCP is starting or broken; retry soon",
+                          [("Retry-After", "5")])
 
         def secured(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             kept = [(k, v) for k, v in headers if k.lower() not in _DROPPED]
