@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 from collections import OrderedDict
 from html import escape
@@ -111,7 +112,7 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
             kind=block.kind, text=block.text, snippet=snippet(block.text, terms), score=round(score, 4),
             last_updated=entry.last_updated, updated=bool(entry.updates),
             paragraph_changed=build.block_changed(slug, anchor) or entry.date))
-    corrected = _correct(searcher, parsed, text) if total == 0 else None
+    corrected = _correct(searcher, build, parsed, text)  # cheap: only unknown words are looked up
     return Results(text, citations, total, offset, limit, corrected, mode)
 
 
@@ -132,14 +133,22 @@ def snippet(text: str, terms: frozenset[str]) -> str:
     return escape(cut, quote=False)
 
 
-def _correct(searcher: Searcher, parsed: q.Parsed, text: str) -> str | None:
+def _correct(searcher: Searcher, build: Build, parsed: q.Parsed, text: str) -> str | None:
+    """Suggest a spelling: the nearest indexed stem, turned back into a word the log actually uses."""
     corrected = text
     for word in parsed.words:
-        if not q.stems(word) or searcher.doc_frequency("text", q.stems(word)[0]):
+        stem = q.stems(word)
+        if len(stem) != 1 or searcher.doc_frequency("text", stem[0]):
             continue
-        found = searcher.suggest("text", word.lower(), limit=1, maxdist=2, prefix=1)
-        if found and found[0] != word.lower():
-            corrected = corrected.replace(word, found[0], 1)
+        found = searcher.suggest("text", stem[0], limit=1, maxdist=2, prefix=1)
+        hit = searcher.search(wq.Term("text", found[0]), limit=1) if found else None
+        if hit:
+            slug, anchor = hit[0]["key"].split("#", 1)
+            block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None)
+            spelled = next((w for w in re.findall(r"\w+", block.text) if q.stems(w) == [found[0]]), None) \
+                if block else None
+            if spelled:
+                corrected = corrected.replace(word, spelled.lower(), 1)
     return corrected if corrected != text else None
 
 

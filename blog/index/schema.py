@@ -73,7 +73,7 @@ def make_schema() -> fields.Schema:
         kind=fields.ID,
         tags=fields.KEYWORD(lowercase=True, commas=True),
         ts=fields.NUMERIC(int, bits=64, signed=True),  # entry date, epoch seconds, for after:/before:
-        text=fields.TEXT(analyzer=prose, spelling=True),
+        text=fields.TEXT(analyzer=prose),  # spelling=True would double indexing time; see lookup
         ident=fields.TEXT(analyzer=identifier_analyzer()),
         title=fields.TEXT(analyzer=prose),
         head=fields.TEXT(analyzer=prose),
