@@ -11,7 +11,7 @@ from pathlib import Path
 from blog.content import ContentError, Entry, Site
 from blog.honesty import HonestyError
 from blog.honesty.lock import Recorded, iso, lock_path, read_lock, write_lock
-from blog.render import render
+from blog.render import Rendered, render
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,14 @@ def history(entry: Entry, recorded: tuple[Recorded, ...]) -> tuple[Revision, ...
     return tuple(revisions)
 
 
-def paragraph_changed(revisions: tuple[Revision, ...]) -> dict[str, dt.datetime]:
+def paragraph_changed(revisions: tuple[Revision, ...],
+                      rendered: Rendered | None = None) -> dict[str, dt.datetime]:
     """Return, for each anchor of the current text, when that exact block was first shown."""
     since: dict[str, dt.datetime] = {}
     for revision in revisions:
-        anchors = set(render(revision.body).anchors())
+        # The build has rendered the current text already; rendering (codehilite) is the slow part.
+        same = rendered is not None and revision is revisions[-1]
+        anchors = set((rendered if same and rendered else render(revision.body)).anchors())
         since = {a: since.get(a, revision.since) for a in anchors}
     return since
 

@@ -34,7 +34,7 @@ def annotate(build: Build, content_dir: Path, now: dt.datetime) -> None:
     for entry in build.site.entries:
         revisions = history(entry, locked.get(entry.slug, ()))
         build.revisions[entry.slug] = revisions
-        for anchor, since in paragraph_changed(revisions).items():
+        for anchor, since in paragraph_changed(revisions, build.rendered.get(entry.slug)).items():
             build.paragraph_changed[(entry.slug, anchor)] = since
         states: list[tuple[str, PullState | None]] = []
         for claim in entry_claims(entry)[0]:
