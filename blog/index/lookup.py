@@ -11,6 +11,7 @@ from html import escape
 
 from whoosh import highlight as wh
 from whoosh import query as wq
+from whoosh import searching as wr
 from whoosh.searching import Searcher
 
 from blog.build import Build
@@ -88,14 +89,14 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
     if not is_question(text, parsed) or ranked is strict:
         first = searcher.search(strict, limit=want, filter=filt, mask=mask)
         keys = [(hit["key"], hit.score) for hit in first]
-        total = len(first)
+        total = _count(first)
     if total < want and ranked is not strict:
         # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
         # the words that carry meaning, after everything AND found.
         more = searcher.search(ranked, limit=want, filter=filt, mask=mask)
         seen = {k for k, _ in keys}
         keys += [(hit["key"], hit.score) for hit in more if hit["key"] not in seen][: want - len(keys)]
-        total, mode = max(len(more), total), "or"
+        total, mode = max(_count(more), total), "or"
     entries = _entry_map(build)
     terms = q.highlight_terms(parsed)
     citations = []
@@ -114,6 +115,11 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
             paragraph_changed=build.block_changed(slug, anchor) or entry.date))
     corrected = _correct(searcher, build, parsed, text)  # cheap: only unknown words are looked up
     return Results(text, citations, total, offset, limit, corrected, mode)
+
+
+def _count(hits: wr.Results) -> int:
+    # An exact count re-runs the whole query over every match; past the first page an estimate will do.
+    return len(hits) if hits.has_exact_length() else max(hits.estimated_length(), hits.scored_length())
 
 
 def is_question(text: str, parsed: q.Parsed) -> bool:

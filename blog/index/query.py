@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from whoosh import query as wq
 from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.query.compound import DefaultOr
 
 from blog.index.model import SearchError
 from blog.index.schema import STOP, prose_analyzer, split_identifier
@@ -99,6 +100,12 @@ def _terms(fieldname: str, terms: list[str], boost: float) -> wq.Query | None:
     return wq.And([wq.Term(fieldname, t) for t in terms], boost=boost)
 
 
+def _or(clauses: list[wq.Query], scale: float | None = None) -> wq.Query:
+    # Whoosh's automatic choice preloads every match of every clause into arrays on small indexes;
+    # the union tree reads postings lazily and lets the collector skip blocks that cannot make the top N.
+    return DefaultOr(clauses, scale=scale)
+
+
 def word_query(word: str) -> wq.Query | None:
     """Match one word in the paragraph, its identifiers, its entry's title and its headings."""
     prose = stems(word)
@@ -107,7 +114,7 @@ def word_query(word: str) -> wq.Query | None:
         return None  # a stop word
     clauses = [_terms("text", prose, BOOSTS["text"]), _terms("ident", idents, BOOSTS["ident"]),
                _terms("title", prose, BOOSTS["title"]), _terms("head", prose, BOOSTS["head"])]
-    return wq.Or([c for c in clauses if c is not None])
+    return _or([c for c in clauses if c is not None])
 
 
 def phrase_query(phrase: str, boost: float = 1.0, slop: int = 1) -> wq.Query | None:
@@ -130,7 +137,7 @@ def compile_queries(parsed: Parsed) -> tuple[wq.Query | None, wq.Query | None]:
     should = words + ([near] if isinstance(near, wq.Phrase) else [])
     ranked: wq.Query | None = None
     if should:
-        ranked = wq.Or(should, scale=0.9)  # the coordination bonus ranks more matched words higher
+        ranked = _or(should, scale=0.9)  # the coordination bonus ranks more matched words higher
         if phrases:
             ranked = wq.And([ranked, *phrases])
     else:

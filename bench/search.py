@@ -1,0 +1,178 @@
+"""Print build, index and query figures for N generated entries, beside SQLite FTS5 over the same blocks.
+
+    python -m bench.search                 # N = 1,000 and 10,000 (the second takes minutes)
+    python -m bench.search --sizes 1000
+
+Query latency and memory are measured in a fresh process per engine (a cold worker): RSS after loading the
+build, after opening the index, and after 200 mixed queries with highlighting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.corpus import GLUE, IDENTS, WORDS, write_corpus
+from blog import build as builds
+from blog import index
+from blog.index import lookup
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def queries(count: int = 200, seed: int = 11) -> list[str]:
+    """Return a fixed mix of keyword, multi-word, question, identifier and phrase queries."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < count:
+        kind = rng.random()
+        if kind < 0.4:
+            out.add(rng.choice(WORDS))
+        elif kind < 0.65:
+            out.add(" ".join(rng.sample(WORDS, rng.randint(2, 3))))
+        elif kind < 0.85:
+            a, b, c, d = rng.sample(WORDS, 4)
+            out.add(f"how do I {a} the {b} {c} when {rng.choice(GLUE)} {d} fails?")
+        elif kind < 0.95:
+            out.add(rng.choice(IDENTS) + ("" if rng.random() < 0.5 else f" {rng.choice(WORDS)}"))
+        else:
+            out.add(f'"{rng.choice(GLUE)} {rng.choice(WORDS)}"')
+    ordered = sorted(out)
+    rng.shuffle(ordered)
+    return ordered
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return statistics.median(times) * 1000, times[min(len(times) - 1, int(len(times) * 0.99))] * 1000
+
+
+def worker_whoosh(builds_dir: Path, build_id: str, index_dir: Path) -> dict[str, float]:
+    """Measure one cold worker: load the build, open the index, answer the queries."""
+    build = builds.load(builds_dir, build_id)
+    build.index_dir = index_dir
+    rss_build = rss_mb()
+    started = time.perf_counter()
+    lookup.open_searcher(index_dir)
+    opened = time.perf_counter() - started
+    rss_open = rss_mb()
+    times = []
+    for text in queries():
+        lookup._cache.clear()
+        t = time.perf_counter()
+        index.search(build, text, limit=10)
+        times.append(time.perf_counter() - t)
+    p50, p99 = _percentiles(times)
+    return {"rss_build": rss_build, "rss_open": rss_open, "rss_after": rss_mb(), "open_ms": opened * 1000,
+            "p50": p50, "p99": p99}
+
+
+def _fts_match(text: str) -> str:
+    words = re.findall(r"\w+", text)
+    joiner = " OR " if text.rstrip().endswith("?") or len(words) >= 4 else " AND "
+    return joiner.join(f'"{w}"' for w in words)
+
+
+def worker_fts(db_path: Path) -> dict[str, float]:
+    """Measure one cold worker on the FTS5 database: open, then the same queries with snippets."""
+    started = time.perf_counter()
+    db = sqlite3.connect(db_path)
+    db.execute("SELECT count(*) FROM blocks WHERE blocks MATCH 'tor'").fetchall()
+    opened = time.perf_counter() - started
+    times = []
+    for text in queries():
+        t = time.perf_counter()
+        db.execute("SELECT anchor, snippet(blocks, 1, '<mark>', '</mark>', ' … ', 40) FROM blocks "
+                   "WHERE blocks MATCH ? ORDER BY bm25(blocks) LIMIT 10", (_fts_match(text),)).fetchall()
+        times.append(time.perf_counter() - t)
+    p50, p99 = _percentiles(times)
+    return {"rss_after": rss_mb(), "open_ms": opened * 1000, "p50": p50, "p99": p99}
+
+
+def _in_fresh_process(*args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-m", "bench.search", "--worker", *args], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 2**20
+
+
+def run(count: int, tmp: Path) -> None:
+    content, data = tmp / "content", tmp / "data"
+    paths = write_corpus(content, count)
+    t = time.perf_counter()
+    build = builds.make_build(content, data / "builds")
+    render_s = time.perf_counter() - t
+    builds.save(build)
+    t = time.perf_counter()
+    build.index_dir = index.update_index(build, data / "index")
+    index_s = time.perf_counter() - t
+    blocks = [(b.anchor, b.text) for r in build.rendered.values() for b in r.blocks]
+    # one changed entry: the render step reuses every other entry; the index copies and updates one entry
+    paths[count // 2].write_text(paths[count // 2].read_text() + "\nA new closing paragraph on relays.\n")
+    t = time.perf_counter()
+    changed = builds.make_build(content, data / "builds", build)
+    rebuild_s = time.perf_counter() - t
+    t = time.perf_counter()
+    changed.index_dir = index.update_index(changed, data / "index", build)
+    reindex_ms = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    db_path = tmp / "fts.db"
+    db = sqlite3.connect(db_path)
+    db.execute("CREATE VIRTUAL TABLE blocks USING fts5(anchor UNINDEXED, text, tokenize='porter unicode61')")
+    db.executemany("INSERT INTO blocks VALUES (?, ?)", blocks)
+    db.commit()
+    db.close()
+    fts_s = time.perf_counter() - t
+    ours = _in_fresh_process(str(data / "builds"), build.id, str(build.index_dir))
+    fts = _in_fresh_process("fts", str(db_path))
+    print(f"\nN = {count:,} entries, {len(blocks):,} blocks")
+    print(f"  full build: render {render_s:.1f} s + index {index_s:.1f} s = {render_s + index_s:.1f} s "
+          f"(FTS5 insert {fts_s:.1f} s)")
+    print(f"  index size: {_size_mb(build.index_dir):.1f} MB (FTS5 {_size_mb(db_path):.1f} MB)")
+    print(f"  one changed entry: re-index {reindex_ms:.0f} ms (make_build re-reads and re-checks all "
+          f"content: {rebuild_s:.1f} s)")
+    print(f"  cold open: {ours['open_ms']:.0f} ms (FTS5 {fts['open_ms']:.1f} ms)")
+    print(f"  query p50 {ours['p50']:.1f} ms, p99 {ours['p99']:.1f} ms; FTS5 p50 {fts['p50']:.1f} ms, "
+          f"p99 {fts['p99']:.1f} ms; ratio p99 whoosh/FTS5 {ours['p99'] / max(fts['p99'], 1e-6):.2f}")
+    print(f"  worker RSS: {ours['rss_build']:.0f} MB with the build loaded, {ours['rss_open']:.0f} MB with the "
+          f"index open, {ours['rss_after']:.0f} MB after the queries (FTS5 worker {fts['rss_after']:.0f} MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        if args.worker[0] == "fts":
+            print(json.dumps(worker_fts(Path(args.worker[1]))))
+        else:
+            print(json.dumps(worker_whoosh(Path(args.worker[0]), args.worker[1], Path(args.worker[2]))))
+        return
+    for count in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(count, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
