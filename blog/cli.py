@@ -17,8 +17,10 @@ from pathlib import Path
 import click
 
 from blog import publish
+from blog.build import BuildError
 from blog.config import Config, ConfigError, load_config
 from blog.content import ContentProblems, check_site, utcnow
+from blog.index import SearchError
 
 log = logging.getLogger("blog")
 
@@ -73,6 +75,8 @@ def _publish(cfg: Config, force: bool = False) -> None:
         for problem in problems.problems:
             click.echo(str(problem), err=True)
         raise click.ClickException(f"{len(problems.problems)} problem(s); the site keeps serving its last good build") from problems
+    except (BuildError, SearchError) as exc:  # a full or read-only disk: the old build and index stay current
+        raise click.ClickException(f"{exc}; the site keeps serving its last good build") from exc
     click.echo(f"build {build.id} is current ({len(build.site.entries)} entries, index {build.index_dir})")
 
 
