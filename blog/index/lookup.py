@@ -26,6 +26,10 @@ MAX_LIMIT = 50
 MAX_DEPTH = 1000  # offset + limit: nobody reads page 500, and deep pages cost time
 SNIPPET_CHARS = 300
 QUESTION_WORDS = 4  # this many words and more: ranked OR straight away (AND over them rarely finds anything)
+# A question is answered in prose: a code block that merely shares its words (a quoted query, a log line)
+# ranks below a paragraph. Measured on tests/data/questions.yml; see docs/search.md.
+CODE_WEIGHT = 0.6
+RERANK = 10
 CACHE_SIZE = 256  # recent results per worker: agents repeat their questions
 FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
@@ -93,9 +97,11 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
     if total < want and ranked is not strict:
         # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
         # the words that carry meaning, after everything AND found.
-        more = searcher.search(ranked, limit=want, filter=filt, mask=mask)
+        more = searcher.search(ranked, limit=want + RERANK, filter=filt, mask=mask)
         seen = {k for k, _ in keys}
-        keys += [(hit["key"], hit.score) for hit in more if hit["key"] not in seen][: want - len(keys)]
+        extra = [(hit["key"], hit.score * (CODE_WEIGHT if hit["kind"] == "code" else 1.0))
+                 for hit in more if hit["key"] not in seen]
+        keys += sorted(extra, key=lambda pair: -pair[1])[: want - len(keys)]
         total, mode = max(_count(more), total), "or"
     entries = _entry_map(build)
     terms = q.highlight_terms(parsed)

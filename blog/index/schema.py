@@ -70,7 +70,7 @@ def make_schema() -> fields.Schema:
     return fields.Schema(
         key=fields.ID(stored=True, unique=True),  # slug#anchor
         slug=fields.ID,
-        kind=fields.ID,
+        kind=fields.ID(stored=True),
         tags=fields.KEYWORD(lowercase=True, commas=True),
         ts=fields.NUMERIC(int, bits=64, signed=True),  # entry date, epoch seconds, for after:/before:
         text=fields.TEXT(analyzer=prose),  # spelling=True would double indexing time; see lookup
