@@ -211,10 +211,12 @@ def test_readers_never_see_a_half_index(tmp_path: Path, small: Path) -> None:
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
-        for _ in range(8):
+        started, rebuilds = time.monotonic(), 0
+        while rebuilds < 8 or time.monotonic() - started < 6:
             publish.publish(cfg, force=True)
+            rebuilds += 1
     finally:
         stop.touch()
         out, err = reader.communicate(timeout=60)
     done, failed = map(int, out.split())
-    assert failed == 0 and done > 20, err[-2000:]
+    assert failed == 0 and done >= 10, (done, failed, err[-2000:])
