@@ -106,8 +106,11 @@ def worker_fts(db_path: Path) -> dict[str, float]:
 
 
 def _in_fresh_process(*args: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-m", "bench.search", "--worker", *args], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    done = subprocess.run([sys.executable, "-m", "bench.search", "--worker", *args], cwd=ROOT,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the measuring worker failed:\n{done.stderr[-3000:]}")
+    out = done.stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

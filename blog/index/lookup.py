@@ -99,7 +99,7 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
         # the words that carry meaning, after everything AND found.
         more = searcher.search(ranked, limit=want + RERANK, filter=filt, mask=mask)
         seen = {k for k, _ in keys}
-        extra = [(hit["key"], hit.score * (CODE_WEIGHT if hit["kind"] == "code" else 1.0))
+        extra = [(hit["key"], hit.score * (CODE_WEIGHT if hit.get("kind") == "code" else 1.0))
                  for hit in more if hit["key"] not in seen]
         keys += sorted(extra, key=lambda pair: -pair[1])[: want - len(keys)]
         total, mode = max(_count(more), total), "or"
