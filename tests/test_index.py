@@ -220,3 +220,18 @@ def test_readers_never_see_a_half_index(tmp_path: Path, small: Path) -> None:
         out, err = reader.communicate(timeout=60)
     done, failed = map(int, out.split())
     assert failed == 0 and done >= 10, (done, failed, err[-2000:])
+
+
+@pytest.mark.slow
+def test_worker_rss_with_the_index_open_stays_under_target(tmp_path: Path) -> None:
+    """1,000 generated entries: a fresh worker with the build loaded and the index open stays under 80 MB."""
+    from bench.corpus import write_corpus
+    from bench.search import _in_fresh_process
+
+    write_corpus(tmp_path / "content", 1000)
+    build = builds.make_build(tmp_path / "content", tmp_path / "builds")
+    builds.save(build)
+    build.index_dir = index.update_index(build, tmp_path / "index")
+    figures = _in_fresh_process(str(tmp_path / "builds"), build.id, str(build.index_dir))
+    assert figures["rss_open"] <= 80, figures
+    assert figures["rss_open"] - figures["rss_build"] <= 15, f"opening the index cost too much: {figures}"
