@@ -58,7 +58,7 @@ def wrk(url: str, duration: float, headers: dict[str, str] | None = None,
     return Load(rps, p50, p99, total, errors)
 
 
-def run(app: Process, types: list[PageType], work: Path, duration: float) -> dict[str, object]:
+def run(app: Process, types: list[PageType], work: Path, duration: float, rounds: int = 2) -> dict[str, object]:
     """Load each page type on nginx (a), bare WSGI (b) and the app (c), interleaved; return figures."""
     static = work / "static"
     bare_table = work / "bare.json"
@@ -69,11 +69,16 @@ def run(app: Process, types: list[PageType], work: Path, duration: float) -> dic
     with nginx, bare:
         nginx.start(probe=f"/{types[0].file}")
         bare.start(probe=types[0].path)
+        urls = {"nginx": lambda p: f"{nginx.url}/{p.file}", "bare": lambda p: bare.url + p.path,
+                "app": lambda p: app.url + p.path}
         for page in types:
-            # Interleaved per page so that a neighbour's burst on this shared machine hits all three alike.
-            results["nginx"][page.name] = asdict(wrk(f"{nginx.url}/{page.file}", duration, GZIP))
-            results["bare"][page.name] = asdict(wrk(bare.url + page.path, duration, GZIP))
-            results["app"][page.name] = asdict(wrk(app.url + page.path, duration, GZIP))
+            # Interleaved per page and repeated: a neighbour's burst on this shared machine only ever slows a
+            # run down, so the best of the rounds is the least disturbed figure for each case.
+            for _ in range(rounds):
+                for case, url in urls.items():
+                    load = wrk(url(page), duration, GZIP)
+                    if load.rps > results[case].get(page.name, {}).get("rps", -1):
+                        results[case][page.name] = asdict(load)
             log.info("%s: nginx %.0f, bare %.0f, app %.0f req/s", page.name, results["nginx"][page.name]["rps"],
                      results["bare"][page.name]["rps"], results["app"][page.name]["rps"])
     entry = next(p for p in types if p.name == "entry")
@@ -81,7 +86,8 @@ def run(app: Process, types: list[PageType], work: Path, duration: float) -> dic
     results["app_304"] = {"entry": asdict(wrk(app.url + entry.path, duration, {**GZIP, "If-None-Match": etag}))}
     ratios = {page.name: {"c_over_b": _ratio(results, "app", "bare", page.name),
                           "c_over_a": _ratio(results, "app", "nginx", page.name)} for page in types}
-    return {"load_generator": f"wrk -t{THREADS} -c{CONNECTIONS} -d{duration:g}s, keep-alive, Accept-Encoding: gzip",
+    return {"load_generator": f"wrk -t{THREADS} -c{CONNECTIONS} -d{duration:g}s, keep-alive, Accept-Encoding: gzip, "
+                              f"best of {rounds} interleaved rounds",
             "cases": results, "ratios": ratios}
 
 

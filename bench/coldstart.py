@@ -1,0 +1,92 @@
+"""Cold start (process start to first 200), change-to-served after `blog reload`, and RSS per worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.servers import ROOT, BenchError, app_server, rss_mib
+
+log = logging.getLogger(__name__)
+
+MARKER = "Reload marker"
+
+
+def corpus(target: Path, entries: int) -> Path:
+    """Return a content tree: the starter log plus `entries` generated entries (bench/corpus.py)."""
+    shutil.copytree(ROOT / "content", target)
+    if entries:
+        from bench.corpus import write_corpus
+
+        write_corpus(target, entries)
+    return target
+
+
+def blog(command: str, content_dir: Path, data_dir: Path) -> float:
+    """Run a `blog` command against a content tree; return its wall time in s."""
+    env = dict(os.environ, BLOG_CONTENT_DIR=str(content_dir), BLOG_DATA_DIR=str(data_dir), BLOG_TOR_MODE="off")
+    env.pop("BLOG_CONFIG", None)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "blog.cli", command], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"blog {command} failed for {content_dir}: {done.stderr[-2000:]}")
+    return time.monotonic() - start
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def measure(work: Path, entries: int) -> dict[str, float]:
+    """Measure one content size: first build, cold start on a built site, reload latency, worker RSS."""
+    content = corpus(work / f"content-{entries}", entries)
+    data = work / f"data-{entries}"
+    figures = {"entries": float(len(list((content / "log").glob("*.md"))))}
+    figures["first_build_s"] = blog("build", content, data)
+    server = app_server(content, data, work / f"cold-{entries}.log")
+    with server:
+        figures["cold_start_s"] = server.start(timeout=120)
+        newest = sorted((content / "log").glob("*.md"))[-1]
+        slug = newest.stem.split("-", 3)[3]
+        _get(f"{server.url}/log/{slug}")
+        figures["reload_s"], figures["reload_command_s"] = _change_to_served(server.url, content, data, newest,
+                                                                             slug)
+        for path in ("/", "/tags", "/archive", f"/log/{slug}", "/search?q=tor"):
+            _get(server.url + path)
+        workers = [rss_mib(pid) for pid in server.children()]
+        figures["rss_per_worker_mib"] = round(max(workers, default=0.0), 1)
+        figures["rss_master_mib"] = round(rss_mib(server.process.pid), 1) if server.process else 0.0
+    return figures
+
+
+def _change_to_served(url: str, content: Path, data: Path, path: Path, slug: str) -> tuple[float, float]:
+    """Edit an entry, run `blog reload`, and poll until the edit is served; return (total, command) in s."""
+    text = path.read_text(encoding="utf-8")
+    stamp = f"{MARKER} {time.time_ns()}"
+    start = time.monotonic()
+    path.write_text(text.rstrip("\n") + f"\n\n{stamp}.\n", encoding="utf-8")
+    command = blog("reload", content, data)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if stamp.encode() in _get(f"{url}/log/{slug}"):
+            return round(time.monotonic() - start, 3), round(command, 3)
+        time.sleep(0.02)
+    raise BenchError(f"the edit to {path} was not served within 30 s of `blog reload`")
+
+
+def run(work: Path, sizes: tuple[int, ...] = (0, 1000)) -> dict[str, dict[str, float]]:
+    """Measure the starter log (0 extra entries) and a generated log of each size."""
+    results = {}
+    for entries in sizes:
+        name = "starter" if entries == 0 else f"{entries}_entries"
+        results[name] = measure(work, entries)
+        log.info("%s: %s", name, results[name])
+    return results
