@@ -209,7 +209,7 @@ class _Running:
 
 
 def _register_rooms() -> None:
-    for module in ("blog.cli_tor", "blog.cli_mcp", "blog.cli_honesty"):
+    for module in ("blog.cli_tor", "blog.cli_mcp", "blog.cli_honesty", "blog.cli_onionbalance"):
         try:
             room = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -19,6 +19,7 @@ ALLOWED = {
     "mcp": {"content", "render", "build", "index", "publish"},
     "web": {"content", "render", "build", "index", "publish", "mcp"},
     "tor": set(),
+    "onionbalance": {"tor"},
     "links": {"tor", "content"},
     "honesty": {"content", "render", "build", "tor"},
     "gunicorn_conf": set(),
