@@ -151,10 +151,12 @@ def render_table(r: dict[str, Any]) -> str:
                 lines.append(f"{page:8} {path:9} {t['ttfb_ms']:9.1f} {t['total_ms']:9.1f}")
     elif tor:
         lines += ["", f"tor path: {tor['error']}"]
-    lines += ["", f"{'content':14} {'entries':>7} {'build s':>8} {'cold s':>7} {'reload s':>9} {'RSS/worker MiB':>15}"]
+    lines += ["", f"{'content':14} {'entries':>7} {'build s':>8} {'cold s':>7} {'reload cmd s':>13} "
+                  f"{'served after s':>15} {'RSS/worker MiB':>15}"]
     for name, c in r["coldstart"].items():
         lines.append(f"{name:14} {c['entries']:7.0f} {c['first_build_s']:8.1f} {c['cold_start_s']:7.2f} "
-                     f"{c['reload_s']:9.2f} {c['rss_per_worker_mib']:15.1f}")
+                     f"{c['reload_command_s']:13.2f} {c['served_after_reload_s']:15.2f} "
+                     f"{c['rss_per_worker_mib']:15.1f}")
     rss = r["rss_after_load_mib"]
     lines.append(f"RSS after the load run: workers {rss['workers']} MiB, master {rss['master']} MiB")
     mix = r.get("load_mix")

@@ -57,8 +57,7 @@ def measure(work: Path, entries: int) -> dict[str, float]:
         newest = sorted((content / "log").glob("*.md"))[-1]
         slug = newest.stem.split("-", 3)[3]
         _get(f"{server.url}/log/{slug}")
-        figures["reload_s"], figures["reload_command_s"] = _change_to_served(server.url, content, data, newest,
-                                                                             slug)
+        figures.update(_change_to_served(server.url, content, data, newest, slug))
         for path in ("/", "/tags", "/archive", f"/log/{slug}", "/search?q=tor"):
             _get(server.url + path)
         workers = [rss_mib(pid) for pid in server.children()]
@@ -67,17 +66,21 @@ def measure(work: Path, entries: int) -> dict[str, float]:
     return figures
 
 
-def _change_to_served(url: str, content: Path, data: Path, path: Path, slug: str) -> tuple[float, float]:
-    """Edit an entry, run `blog reload`, and poll until the edit is served; return (total, command) in s."""
+def _change_to_served(url: str, content: Path, data: Path, path: Path, slug: str) -> dict[str, float]:
+    """Edit an entry, run `blog reload`, and poll until the edit is served; return the three times in s."""
     text = path.read_text(encoding="utf-8")
     stamp = f"{MARKER} {time.time_ns()}"
     start = time.monotonic()
     path.write_text(text.rstrip("\n") + f"\n\n{stamp}.\n", encoding="utf-8")
     command = blog("reload", content, data)
-    deadline = time.monotonic() + 30
+    returned = time.monotonic()
+    deadline = returned + 30
     while time.monotonic() < deadline:
         if stamp.encode() in _get(f"{url}/log/{slug}"):
-            return round(time.monotonic() - start, 3), round(command, 3)
+            now = time.monotonic()
+            # The target (<= 1 s) is the last figure: from `blog reload` returning to the edit being served.
+            return {"reload_s": round(now - start, 3), "reload_command_s": round(command, 3),
+                    "served_after_reload_s": round(now - returned, 3)}
         time.sleep(0.02)
     raise BenchError(f"the edit to {path} was not served within 30 s of `blog reload`")
 
