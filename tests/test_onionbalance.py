@@ -1,0 +1,281 @@
+"""Scale-out: two backends behind one Onionbalance frontend, on the private 20 s Tor network."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from blog import onionbalance
+from blog.cli import cli
+from blog.onionbalance import Instance, OnionbalanceError
+from blog.tor import keys
+from tests.conftest import DATA
+from tests.servers import Gunicorn
+from tests.tornet import TorNet, TorNetError
+from tests.tornet import process as torproc
+from tests.tornet.torrc import Node, Role, render
+
+pytest_plugins = ["tests.tornet.fixtures"]
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+TITLE = re.compile(r"<title>[^<]*?(backend [0-9])")
+FIGURES: dict[str, float] = {}
+
+
+# Configuration generation: pure functions, no network ------------------------------------------
+
+def _seeded_key() -> tuple[bytes, bytes]:
+    """Return (tor's expanded secret key, public key) for a random seed, the public key from cryptography."""
+    seed = secrets.token_bytes(32)
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    expanded = bytearray(hashlib.sha512(seed).digest())
+    expanded[0] &= 248
+    expanded[31] &= 63
+    expanded[31] |= 64
+    return bytes(expanded), public
+
+
+def test_master_address_matches_an_independent_ed25519() -> None:
+    from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
+
+    for _ in range(3):
+        secret, public = _seeded_key()
+        assert onionbalance.public_key(secret) == public
+        assert onionbalance.address_of(public) == HiddenServiceDescriptorV3.address_from_identity_key(public)
+
+
+def test_addresses_are_checked_and_named() -> None:
+    _, public = _seeded_key()
+    address = onionbalance.address_of(public)
+    assert onionbalance.check_address(address.removesuffix(".onion").upper()) == address
+    typo = address[:10] + ("a" if address[10] != "a" else "b") + address[11:]
+    with pytest.raises(OnionbalanceError, match="checksum"):
+        onionbalance.check_address(typo)
+    with pytest.raises(OnionbalanceError, match="56 characters"):
+        onionbalance.check_address("example.onion")
+    assert onionbalance.parse_instance(f"web-1={address}", 1) == Instance("web-1", address)
+    assert onionbalance.parse_instance(address, 2).name == "backend2"
+
+
+def test_cli_writes_both_sides_in_the_ansible_role_formats(tmp_path: Path) -> None:
+    import yaml
+
+    backends = [onionbalance.address_of(_seeded_key()[1]) for _ in range(2)]
+    key = tmp_path / "master" / "hs_ed25519_secret_key"
+    args = ["onionbalance-config", "--master-key", str(key), "-o", str(tmp_path / "out"),
+            "--instance", f"a={backends[0]}", "--instance", backends[1]]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "--create-master-key" in refused.output
+    done = CliRunner().invoke(cli, [*args, "--create-master-key"])
+    assert done.exit_code == 0, done.output
+    master = onionbalance.master_address(key)
+    assert f"master address: http://{master}/" in done.output
+    assert (key.parent / "hostname").read_text().strip() == master
+    config = yaml.safe_load((tmp_path / "out" / "frontend" / "config.yaml").read_text())
+    # The shape ansible/roles/onionbalance/templates/config.yaml.j2 writes.
+    assert config == {"services": [{"key": str(key), "instances": [
+        {"address": backends[0], "name": "a"}, {"address": backends[1], "name": "backend2"}]}]}
+    assert (tmp_path / "out" / "backend" / "ob_config").read_text() == f"MasterOnionAddress {master}\n"
+    torrc = (tmp_path / "out" / "backend" / "torrc").read_text()
+    assert "HiddenServiceOnionbalanceInstance 1" in torrc and "HiddenServicePort 80 127.0.0.1:8000" in torrc
+    assert oct((tmp_path / "out" / "backend" / "ob_config").stat().st_mode & 0o777) == "0o600"
+    again = CliRunner().invoke(cli, [*args[:-4], "--instance", f"x={master}"])
+    assert again.exit_code == 1 and "is the master address" in again.output
+
+
+def test_backend_torrc_passes_tor_verify_config(tmp_path: Path) -> None:
+    tor = shutil.which("tor")
+    if tor is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tor is not installed: apt-get install tor")
+        pytest.skip("tor is not installed")
+    with pytest.raises(OnionbalanceError, match="only through tor"):
+        onionbalance.backend_torrc(tmp_path / "hs", "0.0.0.0:8000")
+    torrc = tmp_path / "torrc"
+    torrc.write_text(f"DataDirectory {tmp_path / 'data'}\nSocksPort 0\n"
+                     + onionbalance.backend_torrc(tmp_path / "hs", "127.0.0.1:8000"))
+    (tmp_path / "empty").write_text("")
+    verify = [tor, "--verify-config", "--defaults-torrc", str(tmp_path / "empty"), "-f", str(torrc)]
+    # tor reads ob_config while it checks the torrc: it has to be in place before tor starts or reloads.
+    missing = subprocess.run(verify, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "ob_config" in missing.stdout, missing.stdout
+    (tmp_path / "hs").mkdir(mode=0o700)
+    master = onionbalance.address_of(_seeded_key()[1])
+    (tmp_path / "hs" / "ob_config").write_text(onionbalance.ob_config(master))
+    done = subprocess.run(verify, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
+# Two backends behind the frontend, on the private network -----------------------------------
+
+class Backend:
+    """One backend: a gunicorn of the app and its own tor with HiddenServiceOnionbalanceInstance."""
+
+    def __init__(self, net: TorNet, root: Path, index: int, master: str) -> None:
+        self.name = f"backend{index}"
+        self.root = root / self.name
+        shutil.copytree(DATA / "site", self.root / "content")
+        self.web = Gunicorn(self.root / "content", self.root / "data", workers=1,
+                            extra_env={"BLOG_TITLE": f"log on backend {index}"})
+        self.node = Node(self.name, Role.SERVICE, self.root / "tor")
+        self.node.directory.mkdir(mode=0o700)
+        hs_dir = self.node.directory / "hs"
+        hs_dir.mkdir(mode=0o700)
+        (hs_dir / "ob_config").write_text(onionbalance.ob_config(master))
+        authorities = [n for n in net.nodes if n.role is Role.AUTHORITY]
+        exit_fp = next(n.fingerprint for n in net.nodes if n.role is Role.EXIT)
+        self.torrc_text = render(self.node, authorities, net.voting, exit_fp, net.base / "resolv.conf")
+        self.hs_dir = hs_dir
+        self.defaults = net.base / "empty-defaults"
+        self.tor: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start gunicorn, then the tor; return the backend's own onion address once tor wrote it."""
+        self.web.start()
+        self.node.torrc_path.write_text(
+            self.torrc_text + onionbalance.backend_torrc(self.hs_dir, self.web.url.removeprefix("http://")))
+        self.tor = torproc.launch(self.node.torrc_path, self.node.log_path, self.defaults)
+        deadline = time.monotonic() + 60
+        while not (self.hs_dir / "hostname").exists():
+            if self.tor.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}'s tor wrote no hostname:\n{self.logs()}")
+            time.sleep(0.2)
+        return onionbalance.check_address((self.hs_dir / "hostname").read_text())
+
+    def stop(self) -> None:
+        """Stop the tor and gunicorn, each by its PID."""
+        if self.tor is not None:
+            torproc.stop(self.tor)
+        self.web.stop()
+
+    def logs(self) -> str:
+        return f"--- {self.name} tor ---\n{torproc.log_tail(self.node.log_path)}\n" \
+               f"--- {self.name} gunicorn ---\n{self.web.log()[-1500:]}"
+
+
+class Frontend:
+    """The Onionbalance process, publishing the master descriptor through the network's service tor."""
+
+    def __init__(self, net: TorNet, root: Path, key: Path, instances: list[Instance]) -> None:
+        self.config = root / "frontend" / "config.yaml"
+        self.config.parent.mkdir(mode=0o700)
+        self.config.write_text(onionbalance.frontend_config(key, instances))
+        self.log_path = root / "frontend" / "onionbalance.log"
+        self.args = [str(Path(sys.executable).with_name("onionbalance")), "--config", str(self.config),
+                     "--ip", "127.0.0.1", "--port", str(net.service_control_port),
+                     "--socket", str(root / "no-socket"), "--is-testnet", "-v", "info"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def balanced(tornet_onionbalance: TorNet, tmp_path: Path) -> Iterator[tuple[str, list[Backend], Frontend]]:
+    """Start two backends and the frontend; stop all of them by PID afterwards, even on failure."""
+    net = tornet_onionbalance
+    key = tmp_path / "master" / keys.HOSTNAME_FILE
+    key = key.with_name("hs_ed25519_secret_key")
+    keys.write_key(key, keys.generate_key())
+    master = onionbalance.master_address(key)
+    backends = [Backend(net, tmp_path, i, master) for i in range(2)]
+    frontend: Frontend | None = None
+    try:
+        instances = [Instance(b.name, b.start()) for b in backends]
+        frontend = Frontend(net, tmp_path, key, instances)
+        frontend.start()
+        yield master, backends, frontend
+    finally:
+        if frontend is not None:
+            frontend.stop()
+        for backend in backends:
+            backend.stop()
+
+
+def _which(net: TorNet, url: str, timeout: float, what: str, context: str) -> str:
+    """Fetch url through the client and return the name of the backend that answered."""
+    try:
+        response = net.fetch_via_socks(url, timeout=timeout, attempt_timeout=20)
+    except TorNetError as exc:
+        raise AssertionError(f"{what}: {exc}\n{context}") from exc
+    found = TITLE.search(response.text)
+    assert response.status_code == 200 and found, f"{what}: {response.status_code} {response.text[:300]}"
+    return found.group(1).replace(" ", "")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_two_backends_behind_onionbalance_survive_losing_one(
+    balanced: tuple[str, list[Backend], Frontend], tornet_onionbalance: TorNet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    net = tornet_onionbalance
+    master, backends, frontend = balanced
+    url = f"http://{master}/"
+
+    def context() -> str:
+        return f"--- onionbalance ---\n{frontend.log()}\n" + "\n".join(b.logs() for b in backends)
+
+    FIGURES["network_bootstrap_s"] = net.timings["bootstrap_s"]
+    try:
+        FIGURES["master_descriptor_s"] = net.since_start() + 0 * net.wait_for_descriptor(master, timeout=200)
+    except TorNetError as exc:
+        raise AssertionError(f"Onionbalance published no master descriptor: {exc}\n{context()}") from exc
+    seen = [_which(net, url, 120, "first fetch of the master address", context())]
+    FIGURES["first_master_fetch_s"] = net.since_start()
+    # Each NEWNYM builds a new rendezvous circuit through a randomly chosen introduction point; the
+    # master descriptor holds both backends' points, so both answer within a few fetches.
+    for _ in range(12):
+        if len(set(seen)) == 2:
+            break
+        net.newnym()
+        seen.append(_which(net, url, 60, "fetch through the master address", context()))
+    assert set(seen) == {"backend0", "backend1"}, f"only {set(seen)} answered in {len(seen)} fetches"
+    FIGURES["fetches_until_both_backends"] = len(seen)
+
+    backends[0].stop()
+    killed = time.monotonic()
+    answers = []
+    for _ in range(4):
+        net.newnym()
+        answers.append(_which(net, url, 150, "fetch after losing backend0", context()))
+        FIGURES.setdefault("first_fetch_after_losing_one_s", time.monotonic() - killed)
+    FIGURES["four_fetches_after_losing_one_s"] = time.monotonic() - killed
+    assert answers == ["backend1"] * 4
+    FIGURES["total_s"] = net.since_start()
+    FIGURES["peak_rss_tors_mib"] = round(net.peak_rss_mib, 1)  # the network's 8 tors, not the backends'
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "onionbalance-figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+    with capsys.disabled(), contextlib.suppress(OSError):
+        print("\nonionbalance figures:", ", ".join(f"{k}={v:.1f}" for k, v in FIGURES.items()))
