@@ -65,11 +65,12 @@ def _markdown() -> markdown.Markdown:
 
 def _text(element: lxml_html.HtmlElement) -> str:
     """Return the readable text of a block, without footnote markers."""
-    copy = lxml_html.fromstring(lxml_html.tostring(element))
-    for mark in list(copy.iter("sup")):
-        if (mark.get("id") or "").startswith("fnref"):
-            mark.drop_tree()
-    return normalise(copy.text_content())
+    parts = [element.text or ""]
+    for child in element:
+        if not (child.tag == "sup" and (child.get("id") or "").startswith("fnref")):
+            parts.append(child.text_content())
+        parts.append(child.tail or "")
+    return normalise("".join(parts))
 
 
 def _own_text(element: lxml_html.HtmlElement) -> str:
