@@ -26,7 +26,7 @@ _PROSE = prose_analyzer()
 HIGHLIGHT = RegexTokenizer(r"[^\W_]+") | LowercaseFilter() | StopFilter(stoplist=STOP) | StemFilter()
 # How much a match in each field counts: the paragraph's own words most, its entry's title and the
 # headings above it less (they say what the paragraph is about, not what it says).
-BOOSTS = {"text": 1.0, "ident": 0.9, "title": 0.5, "head": 0.4}
+BOOSTS = {"text": 1.0, "ident": 0.9, "about": 0.45}
 
 
 @dataclass
@@ -113,7 +113,7 @@ def word_query(word: str) -> wq.Query | None:
     if not prose and not idents:
         return None  # a stop word
     clauses = [_terms("text", prose, BOOSTS["text"]), _terms("ident", idents, BOOSTS["ident"]),
-               _terms("title", prose, BOOSTS["title"]), _terms("head", prose, BOOSTS["head"])]
+               _terms("about", prose, BOOSTS["about"])]
     return _or([c for c in clauses if c is not None])
 
 

@@ -26,6 +26,7 @@ STOP = frozenset(STOP_WORDS) | {
 IDENT_PATTERN = r"\w+(?:[._:/\-]+\w+)*"
 _PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _PUNCT = re.compile(r"[._:/\-]+")
+_IDENT = re.compile(IDENT_PATTERN)
 
 
 def split_identifier(word: str) -> list[str]:
@@ -39,13 +40,25 @@ def split_identifier(word: str) -> list[str]:
     return list(dict.fromkeys(p for p in parts if p))
 
 
+def maybe_compound(word: str) -> bool:
+    """Tell cheaply whether a token can be a compound identifier (most prose words cannot)."""
+    if word.isalpha():
+        return not (word.islower() or word.isupper() or word[1:].islower())
+    return not word.isdigit()
+
+
+def identifiers(text: str) -> str:
+    """Return only the tokens of a text that may be compound identifiers, for the `ident` field."""
+    return " ".join(w for w in _IDENT.findall(text) if maybe_compound(w))
+
+
 class IdentifierFilter(Filter):
     """Keep only compound identifiers, emitting the whole (lowercased) and each part at the same position."""
 
     def __call__(self, tokens: Iterator[Token]) -> Iterator[Token]:
         for t in tokens:
             word = t.text
-            parts = split_identifier(word)
+            parts = split_identifier(word) if maybe_compound(word) else ()
             if len(parts) < 2:
                 continue  # a plain word is the prose field's business; indexing it twice skews BM25
             t.text = word.lower()
@@ -65,32 +78,32 @@ def identifier_analyzer() -> RegexTokenizer:
 
 
 def make_schema() -> fields.Schema:
-    """Return the schema: only the key is stored; text, titles and dates come from the build."""
+    """Return the schema: key and kind are stored, not indexed; text, titles and dates come from the build."""
     prose = prose_analyzer()
     return fields.Schema(
-        key=fields.ID(stored=True, unique=True),  # slug#anchor
+        key=fields.STORED,  # slug#anchor; entries are replaced by slug, so the key needs no postings
         slug=fields.ID,
-        kind=fields.ID(stored=True),
+        kind=fields.STORED,  # for ranking code below prose
         tags=fields.KEYWORD(lowercase=True, commas=True),
-        ts=fields.NUMERIC(int, bits=64, signed=True),  # entry date, epoch seconds, for after:/before:
+        # Entry date in epoch seconds. A 16-bit shift step indexes 4 terms per block instead of Whoosh's
+        # default 16; ranges over the few thousand distinct dates stay cheap.
+        ts=fields.NUMERIC(int, bits=64, signed=True, shift_step=16),
         text=fields.TEXT(analyzer=prose),  # spelling=True would double indexing time; see lookup
-        ident=fields.TEXT(analyzer=identifier_analyzer()),
-        title=fields.TEXT(analyzer=prose),
-        head=fields.TEXT(analyzer=prose),
+        # Neither field is searched by phrase, so neither stores positions.
+        ident=fields.TEXT(analyzer=identifier_analyzer(), phrase=False),
+        about=fields.TEXT(analyzer=prose, phrase=False),  # the entry's title and the headings above
     )
 
 
 def documents(entry: Entry, rendered: Rendered) -> Iterator[dict[str, object]]:
     """Yield one document per citable block of an entry."""
+    common = {"slug": entry.slug, "tags": ",".join(entry.tags), "ts": int(entry.date.timestamp())}
     for block in rendered.blocks:
         yield {
+            **common,
             "key": f"{entry.slug}#{block.anchor}",
-            "slug": entry.slug,
             "kind": block.kind,
-            "tags": ",".join(entry.tags),
-            "ts": int(entry.date.timestamp()),
             "text": block.text,
-            "ident": block.text,
-            "title": entry.title,
-            "head": " ".join(block.heading_path),
+            "ident": identifiers(block.text),
+            "about": " ".join((entry.title, *block.heading_path)),
         }
