@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             from bench import tor_path
 
             results["tor_path"] = _guard(lambda: tor_path.run(app, types))
-    results["coldstart"] = coldstart.run(work / "cold", tuple(args.sizes))
+    results["coldstart"] = _guard(lambda: coldstart.run(work / "cold", tuple(args.sizes)))
     if not args.no_others:
         results["others"] = {name: _other(argv) for name, argv in OTHERS.items()}
     return results
@@ -154,6 +154,9 @@ def render_table(r: dict[str, Any]) -> str:
     lines += ["", f"{'content':14} {'entries':>7} {'build s':>8} {'cold s':>7} {'reload cmd s':>13} "
                   f"{'served after s':>15} {'RSS/worker MiB':>15}"]
     for name, c in r["coldstart"].items():
+        if not isinstance(c, dict):
+            lines.append(f"cold start: {c}")
+            continue
         lines.append(f"{name:14} {c['entries']:7.0f} {c['first_build_s']:8.1f} {c['cold_start_s']:7.2f} "
                      f"{c['reload_command_s']:13.2f} {c['served_after_reload_s']:15.2f} "
                      f"{c['rss_per_worker_mib']:15.1f}")

@@ -39,6 +39,7 @@ def run(app: Process, types: list[PageType]) -> dict[str, object]:
     """Publish the app as an onion on a private Tor network and time home and entry both ways."""
     from tests.tornet import TorNet
 
+    logging.getLogger("stem").setLevel(logging.WARNING)  # stem sets its own logger to DEBUG on import
     wanted = [t for t in types if t.name in ("home", "entry")]
     results: dict[str, object] = {"samples": SAMPLES}
     with TorNet() as net:
