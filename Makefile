@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 # Debian packages the tests use: a real tor, a real headless Chromium, a root filesystem builder
 # for the deployment test, nginx and wrk for the ceilings in `make bench`.
-DEB_TEST_PACKAGES := tor chromium debootstrap nginx-light wrk systemd sqlite3 ca-certificates
+DEB_TEST_PACKAGES := tor chromium debootstrap nginx-light wrk systemd sqlite3 ca-certificates iproute2 procps
 
 .PHONY: help run test test-fast bench check lint install install-test system-deps clean
 
