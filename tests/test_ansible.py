@@ -295,9 +295,7 @@ def test_first_apply_installs_everything_with_owners_and_modes(host: ChrootHost)
 @pytest.mark.slow
 @pytest.mark.tor
 def test_unit_files_pass_systemd_analyze_verify(host: ChrootHost) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed here")
+    analyze = require_binary("systemd-analyze", "systemd")
     unit = host.root / "etc/systemd/system/engineering-log.service"
     result = run([analyze, "verify", f"--root={host.root}", str(unit)])
     assert result.returncode == 0, result.stdout + result.stderr
