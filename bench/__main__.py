@@ -84,6 +84,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             from bench import tor_path
 
             results["tor_path"] = _guard(lambda: tor_path.run(app, types))
+    results["in_process_us"] = _guard(lambda: ceilings.in_process(content, work / "data", types, work / "bare.json"))
     results["coldstart"] = _guard(lambda: coldstart.run(work / "cold", tuple(args.sizes)))
     if not args.no_others:
         results["others"] = {name: _other(argv) for name, argv in OTHERS.items()}
@@ -137,6 +138,12 @@ def render_table(r: dict[str, Any]) -> str:
             lines.append(f"{page:8} {case:6} {f['rps']:9.0f} {f['p50_ms']:8.2f} {f['p99_ms']:8.2f}{tail}")
     f = cases["app_304"]["entry"]
     lines += [f"{'entry':8} {'304':6} {f['rps']:9.0f} {f['p50_ms']:8.2f} {f['p99_ms']:8.2f}", ""]
+    timed = r.get("in_process_us", {})
+    if timed and "error" not in timed:
+        lines.append(f"{'page':8} {'bare µs':>9} {'app µs':>9} {'Flask only µs':>14} {'c/b':>6}  (in-process)")
+        for page, t in timed.items():
+            lines.append(f"{page:8} {t['bare']:9.1f} {t['app']:9.1f} {t['app_flask_only']:14.1f} {t['c_over_b']:6.2f}")
+        lines.append("")
     browser = r.get("browser_requests", {})
     lines.append(f"{'page':8} {'plain B':>9} {'gzip B':>9} {'wire plain':>11} {'wire gzip':>10} {'browser req':>12}")
     for page, s in r["wire_bytes"].items():

@@ -94,3 +94,44 @@ def run(app: Process, types: list[PageType], work: Path, duration: float, rounds
 def _ratio(results: dict[str, dict[str, dict[str, float]]], top: str, bottom: str, page: str) -> float:
     below = results[bottom][page]["rps"]
     return round(results[top][page]["rps"] / below, 3) if below else 0.0
+
+
+def in_process(content_dir: Path, data_dir: Path, types: list[PageType], bare_table: Path,
+               blocks: int = 20, per_block: int = 100) -> dict[str, dict[str, float]]:
+    """Time one request in-process (no sockets): bare callable, the app, and the app with its fast path off.
+
+    Socket figures on a shared 2-core machine swing by tens of percent; the Python work per request does not.
+    """
+    import os
+    import time
+
+    from werkzeug.test import EnvironBuilder
+
+    from bench import servers
+    from blog.config import load_config
+    from blog.web import create_app
+
+    config = load_config(path=Path("/nonexistent"), env={}, content_dir=content_dir, data_dir=data_dir,
+                         tor_mode="off")
+    app = create_app(config)
+    os.environ[servers.BARE_TABLE] = str(bare_table)
+    servers._table = None
+    callables = {"bare": servers.bare_app, "app": app.wsgi_app, "app_flask_only": app.extensions["blog.fastpath"].app}
+
+    def best_us(call, path: str) -> float:
+        environ = EnvironBuilder(path=path, headers=GZIP).get_environ()
+        best = float("inf")
+        for _ in range(blocks):
+            start = time.perf_counter()
+            for _ in range(per_block):
+                body = call(dict(environ), lambda status, headers, exc_info=None: None)
+                b"".join(body)
+                getattr(body, "close", lambda: None)()
+            best = min(best, (time.perf_counter() - start) / per_block)
+        return round(best * 1e6, 1)
+
+    results: dict[str, dict[str, float]] = {}
+    for page in types:
+        results[page.name] = {name: best_us(call, page.path) for name, call in callables.items()}
+        results[page.name]["c_over_b"] = round(results[page.name]["bare"] / results[page.name]["app"], 3)
+    return results
