@@ -140,9 +140,9 @@ def render_table(r: dict[str, Any]) -> str:
     lines += [f"{'entry':8} {'304':6} {f['rps']:9.0f} {f['p50_ms']:8.2f} {f['p99_ms']:8.2f}", ""]
     timed = r.get("in_process_us", {})
     if timed and "error" not in timed:
-        lines.append(f"{'page':8} {'bare µs':>9} {'app µs':>9} {'Flask only µs':>14} {'c/b':>6}  (in-process)")
+        lines.append(f"{'page':8} {'bare µs':>9} {'app µs':>9} {'Flask only µs':>14} {'added µs':>9}  (in-process)")
         for page, t in timed.items():
-            lines.append(f"{page:8} {t['bare']:9.1f} {t['app']:9.1f} {t['app_flask_only']:14.1f} {t['c_over_b']:6.2f}")
+            lines.append(f"{page:8} {t['bare']:9.1f} {t['app']:9.1f} {t['app_flask_only']:14.1f} {t['added_us']:9.1f}")
         lines.append("")
     browser = r.get("browser_requests", {})
     lines.append(f"{'page':8} {'plain B':>9} {'gzip B':>9} {'wire plain':>11} {'wire gzip':>10} {'browser req':>12}")
