@@ -65,7 +65,11 @@ test-fast: install-test
 lint: install-test
 	$(BIN)/ruff check blog tests bench wsgi.py
 
-bench: system-deps install-test
+$(VENV)/.installed-bench: pyproject.toml constraints.txt $(VENV)/.installed-test
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
+	touch $@
+
+bench: system-deps $(VENV)/.installed-bench
 	$(BIN)/python -m bench
 
 clean:
