@@ -11,13 +11,14 @@ from html import escape
 
 from whoosh import highlight as wh
 from whoosh import query as wq
-from whoosh import searching as wr
 from whoosh.searching import Searcher
 
 from blog.build import Build
 from blog.content import Entry, utcnow
 from blog.index import query as q
+from blog.index import rank
 from blog.index.model import Citation, IndexUnavailable, Results, SearchError
+from blog.index.rank import Plan
 from blog.index.store import _BROKEN, forget, open_searcher
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
         parsed.tags.append(q.parse(f"tag:{tag}").tags[0])
     parsed.after = q.parse_date(after, "after") or parsed.after
     parsed.before = q.parse_date(before, "before") or parsed.before
-    strict, ranked = q.compile_queries(parsed)
-    if strict is None or ranked is None:
+    plan = q.compile_plan(parsed)
+    if plan is None:
         raise SearchError("type at least one word to search for "
                           "(tag:, after: and before: only narrow a search)")
     now = now or utcnow()
@@ -71,8 +72,8 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     handle = open_searcher(build.index_dir)
     try:
         with handle.lock:
-            results = _run(handle.searcher, build, parsed, query, strict, ranked, mask,
-                           limit, offset, base_url, onion_base)
+            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset, base_url,
+                           onion_base)
     except _BROKEN as exc:
         forget(build.index_dir) if build.index_dir else None
         log.error("the search index %s failed mid-search: %s; it will be rebuilt", build.index_dir, exc)
@@ -84,25 +85,24 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     return results
 
 
-def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: wq.Query, ranked: wq.Query,
-         mask: wq.Query | None, limit: int, offset: int, base_url: str, onion_base: str) -> Results:
+def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Plan, mask: wq.Query | None,
+         limit: int, offset: int, base_url: str, onion_base: str) -> Results:
     want = offset + limit
-    filt = q.filter_query(parsed)
+    scored = rank.Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
     keys: list[tuple[str, float]] = []
     total, mode = 0, "and"
-    if not is_question(text, parsed) or ranked is strict:
-        first = searcher.search(strict, limit=want, filter=filt, mask=mask)
-        keys = [(hit["key"], hit.score) for hit in first]
-        total = _count(first)
-    if total < want and ranked is not strict:
+    if not is_question(text, parsed) or not plan.words:
+        first, total = scored.strict(want)
+        keys = [(hit.key, hit.score) for hit in first]
+    if total < want and plan.words:
         # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
         # the words that carry meaning, after everything AND found.
-        more = searcher.search(ranked, limit=want + RERANK, filter=filt, mask=mask)
+        more, matched = scored.ranked(want + RERANK)
         seen = {k for k, _ in keys}
-        extra = [(hit["key"], hit.score * (CODE_WEIGHT if hit.get("kind") == "code" else 1.0))
-                 for hit in more if hit["key"] not in seen]
+        extra = [(hit.key, hit.score * (CODE_WEIGHT if hit.kind == "code" else 1.0))
+                 for hit in more if hit.key not in seen]
         keys += sorted(extra, key=lambda pair: -pair[1])[: want - len(keys)]
-        total, mode = max(_count(more), total), "or"
+        total, mode = max(matched, total), "or"
     entries = _entry_map(build)
     terms = q.highlight_terms(parsed)
     citations = []
@@ -121,11 +121,6 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, strict: 
             paragraph_changed=build.block_changed(slug, anchor) or entry.date))
     corrected = _correct(searcher, build, parsed, text)  # cheap: only unknown words are looked up
     return Results(text, citations, total, offset, limit, corrected, mode)
-
-
-def _count(hits: wr.Results) -> int:
-    # An exact count re-runs the whole query over every match; past the first page an estimate will do.
-    return len(hits) if hits.has_exact_length() else max(hits.estimated_length(), hits.scored_length())
 
 
 def is_question(text: str, parsed: q.Parsed) -> bool:

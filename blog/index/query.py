@@ -15,6 +15,7 @@ from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFil
 from whoosh.query.compound import DefaultOr
 
 from blog.index.model import SearchError
+from blog.index.rank import Plan
 from blog.index.schema import STOP, prose_analyzer, split_identifier
 
 MAX_QUERY = 200  # characters; longer input is refused, not searched slowly
@@ -106,15 +107,19 @@ def _or(clauses: list[wq.Query], scale: float | None = None) -> wq.Query:
     return DefaultOr(clauses, scale=scale)
 
 
-def word_query(word: str) -> wq.Query | None:
-    """Match one word in the paragraph, its identifiers, its entry's title and its headings."""
+def word_clauses(word: str) -> list[wq.Query]:
+    """Return one word's clauses: the paragraph, its identifiers, its entry's title and headings."""
     prose = stems(word)
     idents = [word.lower()] if len(split_identifier(word)) > 1 or prose else []
-    if not prose and not idents:
-        return None  # a stop word
     clauses = [_terms("text", prose, BOOSTS["text"]), _terms("ident", idents, BOOSTS["ident"]),
                _terms("about", prose, BOOSTS["about"])]
-    return _or([c for c in clauses if c is not None])
+    return [c for c in clauses if c is not None]  # empty for a stop word
+
+
+def word_query(word: str) -> wq.Query | None:
+    """Match one word in the paragraph, its identifiers, its entry's title and its headings."""
+    clauses = word_clauses(word)
+    return _or(clauses) if clauses else None
 
 
 def phrase_query(phrase: str, boost: float = 1.0, slop: int = 1) -> wq.Query | None:
@@ -125,28 +130,16 @@ def phrase_query(phrase: str, boost: float = 1.0, slop: int = 1) -> wq.Query | N
     return wq.Phrase("text", terms, slop=slop, boost=boost)
 
 
-def compile_queries(parsed: Parsed) -> tuple[wq.Query | None, wq.Query | None]:
-    """Return (AND query, ranked OR query) for the words; None when only stop words remain."""
-    words = [q for q in (word_query(w) for w in parsed.words) if q is not None]
+def compile_plan(parsed: Parsed) -> Plan | None:
+    """Return what to score for a query's words and phrases; None when only stop words remain."""
+    words = [c for c in (word_clauses(w) for w in parsed.words) if c]
     phrases = [q for q in (phrase_query(p) for p in parsed.phrases) if q is not None]
     if not words and not phrases:
-        return None, None
-    both = words + phrases
-    strict: wq.Query = both[0] if len(both) == 1 else wq.And(both)
+        return None
     near = phrase_query(" ".join(parsed.words), boost=2.0, slop=3) if len(words) > 1 else None
-    should = words + ([near] if isinstance(near, wq.Phrase) else [])
-    ranked: wq.Query | None = None
-    if should:
-        ranked = _or(should, scale=0.9)  # the coordination bonus ranks more matched words higher
-        if phrases:
-            ranked = wq.And([ranked, *phrases])
-    else:
-        ranked = strict
     negatives = [q for q in (phrase_query(n) for n in parsed.negatives) if q is not None]
-    if negatives:
-        exclude = wq.Or(negatives)
-        strict, ranked = wq.AndNot(strict, exclude), wq.AndNot(ranked, exclude)
-    return strict, ranked
+    return Plan(words, phrases, near if isinstance(near, wq.Phrase) else None,
+                wq.Or(negatives) if negatives else None, scale=0.9)
 
 
 def filter_query(parsed: Parsed) -> wq.Query | None:
