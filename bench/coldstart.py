@@ -56,7 +56,10 @@ def measure(work: Path, entries: int) -> dict[str, float]:
     server = app_server(content, data, work / f"cold-{entries}.log")
     with server:
         figures["cold_start_s"] = server.start(timeout=120)
-        figures.update(_change_to_served(server.url, content, data))
+        # Two reloads: an index that merges segments every other commit would hide in a single one.
+        runs = [_change_to_served(server.url, content, data) for _ in range(2)]
+        figures.update({key: max(run[key] for run in runs) for key in runs[0]})
+        figures["reload_command_runs_s"] = [run["reload_command_s"] for run in runs]  # type: ignore[assignment]
         for path in ("/", "/tags", "/archive", "/search?q=tor"):
             _get(server.url + path)
         workers = [rss_mib(pid) for pid in server.children()]
