@@ -91,10 +91,10 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
     scored = rank.Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
     keys: list[tuple[str, float]] = []
     total, mode = 0, "and"
-    if not is_question(text, parsed) or not plan.words:
+    if not is_question(text, parsed) or not plan.loose:
         first, total = scored.strict(want)
         keys = [(hit.key, hit.score) for hit in first]
-    if total < want and plan.words:
+    if total < want and plan.loose:
         # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
         # the words that carry meaning, after everything AND found.
         more, matched = scored.ranked(want + RERANK)
@@ -148,15 +148,21 @@ def _correct(searcher: Searcher, build: Build, parsed: q.Parsed, text: str) -> s
         if len(stem) != 1 or searcher.doc_frequency("text", stem[0]):
             continue
         found = searcher.suggest("text", stem[0], limit=1, maxdist=2, prefix=1)
-        hit = searcher.search(wq.Term("text", found[0]), limit=1) if found else None
-        if hit:
-            slug, anchor = hit[0]["key"].split("#", 1)
+        key = _first_key(searcher, found[0]) if found else None
+        if key:
+            slug, anchor = key.split("#", 1)
             block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None)
             spelled = next((w for w in re.findall(r"\w+", block.text) if q.stems(w) == [found[0]]), None) \
                 if block else None
             if spelled:
                 corrected = corrected.replace(word, spelled.lower(), 1)
     return corrected if corrected != text else None
+
+
+def _first_key(searcher: Searcher, stem: str) -> str | None:
+    """Return the key of the first block that uses a stem (reading one posting, not scoring them all)."""
+    postings = searcher.reader().postings("text", stem)  # skips deleted documents
+    return searcher.stored_fields(postings.id()).get("key") if postings.is_active() else None
 
 
 def _entry_map(build: Build) -> dict[str, Entry]:

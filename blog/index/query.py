@@ -133,12 +133,18 @@ def phrase_query(phrase: str, boost: float = 1.0, slop: int = 1) -> wq.Query | N
 def compile_plan(parsed: Parsed) -> Plan | None:
     """Return what to score for a query's words and phrases; None when only stop words remain."""
     words = [c for c in (word_clauses(w) for w in parsed.words) if c]
-    phrases = [q for q in (phrase_query(p) for p in parsed.phrases) if q is not None]
+    loose = len(words)
+    phrases: list[wq.Query] = []
+    for text in parsed.phrases:
+        if len(stems(text)) < 2:  # a quoted single word: a word every result must contain
+            words += [c for c in [word_clauses(text)] if c]
+        elif (phrase := phrase_query(text)) is not None:
+            phrases.append(phrase)
     if not words and not phrases:
         return None
-    near = phrase_query(" ".join(parsed.words), boost=2.0, slop=3) if len(words) > 1 else None
+    near = phrase_query(" ".join(parsed.words), boost=2.0, slop=3) if loose > 1 else None
     negatives = [q for q in (phrase_query(n) for n in parsed.negatives) if q is not None]
-    return Plan(words, phrases, near if isinstance(near, wq.Phrase) else None,
+    return Plan(words, loose, phrases, near if isinstance(near, wq.Phrase) else None,
                 wq.Or(negatives) if negatives else None, scale=0.9)
 
 

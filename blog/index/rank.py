@@ -33,6 +33,7 @@ class Plan:
     """What a query asks for: each word's clauses, the quoted phrases, the proximity bonus, the exclusions."""
 
     words: list[list[wq.Query]]  # one list of clauses (text, ident, about) per word
+    loose: int = 0  # the first `loose` words may be missing from a ranked OR result; the rest are quoted
     phrases: list[wq.Query] = field(default_factory=list)  # quoted: every result contains them
     near: wq.Query | None = None  # the words close together: a bonus in the ranked OR
     excluded: wq.Query | None = None  # -word and -"phrase"
@@ -94,7 +95,8 @@ class Scored:
     def ranked(self, limit: int) -> tuple[list[Hit], int]:
         """Return the best documents that match any word, more matched words ranking higher."""
         scores, counts, phrases = self.scores, self.counts, self.phrase_scores
-        docs = self._shown(d for d, c in enumerate(counts) if c)
+        need, words = self.full >> self.plan.loose << self.plan.loose, self.words  # the quoted words' bits
+        docs = self._shown(d for d, c in enumerate(counts) if c and words[d] & need == need)
         total = len(docs)
         terms, scale = self.terms, self.plan.scale
         near: dict[int, float] = {}
