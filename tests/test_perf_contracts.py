@@ -144,3 +144,13 @@ def test_a_page_is_one_request(client, path: str) -> None:
         if rel and href and set(rel.group(1).split()) & {"stylesheet", "icon", "preload", "prefetch", "manifest"}:
             fetched.append(href.group(1))
     assert [u for u in fetched if not u.startswith("data:")] == [], path
+
+
+def test_search_pages_are_compressed_when_accepted(client) -> None:
+    plain = client.get("/search?q=tor")
+    packed = client.get("/search?q=tor", headers=GZIP)
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"] and "no-store" in packed.headers["Cache-Control"]
+    assert gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) < len(plain.data) / 2

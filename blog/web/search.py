@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from blog import index, publish
 from blog.config import Config
 from blog.content import ContentProblems
+from blog.web.cache import gzip_if_accepted
 from blog.web.context import build, config, page
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def search() -> ResponseReturnValue:
     response.cache_control.no_store = True
     if status == 503:
         response.headers["Retry-After"] = "30"
-    return response
+    return gzip_if_accepted(response, request)
 
 
 def _page_number(raw: str) -> int:
