@@ -20,7 +20,7 @@ def draw(results: dict[str, Any], target: Path) -> Path:
     ceilings = results["ceilings"]
     cases, ratios = ceilings["cases"], ceilings["ratios"]
     pages = list(cases["app"])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=110, gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), dpi=110, gridspec_kw={"width_ratios": [3, 2]})
     width = 0.27
     for i, (case, label, colour) in enumerate(CASES):
         values = [cases[case][p]["rps"] for p in pages]
@@ -29,7 +29,7 @@ def draw(results: dict[str, Any], target: Path) -> Path:
     left.set_xticks(range(len(pages)), pages)
     left.set_ylabel("requests/s (log)")
     left.set_title("One wrk run on 127.0.0.1", fontsize=10)
-    left.legend(fontsize=7, loc="lower left")
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
     share = [ratios[p]["c_over_b"] for p in pages]
     right.bar(range(len(pages)), share, color=["#c2410c" if s >= TARGET else "#f59e0b" for s in share])
     right.axhline(TARGET, color="#111827", linewidth=1, linestyle="--")
