@@ -10,6 +10,10 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +27,100 @@ log = logging.getLogger(__name__)
 SNAPSHOT = "site.pickle"
 POINTER = "current"
 KEEP_BUILDS = 3
+KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
+RENDERED_CACHE = 64  # entries' renderings a worker keeps in memory after reading them
 
 
 class BuildError(Exception):
     """A build could not be written or read."""
+
+
+class RenderedStore(Mapping[str, "Rendered"]):
+    """Each entry's rendering: held in memory while a build is made, read from the build directory after.
+
+    A worker that loaded every entry's HTML and block texts held them all for its whole life (34 MB at
+    1,000 entries, most of a worker's memory); it now reads an entry's rendering when a page or a search
+    result needs it and keeps the last few. See docs/performance.md.
+    """
+
+    def __init__(self, items: Mapping[str, Rendered]) -> None:
+        self._items = dict(items)
+        self._spans: dict[str, tuple[int, int]] = {}
+        self._file = ""
+        self._dir = Path()
+        self._init_cache()
+
+    def _init_cache(self) -> None:
+        self._recent: OrderedDict[str, Rendered] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> Rendered:
+        if key in self._items:
+            return self._items[key]
+        start, size = self._spans[key]  # KeyError for an unknown key, like a dict
+        with self._lock:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
+        path = self._dir / self._file
+        try:
+            with path.open("rb") as handle:
+                handle.seek(start)
+                value = pickle.loads(handle.read(size))  # noqa: S301 - written by save() into its own directory
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            raise BuildError(f"cannot read {key} from {path}: {exc} (run `blog build`)") from exc
+        with self._lock:
+            self._recent[key] = value
+            while len(self._recent) > RENDERED_CACHE:
+                self._recent.popitem(last=False)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items or self._spans)
+
+    def __len__(self) -> int:
+        return len(self._items or self._spans)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items or key in self._spans
+
+    def write(self, directory: Path) -> None:
+        """Write every rendering into one new file in the directory, then read them from there."""
+        if not self._items:
+            return
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rendered-")
+        spans: dict[str, tuple[int, int]] = {}
+        with os.fdopen(fd, "wb") as handle:
+            for key, value in self._items.items():
+                data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                spans[key] = (handle.tell(), len(data))
+                handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        name = f"rendered-{time.time_ns():x}.pickle"  # a new name: workers still read the previous file
+        os.replace(tmp, directory / name)
+        self._spans, self._file, self._dir, self._items = spans, name, directory, {}
+        _prune_rendered(directory, keep=name)
+
+    def attach(self, directory: Path) -> None:
+        """Read renderings from this build directory (after loading the build from it)."""
+        self._dir = directory
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"items": self._items, "spans": self._spans, "file": self._file}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._items, self._spans, self._file = state["items"], state["spans"], state["file"]
+        self._dir = Path()
+        self._init_cache()
+
+
+def _prune_rendered(directory: Path, keep: str) -> None:
+    files = sorted(directory.glob("rendered-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+    now = time.time()
+    for old in files[KEEP_BUILDS:]:
+        if old.name != keep and now - old.stat().st_mtime > KEEP_SECONDS:
+            old.unlink(missing_ok=True)
 
 
 @dataclass
@@ -36,7 +130,7 @@ class Build:
     id: str
     created: dt.datetime
     site: Site
-    rendered: dict[str, Rendered]  # entry slug, or "page:<slug>"
+    rendered: Mapping[str, Rendered]  # entry slug, or "page:<slug>"; a RenderedStore once saved
     path: Path = field(default=Path())
     index_dir: Path | None = None
     # Filled by the honesty room at publish time (blog/honesty/snapshot.py); see docs/honesty.md.
@@ -80,15 +174,18 @@ def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = Non
         same = old_pages.get(page.slug) == page.body and key in reuse
         rendered[key] = reuse[key] if same else render(page.body)
     builds_dir.mkdir(parents=True, exist_ok=True)
-    return Build(build_id, utcnow(), site, rendered, builds_dir / build_id)
+    return Build(build_id, utcnow(), site, RenderedStore(rendered), builds_dir / build_id)
 
 
 def save(build: Build) -> None:
     """Write the build's snapshot into its directory (write to a temp file, then rename)."""
     build.path.mkdir(parents=True, exist_ok=True)
     target = build.path / SNAPSHOT
+    if not isinstance(build.rendered, RenderedStore):
+        build.rendered = RenderedStore(build.rendered)
     fd, tmp = tempfile.mkstemp(dir=build.path, prefix=".snapshot-")
     try:
+        build.rendered.write(build.path)  # the snapshot keeps only where each rendering is
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(build, handle, protocol=pickle.HIGHEST_PROTOCOL)
             handle.flush()
@@ -96,7 +193,8 @@ def save(build: Build) -> None:
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise BuildError(f"cannot write {target}: {exc} (is the data directory writable and the disk not full?)") from exc
+        raise BuildError(f"cannot write {target}: {exc} "
+                         "(is the data directory writable and the disk not full?)") from exc
 
 
 def switch(builds_dir: Path, build: Build) -> None:
@@ -118,8 +216,10 @@ def switch(builds_dir: Path, build: Build) -> None:
 def _prune(builds_dir: Path, keep: set[str]) -> None:
     candidates = sorted((p for p in builds_dir.iterdir() if p.is_dir() and p.name not in keep and
                          not p.name.startswith(".")), key=lambda p: p.stat().st_mtime, reverse=True)
+    now = time.time()
     for old in candidates[KEEP_BUILDS - 1:]:
-        shutil.rmtree(old, ignore_errors=True)
+        if now - old.stat().st_mtime > KEEP_SECONDS:  # a worker may still read the renderings it loaded
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def current_pointer(builds_dir: Path) -> dict[str, str] | None:
@@ -148,6 +248,8 @@ def load(builds_dir: Path, build_id: str) -> Build:
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
         raise BuildError(f"cannot read build {path}: {exc} (run `blog build`)") from exc
     build.path = builds_dir / build_id
+    if isinstance(build.rendered, RenderedStore):
+        build.rendered.attach(build.path)
     return build
 
 
