@@ -154,7 +154,7 @@ class ChrootHost:
         assert str(self.root) not in mounted, f"could not unmount everything under {self.root}"
         shutil.rmtree(self.work)
 
-    def apply(self) -> Apply:
+    def apply(self, *options: str) -> Apply:
         """Run site.yml against the chroot."""
         inventory = self.work / "inventory.yml"
         inventory.write_text(
@@ -164,7 +164,7 @@ class ChrootHost:
             "          ansible_python_interpreter: /usr/bin/python3\n")
         extra = {"tor_onion_backup_dir": self.backup_dir, "tor_onion_vault_password_file": self.vault_pass,
                  "blog_source_dir": self.src, "blog_wheel_cache": self.work / "wheels"}
-        args = [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml"]
+        args = [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", *options]
         for key, value in extra.items():
             args += ["-e", f"{key}={value}"]
         env = ansible_env(self.work / "ansible-home")
@@ -325,6 +325,29 @@ def test_second_apply_changes_nothing(host: ChrootHost) -> None:
     assert (second.failed, second.changed) == (0, 0), second.changed_tasks()
 
 
+NEW_ENTRY = """---
+title: "Deployed by Ansible"
+date: 2026-11-25T12:00:00Z
+tags: [ansible]
+summary: "A marker entry the deployment test adds to check that a content update reaches the site."
+---
+
+The content update reached the host, and the new build went live without a restart.
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_content_update_switches_the_site_to_a_new_build(host: ChrootHost) -> None:
+    current = "/var/lib/engineering-log/builds/current"
+    before = host.read(current)
+    (host.src / "content/log/2026-11-25-deployed-by-ansible.md").write_text(NEW_ENTRY)
+    update = host.apply("--tags", "content")
+    assert update.failed == 0, update.output[-4000:]
+    assert (host.root / "srv/engineering-log/content/log/2026-11-25-deployed-by-ansible.md").exists()
+    assert host.read(current) != before
+
+
 @pytest.mark.slow
 @pytest.mark.tor
 def test_installed_tor_and_gunicorn_serve_the_home_page(host: ChrootHost) -> None:
@@ -346,6 +369,7 @@ def test_installed_tor_and_gunicorn_serve_the_home_page(host: ChrootHost) -> Non
                          "/opt/engineering-log/venv/bin/blog", "serve", "--bind", f"127.0.0.1:{port}"]):
             body = host.wait_for(lambda: fetch(f"http://127.0.0.1:{port}/"), "the home page", timeout=60)
     assert "The engineering log" in body
+    assert "Deployed by Ansible" in body
     assert onion.strip() in body, "the page should name the onion address from blog.toml"
 
 
