@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from whoosh import query as wq
@@ -26,7 +26,7 @@ from whoosh.searching import Searcher
 log = logging.getLogger(__name__)
 
 NEAR_POOL, NEAR_MIN = 5, 100  # candidates checked for the proximity bonus: limit x 5, at least 100
-_lengths: dict[tuple[int, str], array[float]] = {}  # (id of the reader, field) -> length per document
+_lengths: dict[tuple[int, str], array[float]] = {}  # (id of the reader, field) -> BM25 norm per document
 
 
 @dataclass
@@ -60,12 +60,13 @@ class Scored:
         self.searcher, self.plan = searcher, plan
         self.scores = [0.0] * size
         self.counts = bytearray(size)  # clauses matched
-        self.words = [0] * size  # bit i set: word i matched in some field
+        self.word_docs: list[set[int]] = []  # per word: the documents it matched in any field
         self.terms = 0
-        for i, group in enumerate(plan.words):
+        for group in plan.words:
+            docs: set[int] = set()
             for clause in group:
-                self.terms += _add(searcher, clause, self.scores, self.counts, self.words, 1 << i)
-        self.full = (1 << len(plan.words)) - 1
+                self.terms += _add(searcher, clause, self.scores, self.counts, docs)
+            self.word_docs.append(docs)
         self.phrase_scores: dict[int, float] = {}
         self.phrase_docs: set[int] | None = None
         for phrase in plan.phrases:
@@ -78,54 +79,56 @@ class Scored:
         self.keep = set(searcher.docs_for_query(allowed)) if allowed is not None else None
         self.drop = _docs(searcher, [plan.excluded, mask]) | _deleted(searcher.reader())
 
-    def _shown(self, docs: Iterable[int]) -> list[int]:
-        keep, drop, required = self.keep, self.drop, self.phrase_docs
-        return [d for d in docs if d not in drop and (keep is None or d in keep)
-                and (required is None or d in required)]
+    def _shown(self, docs: set[int]) -> list[int]:
+        docs = docs - self.drop
+        if self.keep is not None:
+            docs &= self.keep
+        if self.phrase_docs is not None:
+            docs &= self.phrase_docs
+        return sorted(docs)  # equal scores keep document order, so pages never overlap
 
     def strict(self, limit: int) -> tuple[list[Hit], int]:
         """Return the best documents that match every word and phrase, and how many match."""
-        if self.plan.words:
-            words, full = self.words, self.full
-            docs = self._shown(d for d, bits in enumerate(words) if bits == full)
+        if self.word_docs:
+            docs = self._shown(set.intersection(*self.word_docs))
         else:
-            docs = self._shown(sorted(self.phrase_docs or ()))
+            docs = self._shown(set(self.phrase_docs or ()))
         scores, phrases = self.scores, self.phrase_scores
-        return self._hits(docs, limit, lambda d: scores[d] + phrases.get(d, 0.0))
+        values = [scores[d] + phrases.get(d, 0.0) for d in docs] if phrases else [scores[d] for d in docs]
+        return self._hits(docs, values, limit), len(docs)
 
     def ranked(self, limit: int) -> tuple[list[Hit], int]:
         """Return the best documents that match any word, more matched words ranking higher."""
-        scores, counts, phrases = self.scores, self.counts, self.phrase_scores
-        need, words = self.full >> self.plan.loose << self.plan.loose, self.words  # the quoted words' bits
-        docs = self._shown(d for d, c in enumerate(counts) if c and words[d] & need == need)
-        total = len(docs)
-        terms, scale = self.terms, self.plan.scale
-        near: dict[int, float] = {}
-        factor, spread = ((terms - 1) / terms, (terms - scale) ** 2) if terms > 1 and scale else (0.0, 0.0)
-
-        def final(d: int) -> float:
-            bonus = near.get(d)
-            if not factor:
-                return scores[d] + (bonus or 0.0) + phrases.get(d, 0.0)
-            # Whoosh's CoordMatcher ("SQR" of the V-Twin engine) over the summed clause scores
-            matched = counts[d] + (bonus is not None)
-            return (scores[d] + (bonus or 0.0) + (matched - 1) / spread) * factor + phrases.get(d, 0.0)
-
+        quoted = self.word_docs[self.plan.loose:]  # quoted single words: every result contains them
+        docs = self._shown(set.union(*self.word_docs) if not quoted else set.intersection(*quoted))
+        values = self._coordinated(docs, {})
         if self.plan.near is not None:
             # The words close together only occur in blocks that match every word, which rank near the top
             # anyway; checking positions in the best few hundred, not in every match, keeps questions cheap.
-            pool = heapq.nlargest(max(limit * NEAR_POOL, NEAR_MIN), docs, key=final)
-            near.update(_collect_at(self.searcher, self.plan.near, pool))
-            docs = pool
-        hits, _ = self._hits(docs, limit, final)
-        return hits, total
+            best = heapq.nlargest(max(limit * NEAR_POOL, NEAR_MIN), range(len(docs)), key=values.__getitem__)
+            pool = sorted(docs[i] for i in best)
+            near = _collect_at(self.searcher, self.plan.near, pool)
+            return self._hits(pool, self._coordinated(pool, near), limit), len(docs)
+        return self._hits(docs, values, limit), len(docs)
 
-    def _hits(self, docs: list[int], limit: int, score: Callable[[int], float]) -> tuple[list[Hit], int]:
+    def _coordinated(self, docs: list[int], near: dict[int, float]) -> list[float]:
+        scores, counts, phrases = self.scores, self.counts, self.phrase_scores
+        terms, scale = self.terms, self.plan.scale
+        if terms < 2 or not scale:
+            return [scores[d] + near.get(d, 0.0) + phrases.get(d, 0.0) for d in docs]
+        # Whoosh's CoordMatcher ("SQR" of the V-Twin engine) over the summed clause scores
+        factor, step = (terms - 1) / terms, 1 / (terms - scale) ** 2
+        if not near and not phrases:
+            return [(scores[d] + (counts[d] - 1) * step) * factor for d in docs]
+        return [(scores[d] + near.get(d, 0.0) + (counts[d] + (d in near) - 1) * step) * factor
+                + phrases.get(d, 0.0) for d in docs]
+
+    def _hits(self, docs: list[int], values: list[float], limit: int) -> list[Hit]:
         hits = []
-        for d in heapq.nlargest(limit, docs, key=score):
-            stored = self.searcher.stored_fields(d)
-            hits.append(Hit(d, score(d), stored.get("key", ""), stored.get("kind", "")))
-        return hits, len(docs)
+        for i in heapq.nlargest(limit, range(len(docs)), key=values.__getitem__):
+            stored = self.searcher.stored_fields(docs[i])
+            hits.append(Hit(docs[i], values[i], stored.get("key", ""), stored.get("kind", "")))
+        return hits
 
 
 def _collect_at(searcher: Searcher, clause: wq.Query, docs: Iterable[int]) -> dict[int, float]:
@@ -169,21 +172,21 @@ def _deleted(reader: IndexReader) -> set[int]:
     return out
 
 
-def _add(searcher: Searcher, clause: wq.Query, scores: list[float], counts: bytearray, words: list[int],
-         bit: int) -> int:
-    """Add one clause's scores into the arrays; return how many clauses it counts as."""
+def _add(searcher: Searcher, clause: wq.Query, scores: list[float], counts: bytearray, docs: set[int]) -> int:
+    """Add one clause's scores into the arrays and its documents into the set; count it as one clause."""
     if isinstance(clause, wq.Term) and isinstance(searcher.weighting, BM25F):
-        _add_term(searcher, clause, scores, counts, words, bit)
+        _add_term(searcher, clause, scores, counts, docs)
         return 1
-    for d, score in _collect(searcher, clause).items():  # a clause the prose analyzer split in two
+    found = _collect(searcher, clause)  # a clause the prose analyzer split in two
+    for d, score in found.items():
         scores[d] += score
         counts[d] += 1
-        words[d] |= bit
+    docs.update(found)
     return 1
 
 
-def _add_term(searcher: Searcher, clause: wq.Term, scores: list[float], counts: bytearray, words: list[int],
-              bit: int) -> None:
+def _add_term(searcher: Searcher, clause: wq.Term, scores: list[float], counts: bytearray,
+              docs: set[int]) -> None:
     field, text = clause.fieldname, clause.text
     reader = searcher.reader()
     btext = searcher.schema[field].to_bytes(text)
@@ -192,11 +195,9 @@ def _add_term(searcher: Searcher, clause: wq.Term, scores: list[float], counts: 
     scorer = searcher.weighting.scorer(searcher, field, btext)
     if not isinstance(scorer, BM25FScorer):
         raise TypeError(f"{field} is not scored by BM25F")
-    lengths = _field_lengths(reader, field)
-    # bm25(idf, w, fl, avgfl, B, K1) * boost, with the constants folded out of the loop
-    k1, b = scorer.K1, scorer.B
-    top_ = clause.boost * scorer.idf * (k1 + 1)
-    base, per = k1 * (1 - b), k1 * b / scorer.avgfl
+    # bm25(idf, w, fl, avgfl, B, K1) * boost = weight * w / (w + norm[fl]), constants folded out of the loop
+    norms = _norms(reader, field, scorer.K1, scorer.B, scorer.avgfl)
+    weight = clause.boost * scorer.idf * (scorer.K1 + 1)
     for sub, offset in reader.leaf_readers():
         if (field, btext) not in sub:
             continue
@@ -204,11 +205,12 @@ def _add_term(searcher: Searcher, clause: wq.Term, scores: list[float], counts: 
         if isinstance(postings, FilterMatcher):
             postings = postings.child  # deleted documents are dropped once, after scoring
         for ids, weights in _blocks(postings):
+            if offset:
+                ids = [d + offset for d in ids]
+            docs.update(ids)
             for d, w in zip(ids, weights, strict=True):
-                d += offset
-                scores[d] += top_ * w / (w + base + per * lengths[d])
+                scores[d] += weight * w / (w + norms[d])
                 counts[d] += 1
-                words[d] |= bit
 
 
 def _blocks(matcher: object) -> Iterable[tuple[list[int], list[float]]]:
@@ -228,15 +230,16 @@ def _blocks(matcher: object) -> Iterable[tuple[list[int], list[float]]]:
         matcher.next()  # type: ignore[attr-defined]
 
 
-def _field_lengths(reader: IndexReader, field: str) -> array[float]:
+def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -> array[float]:
+    """Return K1 * (1 - B + B * length / average length) for every document, computed once per reader."""
     key = (id(reader), field)
     found = _lengths.get(key)
     if found is None:
         for stale in [k for k in _lengths if k[0] != id(reader)]:
             del _lengths[stale]
         dfl = reader.doc_field_length
+        base, per = k1 * (1 - b), k1 * b / avgfl
         # 8 bytes a document: at 10,000 entries a list of float objects would hold 28 MB per worker
-        found = array("d", (dfl(d, field) or 0 for d in range(reader.doc_count_all())))
+        found = array("d", (base + per * (dfl(d, field) or 0) for d in range(reader.doc_count_all())))
         _lengths[key] = found
     return found
-
