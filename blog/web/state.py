@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -52,6 +53,7 @@ class SiteState:
     def _install(self, build: builds.Build) -> None:
         self._mtime = builds.pointer_mtime(self.config.builds_dir)
         self._snapshot = Snapshot(build, self._epoch(build))
+        _freeze_heap()
 
     def _epoch(self, build: builds.Build) -> int:
         return len(build.site.published(utcnow()))
@@ -101,3 +103,13 @@ class SiteState:
                 name = ""
             self._onion = name if not name or name.endswith(".onion") else f"{name}.onion"
         return self._onion
+
+
+def _freeze_heap() -> None:
+    """Keep the collector off what a build holds: it lives until the next build and has no garbage."""
+    # Without this, every full collection walks the whole site (hundreds of MB with a large log) while a
+    # request waits (an interleaved A/B put the feed at ~45 % of bare WSGI before, ~100 % after). Unfreezing first
+    # lets one collection free the previous build's cycles before the new heap is set aside.
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
