@@ -10,6 +10,7 @@ recorder has not seen — other methods, If-Modified-Since, errors, search, /mcp
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +34,7 @@ class FastPath:
     def __init__(self, app: Callable[..., Iterable[bytes]], state: SiteState, limit: int = LIMIT) -> None:
         self.app, self.state, self.limit = app, state, limit
         self._answers: dict[tuple[str, ...], tuple[object, str, str, Recorded]] = {}
+        self._writing = threading.Lock()
         self.replayed = 0  # answers served without Flask, for tests and the bench
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -80,10 +82,11 @@ class FastPath:
             if close is not None:
                 close()
         if self.state.snapshot is snapshot:  # a reload during the request would make the answer stale
-            if len(self._answers) >= self.limit:
-                self._answers.pop(next(iter(self._answers)))
             answer_key = key if code == "200" else (*key, "304")
-            self._answers[answer_key] = (snapshot, onion, etag, (status, list(seen[1]), data))
+            with self._writing:  # reads stay lock-free; only recording (rare) takes the lock
+                if len(self._answers) >= self.limit:
+                    self._answers.pop(next(iter(self._answers)))
+                self._answers[answer_key] = (snapshot, onion, etag, (status, list(seen[1]), data))
         return [data]
 
 
