@@ -154,3 +154,13 @@ def test_search_pages_are_compressed_when_accepted(client) -> None:
     assert "Accept-Encoding" in packed.headers["Vary"] and "no-store" in packed.headers["Cache-Control"]
     assert gzip.decompress(packed.data) == plain.data
     assert len(packed.data) < len(plain.data) / 2
+
+
+def test_recorded_answers_stay_bounded(app) -> None:
+    client = app.test_client()
+    fast = app.extensions["blog.fastpath"]
+    fast.limit = 3
+    expected = {path: client.get(path).data for path in CACHED}
+    for path in CACHED:
+        assert client.get(path).data == expected[path]
+    assert len(fast._answers) <= 3
