@@ -28,6 +28,7 @@ from whoosh.filedb.filetables import FileFormatError
 from whoosh.searching import Searcher
 
 from blog.build import Build
+from blog.index.codec import WritingCodec
 from blog.index.model import IndexUnavailable
 from blog.index.schema import documents, make_schema
 
@@ -37,7 +38,8 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION = "6"  # bump when the schema or analyzers change: forces a full rebuild
 KEEP_DIRS = 3  # newest index directories kept, besides any younger than KEEP_SECONDS
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch may still open its index
-WRITER = {"limitmb": 256, "compound": False}  # compound segments cost each worker a private copy in RAM
+# compound segments cost each worker a private copy in RAM; the codec reads field lengths once per flush
+WRITER = {"limitmb": 256, "compound": False, "codec": WritingCodec()}
 _BROKEN = (OSError, EOFError, ValueError, KeyError, struct.error, pickle.UnpicklingError, windex.IndexError,
            StorageError, FileFormatError)
 
