@@ -243,3 +243,18 @@ def test_worker_rss_with_the_index_open_stays_under_target(tmp_path: Path) -> No
     predicted = figures["rss_start"] + per_entry * 1000
     assert predicted <= RSS_TARGET_MB, f"{predicted:.0f} MB predicted at 1,000 entries: {figures}"
     assert figures["rss_open"] - figures["rss_build"] <= 15, f"opening the index cost too much: {figures}"
+
+
+@pytest.mark.parametrize("phrase", [True, False])
+def test_prose_fields_index_exactly_what_the_analyzer_says(starter: builds.Build, phrase: bool) -> None:
+    from whoosh import fields
+
+    from blog.index.schema import ProseText, prose_analyzer
+
+    texts = [b.text for r in starter.rendered.values() for b in r.blocks]
+    texts += ["the a of Tor", "gunicorn.conf.py a.b..c *star* wild*card", "Ünïcode ÉTÉ naïve", "", "The THE x",
+              "hs_ed25519_secret_key 127.0.0.1:8080 ADD_ONION", "how do I keep the same onion address?"]
+    stock, ours = fields.TEXT(analyzer=prose_analyzer(), phrase=phrase), ProseText(analyzer=prose_analyzer(),
+                                                                                     phrase=phrase)
+    for text in texts:
+        assert list(ours.index(text)) == list(stock.index(text)), text

@@ -35,7 +35,7 @@ from blog.index.schema import documents, make_schema
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = "6"  # bump when the schema or analyzers change: forces a full rebuild
+SCHEMA_VERSION = "7"  # bump when the schema or analyzers change: forces a full rebuild
 KEEP_DIRS = 3  # newest index directories kept, besides any younger than KEEP_SECONDS
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch may still open its index
 # compound segments cost each worker a private copy in RAM; the codec reads field lengths once per flush
