@@ -258,3 +258,14 @@ def test_prose_fields_index_exactly_what_the_analyzer_says(starter: builds.Build
                                                                                      phrase=phrase)
     for text in texts:
         assert list(ours.index(text)) == list(stock.index(text)), text
+
+
+def test_identifier_prefilter_keeps_every_identifier(starter: builds.Build) -> None:
+    from blog.index import schema
+
+    texts = [b.text for r in starter.rendered.values() for b in r.blocks]
+    texts += ["camelCase here", "HTTPServer", "a-b", "x_y", "v2", "plain words only.", "End.Next", "iPhone",
+              "ÉtÉ naïve", "a/b", "127.0.0.1"]
+    for text in texts:
+        every = " ".join(w for w in schema._IDENT.findall(text) if schema.maybe_compound(w))
+        assert schema.identifiers(text) == every, text

@@ -31,6 +31,9 @@ IDENT_PATTERN = r"\w+(?:[._:/\-]+\w+)*"
 _PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _PUNCT = re.compile(r"[._:/\-]+")
 _IDENT = re.compile(IDENT_PATTERN)
+# What any compound identifier in ASCII text contains: joined words, an underscore, a digit, a lower-case
+# letter before a capital (camelCase) or two capitals before a lower-case letter (HTTPServer).
+_HINT = re.compile(r"\w[._:/\-]+\w|_|\d|[a-z][A-Z]|[A-Z]{2}[a-z]")
 
 
 def split_identifier(word: str) -> list[str]:
@@ -53,6 +56,8 @@ def maybe_compound(word: str) -> bool:
 
 def identifiers(text: str) -> str:
     """Return only the tokens of a text that may be compound identifiers, for the `ident` field."""
+    if text.isascii() and not _HINT.search(text):
+        return ""  # most paragraphs: no word in them can be an identifier
     return " ".join(w for w in _IDENT.findall(text) if maybe_compound(w))
 
 
