@@ -1,6 +1,6 @@
 """`make bench`: run every bench in one go, print one table, write docs/performance.{json,png,md}.
 
-    python -m bench                       # everything (5–6 minutes on 2 busy cores)
+    python -m bench                       # everything (5-6 minutes on 2 busy cores)
     python -m bench --quick               # only this file's figures: no Tor, no other engineers' benches
     python -m bench --seconds 5 --rounds 2 --sizes 0 1000 --no-tor --no-browser --no-others
 """
