@@ -269,3 +269,24 @@ def test_identifier_prefilter_keeps_every_identifier(starter: builds.Build) -> N
     for text in texts:
         every = " ".join(w for w in schema._IDENT.findall(text) if schema.maybe_compound(w))
         assert schema.identifiers(text) == every, text
+
+
+def test_length_norms_match_whooshs_field_lengths_across_segments(tmp_path: Path, small: Path) -> None:
+    from whoosh import index as windex
+
+    from blog.index import rank
+
+    data = tmp_path / "data"
+    old = quality.build_content(small, data)
+    _entry(small, "2026-03-10", "quokka-later", "A rewritten paragraph about wombats and `HiddenServicePort`.")
+    new = builds.make_build(small, data / "builds", old)
+    new.index_dir = index.update_index(new, data / "index", old)
+    with windex.open_dir(str(new.index_dir)).searcher() as searcher:
+        reader = searcher.reader()
+        assert len(list(reader.leaf_readers())) == 2 and reader.has_deletions()
+        for field in ("text", "ident", "about"):
+            avg = searcher.avg_field_length(field)
+            norms = rank._norms(reader, field, 1.2, 0.75, avg)
+            expected = [1.2 * 0.25 + 1.2 * 0.75 / avg * (reader.doc_field_length(d, field) or 0)
+                        for d in range(reader.doc_count_all())]
+            assert list(norms) == pytest.approx(expected), field

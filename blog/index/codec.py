@@ -14,7 +14,7 @@ from whoosh.filedb.filestore import Storage
 from whoosh.util.numeric import byte_to_length
 
 # A length byte decoded as the stock reader does it: 0 means no length recorded (None).
-_LENGTH = [None] + [byte_to_length(b) for b in range(1, 256)]
+LENGTH_OF_BYTE: list[int | None] = [None] + [byte_to_length(b) for b in range(1, 256)]
 
 
 class _OnceLengths(W3PerDocReader):
@@ -27,7 +27,7 @@ class _OnceLengths(W3PerDocReader):
     def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> int | None:
         if fieldname not in self._decoded:
             column = self._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-            self._decoded[fieldname] = None if column is None else [_LENGTH[b] for b in column.load()]
+            self._decoded[fieldname] = None if column is None else [LENGTH_OF_BYTE[b] for b in column.load()]
         lengths = self._decoded[fieldname]
         if lengths is None:
             return default

@@ -20,10 +20,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from whoosh import query as wq
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3PerDocReader, _lenfield
 from whoosh.matching import FilterMatcher
 from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F, BM25FScorer
 from whoosh.searching import Searcher
+from whoosh.util.numeric import length_to_byte
+
+from blog.index.codec import LENGTH_OF_BYTE
 
 log = logging.getLogger(__name__)
 
@@ -291,12 +295,30 @@ def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -
             _norms_reader = reader
         found = _lengths.get(field)
         if found is None:
-            dfl = reader.doc_field_length
             base, per = k1 * (1 - b), k1 * b / avgfl
+            table = [base + per * (length or 0) for length in LENGTH_OF_BYTE]
             # 8 bytes a document: at 10,000 entries a list of float objects would hold 28 MB per worker
-            found = array("d", (base + per * (dfl(d, field) or 0) for d in range(reader.doc_count_all())))
+            found = array("d")
+            for sub, _ in reader.leaf_readers():
+                found.extend([table[byte] for byte in _length_bytes(sub, field)])
             _lengths[field] = found
         return found
+
+
+def _length_bytes(sub: IndexReader, field: str) -> Iterable[int]:
+    """Return a segment's length byte per document for a field (0: none), its whole column at once."""
+    per_doc = getattr(sub, "_perdoc", None)
+    if isinstance(per_doc, W3PerDocReader):
+        count = sub.doc_count_all()
+        column = per_doc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
+        if column is None:
+            return bytes(count)
+        if getattr(column, "_fixedlen", 0) == 1:  # one byte a document: read the column in one call
+            raw = column._dbfile.get(column._basepos, column._count)
+        else:
+            raw = bytes(column.load())
+        return raw + bytes(max(0, count - len(raw)))  # documents past the column's end have no length
+    return [length_to_byte(sub.doc_field_length(d, field) or 0) for d in range(sub.doc_count_all())]
 
 
 _postings = _PostingCache(POSTING_CACHE_BYTES)
