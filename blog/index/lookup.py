@@ -35,6 +35,7 @@ CACHE_SIZE = 256  # recent results per worker: agents repeat their questions
 FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 _cache: OrderedDict[tuple, Results] = OrderedDict()
+_spellings: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 _cache_lock = threading.Lock()
 _entries: dict[tuple[str, int], dict[str, Entry]] = {}
 _masks: dict[tuple[str, int], tuple[dt.datetime, dt.datetime, frozenset[str], wq.Query | None]] = {}
@@ -147,16 +148,33 @@ def _correct(searcher: Searcher, build: Build, parsed: q.Parsed, text: str) -> s
         stem = q.stems(word)
         if len(stem) != 1 or searcher.doc_frequency("text", stem[0]):
             continue
-        found = searcher.suggest("text", stem[0], limit=1, maxdist=2, prefix=1)
-        key = _first_key(searcher, found[0]) if found else None
-        if key:
-            slug, anchor = key.split("#", 1)
-            block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None)
-            spelled = next((w for w in re.findall(r"\w+", block.text) if q.stems(w) == [found[0]]), None) \
-                if block else None
-            if spelled:
-                corrected = corrected.replace(word, spelled.lower(), 1)
+        spelled = _spelling(searcher, build, stem[0])
+        if spelled:
+            corrected = corrected.replace(word, spelled, 1)
     return corrected if corrected != text else None
+
+
+def _spelling(searcher: Searcher, build: Build, stem: str) -> str | None:
+    """Return the word the log uses for the indexed stem nearest to an unknown one (cached per index)."""
+    key = (str(build.index_dir), stem)  # an index directory never changes once written
+    with _cache_lock:
+        if key in _spellings:
+            return _spellings[key]
+    # Whoosh's corrector measures the edit distance to every indexed stem with the same first letter
+    found = searcher.suggest("text", stem, limit=1, maxdist=2, prefix=1)
+    first = _first_key(searcher, found[0]) if found else None
+    spelled = None
+    if first:
+        slug, anchor = first.split("#", 1)
+        block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None)
+        word = next((w for w in re.findall(r"\w+", block.text) if q.stems(w) == [found[0]]), None) \
+            if block else None
+        spelled = word.lower() if word else None
+    with _cache_lock:
+        _spellings[key] = spelled
+        while len(_spellings) > CACHE_SIZE * 4:
+            _spellings.popitem(last=False)
+    return spelled
 
 
 def _first_key(searcher: Searcher, stem: str) -> str | None:
