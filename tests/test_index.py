@@ -290,3 +290,24 @@ def test_length_norms_match_whooshs_field_lengths_across_segments(tmp_path: Path
             expected = [1.2 * 0.25 + 1.2 * 0.75 / avg * (reader.doc_field_length(d, field) or 0)
                         for d in range(reader.doc_count_all())]
             assert list(norms) == pytest.approx(expected), field
+
+
+def test_snippet_tokens_are_highlights_tokens(starter: builds.Build) -> None:
+    from whoosh import highlight as wh
+
+    from blog.index import query
+
+    texts = [b.text for r in starter.rendered.values() for b in r.blocks]
+    texts += ["A b I x_y Don't ÉTÉ naïve 127.0.0.1 ADD_ONION", ""]
+    for text in texts:
+        for removestops in (True, False):
+            stock = [(t.text, t.stopped, t.startchar, t.endchar, t.boost) for t in
+                     query.HIGHLIGHT(text, chars=True, removestops=removestops, mode="query")]
+            ours = [(t.text, t.stopped, t.startchar, t.endchar, t.boost) for t in
+                    query.fast_highlight(text, chars=True, removestops=removestops, mode="query")]
+            assert ours == stock, text
+    terms = query.highlight_terms(query.parse("onion keys HiddenServicePort gunicorn worker"))
+    fragmenter, formatter = wh.ContextFragmenter(maxchars=300, surround=100), wh.HtmlFormatter(tagname="mark")
+    for text in texts:
+        assert (wh.highlight(text, terms, query.fast_highlight, fragmenter, formatter, top=2)
+                == wh.highlight(text, terms, query.HIGHLIGHT, fragmenter, formatter, top=2)), text

@@ -134,7 +134,7 @@ def snippet(text: str, terms: frozenset[str]) -> str:
     fragmenter = wh.WholeFragmenter() if len(text) <= SNIPPET_CHARS else wh.ContextFragmenter(
         maxchars=SNIPPET_CHARS, surround=100)
     formatter = wh.HtmlFormatter(tagname="mark", classname="hit", termclass="t", between=" … ")
-    marked = wh.highlight(text, terms, q.HIGHLIGHT, fragmenter, formatter, top=2) if terms else ""
+    marked = wh.highlight(text, terms, q.fast_highlight, fragmenter, formatter, top=2) if terms else ""
     if marked:
         return marked
     cut = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"

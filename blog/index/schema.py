@@ -83,7 +83,7 @@ def prose_analyzer() -> StemmingAnalyzer:
 
 
 _WORD = re.compile(default_pattern.pattern)  # the prose analyzer's tokenizer
-_stem = lru_cache(maxsize=50_000)(porter_stem)  # its StemFilter: Porter, cached
+stem_word = lru_cache(maxsize=50_000)(porter_stem)  # its StemFilter: Porter, cached
 
 
 class ProseText(fields.TEXT):
@@ -106,7 +106,7 @@ class ProseText(fields.TEXT):
                 continue
             # StopFilter(renumber=True): the first kept word keeps its position, the rest follow it
             pos = number if pos < 0 else pos + 1
-            poses.setdefault(_stem(word), []).append(pos)
+            poses.setdefault(stem_word(word), []).append(pos)
         boost = fmt.field_boost
         if type(fmt) is formats.Positions:
             return [(w.encode("utf-8"), len(p), len(p) * boost, fmt.encode(p)) for w, p in poses.items()]
