@@ -7,6 +7,10 @@ BIN      := $(VENV)/bin
 HOST     ?= 127.0.0.1
 PORT     ?= 8000
 PYTEST_ARGS ?=
+# Two pytest workers: the slow tests mostly wait (tor voting, debootstrap, apt inside the chroot), so the
+# deployment test runs beside the rest; tests sharing a Tor network stay on one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Debian packages the tests use: a real tor, a real headless Chromium, a root filesystem builder
 # for the deployment test, nginx and wrk for the ceilings in `make bench`.
@@ -57,10 +61,10 @@ check: install
 	$(BIN)/blog check
 
 test: system-deps install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: install-test
-	$(BIN)/python -m pytest -m "not tornet" $(PYTEST_ARGS)
+	$(PYTEST) -m "not tornet" $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check blog tests bench wsgi.py

@@ -52,3 +52,22 @@ def app(config: Config):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# Tests that share an expensive session fixture, or a machine-wide resource, run on one xdist worker:
+# one private Tor network per group instead of one per worker, and one chroot at a time.
+_GROUPS = {"tornet": "tornet", "tornet_onionbalance": "onionbalance"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        group = next((g for f, g in _GROUPS.items() if f in fixtures), None)
+        if group is None and item.path.name == "test_ansible.py":
+            group = "ansible"
+        if group is None and item.path.name in ("test_load.py", "test_faults.py"):
+            group = "load"
+        if group is None and item.path.name == "test_browser.py":
+            group = "browser"
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
