@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import ipaddress
 import logging
 import os
@@ -74,7 +73,8 @@ def _publish(cfg: Config, force: bool = False) -> None:
     except ContentProblems as problems:
         for problem in problems.problems:
             click.echo(str(problem), err=True)
-        raise click.ClickException(f"{len(problems.problems)} problem(s); the site keeps serving its last good build") from problems
+        count = len(problems.problems)
+        raise click.ClickException(f"{count} problem(s); the site keeps serving its last good build") from problems
     except (BuildError, SearchError) as exc:  # a full or read-only disk: the old build and index stay current
         raise click.ClickException(f"{exc}; the site keeps serving its last good build") from exc
     click.echo(f"build {build.id} is current ({len(build.site.entries)} entries, index {build.index_dir})")
@@ -162,7 +162,7 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
                "--no-control-socket", "blog.web:create_app()"]
     onion = _start_onion(cfg, bind, use_tor)
     if onion is None:
-        os.execve(sys.executable, command, env)
+        os.execve(sys.executable, command, env)  # noqa: S606 - become gunicorn, so systemd's MainPID is its master
     with onion:
         child = subprocess.Popen(command, env=env)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -171,7 +171,7 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
     sys.exit(code)
 
 
-def _start_onion(cfg: Config, bind: str, use_tor: bool | None):  # noqa: ANN202 - tor room's handle
+def _start_onion(cfg: Config, bind: str, use_tor: bool | None):
     """Publish the onion service when asked to or when tor_mode allows; return a context or None."""
     mode = cfg.tor_mode
     if use_tor is False or mode == "off":

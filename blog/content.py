@@ -209,7 +209,8 @@ class _Reader:
             mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
             line = mark.line + 2 if mark else 1
             what = " ".join(filter(None, [getattr(exc, "problem", None), getattr(exc, "context", None)]))
-            self.problem(line, f"front matter is not valid YAML: {what or exc}", "check quoting and brackets on this line")
+            self.problem(line, f"front matter is not valid YAML: {what or exc}",
+                         "check quoting and brackets on this line")
             return None
         meta = dict(post.metadata)
         lines = text.splitlines()
@@ -259,7 +260,8 @@ def _read_entry(path: Path, root: Path) -> tuple[Entry | None, list[ContentError
     series = reader.string(meta, "series")
     date = reader.time(meta.get("date"), _key_line(reader.fm_text, "date"), "date") if "date" in meta else None
     if date and date.date().isoformat() != name["day"]:
-        reader.problem(_key_line(reader.fm_text, "date"), f"date {date.date()} differs from the file name's {name['day']}",
+        reader.problem(_key_line(reader.fm_text, "date"),
+                       f"date {date.date()} differs from the file name's {name['day']}",
                        "make the file name's date match the entry's date (UTC)")
     tags = meta.get("tags", [])
     if "tags" in meta and (not isinstance(tags, list) or not all(isinstance(t, str) and TAG.match(t) for t in tags)):
@@ -268,7 +270,8 @@ def _read_entry(path: Path, root: Path) -> tuple[Entry | None, list[ContentError
         tags = []
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
-        reader.problem(_key_line(reader.fm_text, "draft"), f"draft must be true or false, got {draft!r}", "write draft: true")
+        reader.problem(_key_line(reader.fm_text, "draft"), f"draft must be true or false, got {draft!r}",
+                       "write draft: true")
         draft = False
     updates = _updates(reader, meta.get("updated"))
     upstream = meta.get("upstream") or []
@@ -320,7 +323,9 @@ def _read_page(path: Path, root: Path) -> tuple[Page | None, list[ContentError]]
     return Page(name["slug"], title, summary, body, rel, body_line, text), []
 
 
-def _reading_order(root: Path, entries: Iterable[Entry], pages: dict[str, Page]) -> tuple[tuple[ReadingItem, ...], list[ContentError]]:
+def _reading_order(
+    root: Path, entries: Iterable[Entry], pages: dict[str, Page]
+) -> tuple[tuple[ReadingItem, ...], list[ContentError]]:
     path = root / READING_ORDER
     rel = Path(root.name) / READING_ORDER
     if not path.exists():
@@ -345,9 +350,10 @@ def _reading_order(root: Path, entries: Iterable[Entry], pages: dict[str, Page])
                                          "write - page: start-here   or   - entry: <slug>"))
             continue
         slug = str(item[kind])
+        folder = "pages" if kind == "page" else "log"
         if (kind == "page" and slug not in pages) or (kind == "entry" and slug not in slugs):
             problems.append(ContentError(rel, line, f"{kind} '{slug}' does not exist",
-                                         f"use the slug of a file under content/{'pages' if kind == 'page' else 'log'}/"))
+                                         f"use the slug of a file under content/{folder}/"))
             continue
         items.append(ReadingItem(kind, slug, str(item.get("note") or "")))
     return tuple(items), problems

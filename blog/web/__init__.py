@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from blog.config import Config, load_config
-from blog.web import errors, fastpath, feeds, headers, pages
+from blog.web import errors, fastpath, feeds, headers, mcp_mount, pages, revisions, search
 from blog.web.assets import stylesheet
 from blog.web.cache import PageCache
 from blog.web.state import SiteState
@@ -36,15 +36,9 @@ def create_app(config: Config | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(feeds.bp)
-    _optional_rooms(app, config)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(revisions.bp)
+    mcp_mount.mount(app, config)  # does nothing when mcp_enabled is off
     fastpath.init_app(app)
     return app
 
-
-def _optional_rooms(app: Flask, config: Config) -> None:
-    """Register the search page and the MCP mount."""
-    from blog.web import mcp_mount, revisions, search
-
-    app.register_blueprint(search.bp)
-    app.register_blueprint(revisions.bp)
-    mcp_mount.mount(app, config)
