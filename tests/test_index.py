@@ -311,3 +311,20 @@ def test_snippet_tokens_are_highlights_tokens(starter: builds.Build) -> None:
     for text in texts:
         assert (wh.highlight(text, terms, query.fast_highlight, fragmenter, formatter, top=2)
                 == wh.highlight(text, terms, query.HIGHLIGHT, fragmenter, formatter, top=2)), text
+
+
+def test_manifest_keeps_unchanged_signatures_until_the_schema_changes(tmp_path: Path, small: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from blog.index import store
+
+    data = tmp_path / "data"
+    old = quality.build_content(small, data)
+    manifest = store._read_manifest(old.index_dir)
+    _entry(small, "2026-03-10", "quokka-later", "A rewritten paragraph about wombats.", tags="[web]")
+    new = builds.make_build(small, data / "builds", old)
+    kept = store._manifest(new, old, manifest)
+    assert kept == store._manifest(new) and kept["quokka-later"] != manifest["quokka-later"]
+    assert {k: v for k, v in kept.items() if k != "quokka-later"} == {
+        k: v for k, v in manifest.items() if k != "quokka-later"}
+    monkeypatch.setattr(store, "SCHEMA_VERSION", "bumped")
+    assert not set(store._manifest(new, old, manifest).values()) & set(manifest.values())
