@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tor_helpers import SystemTor, kill_pid, require_tor, wait_for
 
-from blog.tor import keys
+from blog.tor import hsdir, keys
 from blog.tor.control import connect
 from blog.tor.errors import (
     ControlUnreachableError,
@@ -123,6 +123,7 @@ def test_launch_mode_keeps_its_address_across_app_and_tor_restarts(tmp_path: Pat
     kill_pid(first.tor_pid)  # tor dies under the running app; the supervisor relaunches it
     wait_for(lambda: first.reprovisions >= 1 and first.status().registered, what="re-provisioning")
     assert first.address == address
+    assert "intro-point DoS 25/s burst 200" in first.status().defences  # the relaunched tor has them too
     first.stop()
 
     second = make_service(tmp_path, None)  # an app restart: a new object over the same data dir
@@ -166,6 +167,8 @@ def test_dos_defences_are_sent_and_tor_parses_them(tmp_path: Path, services, sys
     assert "MaxStreams=17" in args and "PoWDefensesEnabled=1" in args
     services.append(service)
     service.start()  # tor accepted exactly these arguments
+    assert service.status().defences.startswith("max streams 17 (close circuit), intro-point DoS off, "
+                                                "proof-of-work on (sent with ADD_ONION")
 
     # Tor validates each keyword: out-of-range values are refused, so the accepted ones took effect.
     controller = connect(tor.control)
@@ -177,6 +180,82 @@ def test_dos_defences_are_sent_and_tor_parses_them(tmp_path: Path, services, sys
             publish(controller, key, "MaxStreams=70000 Port=80,127.0.0.1:8000")
     finally:
         controller.close()
+
+
+def launched_service_options(service: OnionService) -> dict[str, str]:
+    """Return the HiddenServiceDir group the service's launched tor holds, read with GETCONF."""
+    controller = connect(str(service.tor_dir / "control"))
+    try:
+        groups = hsdir.read_services(controller)
+    finally:
+        controller.close()
+    assert len(groups) == 1
+    return groups[0]
+
+
+@pytest.mark.tor
+def test_launch_mode_publishes_with_every_dos_defence_read_back_from_tor(
+    tmp_path: Path, services, system_tors
+) -> None:
+    require_tor()
+    service = make_service(tmp_path, None, max_streams=17, intro_rate=11, intro_burst=99)
+    services.append(service)
+    address = service.start()
+    assert launched_service_options(service) == {
+        "HiddenServiceDir": str(service.service_dir),
+        "HiddenServicePort": "80 127.0.0.1:8000",
+        "HiddenServiceMaxStreams": "17",
+        "HiddenServiceMaxStreamsCloseCircuit": "1",
+        "HiddenServiceEnableIntroDoSDefense": "1",
+        "HiddenServiceEnableIntroDoSRatePerSec": "11",
+        "HiddenServiceEnableIntroDoSBurstPerSec": "99",
+        "HiddenServicePoWDefensesEnabled": "1",
+    }
+    status = service.status()
+    assert status.registered
+    assert status.defences == ("max streams 17 (close circuit), intro-point DoS 11/s burst 99, "
+                               "proof-of-work on (read back from tor)")
+    copy = service.service_dir / "hs_ed25519_secret_key"
+    assert copy.read_bytes() == service.key_path.read_bytes()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert stat.S_IMODE(service.service_dir.stat().st_mode) == 0o700
+
+    # The same key through ADD_ONION on another tor gives the same address: only the route differs.
+    tor = SystemTor(tmp_path / "system", control_socket=True).start()
+    system_tors.append(tor)
+    controller = connect(tor.control)
+    try:
+        assert publish(controller, keys.read_key(service.key_path), "Port=80,127.0.0.1:8000") == address
+    finally:
+        controller.close()
+
+
+@pytest.mark.tor
+def test_launch_mode_without_pow_or_stream_limit_sends_neither(tmp_path: Path, services) -> None:
+    require_tor()
+    service = make_service(tmp_path, None, max_streams=0, pow=False)
+    services.append(service)
+    service.start()
+    options = launched_service_options(service)
+    assert "HiddenServicePoWDefensesEnabled" not in options and "HiddenServiceMaxStreams" not in options
+    assert options["HiddenServiceEnableIntroDoSDefense"] == "1"
+    assert service.status().defences.startswith("max streams unlimited, intro-point DoS 25/s burst 200, "
+                                                "proof-of-work off")
+
+
+@pytest.mark.tor
+def test_an_imported_key_replaces_the_launched_services_address(tmp_path: Path, services) -> None:
+    require_tor()
+    first = make_service(tmp_path, None)
+    services.append(first)
+    old = first.start()
+    first.stop()
+    keys.write_key(first.key_path, keys.generate_key())  # as `blog onion import` does
+    second = make_service(tmp_path, None)
+    services.append(second)
+    new = second.start()
+    assert new != old and len(new) == 56
+    assert (second.service_dir / "hostname").read_text().strip() == f"{new}.onion"
 
 
 @pytest.mark.tor
@@ -205,6 +284,7 @@ def test_single_onion_mode_launches_without_socks(tmp_path: Path, services) -> N
     assert "NonAnonymous" in service.add_onion_args()
     assert len(service.start()) == 56
     assert service.socks is None
+    assert launched_service_options(service)["HiddenServiceEnableIntroDoSDefense"] == "1"
 
 
 def run_cli(args: list[str], tmp_path: Path, env: dict[str, str] | None = None, input: str | None = None,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import stem
 from stem.control import Controller, EventType
 from stem.response.events import HSDescEvent
 
-from blog.tor import keys
+from blog.tor import hsdir, keys
 from blog.tor.control import LaunchedTor, connect, launch_tor
 from blog.tor.errors import PublishError, TargetRefusedError, TorError
 
@@ -48,6 +48,7 @@ class OnionStatus:
     published: bool  # a descriptor was uploaded to an HSDir (HS_DESC UPLOADED, or in tor's cache)
     bootstrap_percent: int
     bootstrap_summary: str
+    defences: str = ""  # which DoS defences tor holds for the service (hsdir.defences_for)
 
 
 class OnionService:
@@ -63,6 +64,8 @@ class OnionService:
         virtual_port: int = 80,
         max_streams: int = 32,
         pow: bool = True,
+        intro_rate: int = 25,
+        intro_burst: int = 200,
         single_hop: bool = False,
         disable_network: bool = False,
         tor_cmd: str = "tor",
@@ -74,6 +77,8 @@ class OnionService:
         self.virtual_port = virtual_port
         self.max_streams = max_streams
         self.pow = pow
+        self.intro_rate = intro_rate
+        self.intro_burst = intro_burst
         self.single_hop = single_hop
         self.disable_network = disable_network
         self.tor_cmd = tor_cmd
@@ -126,9 +131,16 @@ class OnionService:
             if controller is None or not controller.is_alive():
                 return OnionStatus(self.address, False, False, False, 0, "not connected to tor")
             try:
-                return status_from(controller, self.address, uploaded=self._uploaded)
+                state = status_from(controller, self.address, uploaded=self._uploaded,
+                                    service_dir=None if self.control else self.service_dir)
             except stem.ControllerError as exc:
                 return OnionStatus(self.address, False, False, False, 0, f"tor stopped answering: {exc}")
+        if self.control:
+            # Tor 0.4.9 reports no options of an ADD_ONION service: say what this connection sent.
+            sent = hsdir.Defences(max_streams=self.max_streams, close_circuit=self.max_streams > 0, pow=self.pow)
+            return replace(state, defences=f"{sent.describe()} (sent with ADD_ONION, which cannot set "
+                                           "intro-point DoS; publish from the torrc for it)")
+        return state
 
     def _provision(self) -> None:
         """Connect (or launch) tor and publish the service with the stored key."""
@@ -146,12 +158,31 @@ class OnionService:
             self._uploaded = False
             try:
                 controller.add_event_listener(self._on_hs_desc, EventType.HS_DESC)
-                self._address = publish(controller, keys.read_key(self.key_path), self.add_onion_args())
+                key = keys.read_key(self.key_path)
+                if self.control:
+                    # A system tor: ADD_ONION, withdrawn with our connection, never touching its torrc.
+                    self._address = publish(controller, key, self.add_onion_args())
+                else:
+                    # Our own tor: a HiddenServiceDir group, the one way tor 0.4.9 sets intro-point DoS.
+                    self._address = hsdir.publish_dir(controller, key, self.service_dir, self.hs_options())
             except (stem.ControllerError, TorError):
                 self._disconnect()
                 raise
             keys.remember_address(self.key_path, self._address)
             log.info("onion service %s.onion -> %s published", self._address, self.target)
+
+    @property
+    def service_dir(self) -> Path:
+        """Return the HiddenServiceDir the launched tor publishes from (a copy of the key, 0700/0600)."""
+        return self.tor_dir / hsdir.SERVICE_DIR
+
+    def hs_options(self) -> list[tuple[str, str]]:
+        """Return the SETCONF lines that publish the service on a launched tor, with every DoS defence."""
+        defences = hsdir.Defences(
+            max_streams=self.max_streams, close_circuit=self.max_streams > 0, intro_dos=True,
+            intro_rate=self.intro_rate, intro_burst=self.intro_burst, pow=self.pow,
+        )
+        return hsdir.service_options(self.service_dir, self.virtual_port, self.target, defences)
 
     def add_onion_args(self) -> str:
         """Return the ADD_ONION arguments after the key: flags, DoS defences and the port mapping."""
@@ -220,13 +251,17 @@ def publish(controller: Controller, key: bytes, args: str) -> str:
     raise PublishError(f"tor's ADD_ONION reply has no ServiceID: {reply}; report this with tor's version")
 
 
-def status_from(controller: Controller, address: str | None, *, uploaded: bool = False) -> OnionStatus:
-    """Build an OnionStatus from tor's GETINFO answers (HS_DESC uploads count as published)."""
+def status_from(controller: Controller, address: str | None, *, uploaded: bool = False,
+                service_dir: Path | None = None) -> OnionStatus:
+    """Build an OnionStatus from tor's GETINFO/GETCONF answers (HS_DESC uploads count as published)."""
     phase = controller.get_info("status/bootstrap-phase")
     fields = _phase_fields(phase)
     onions = set()
     for key in ("onions/current", "onions/detached"):
         onions.update(controller.get_info(key, "").split())
+    groups = hsdir.read_services(controller)
+    registered = address in onions or (
+        service_dir is not None and any(group["HiddenServiceDir"] == str(service_dir) for group in groups))
     published = uploaded
     if address and not published:
         try:
@@ -234,8 +269,8 @@ def status_from(controller: Controller, address: str | None, *, uploaded: bool =
             published = True
         except stem.ControllerError:
             published = False
-    return OnionStatus(address, True, address in onions, published, int(fields.get("PROGRESS", "0")),
-                       fields.get("SUMMARY", "").strip('"'))
+    return OnionStatus(address, True, registered, published, int(fields.get("PROGRESS", "0")),
+                       fields.get("SUMMARY", "").strip('"'), hsdir.defences_for(groups, address))
 
 
 def _phase_fields(phase: str) -> dict[str, str]:
