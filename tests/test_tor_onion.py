@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
 from pathlib import Path
 
@@ -256,6 +258,39 @@ def test_an_imported_key_replaces_the_launched_services_address(tmp_path: Path, 
     new = second.start()
     assert new != old and len(new) == 56
     assert (second.service_dir / "hostname").read_text().strip() == f"{new}.onion"
+
+
+@pytest.mark.tor
+def test_attach_mode_keeps_add_onion_because_a_reload_drops_setconf_services(
+    tmp_path: Path, services, system_tors
+) -> None:
+    torrc_dir = tmp_path / "torrc-hs"
+    keys.write_key(torrc_dir / "hs_ed25519_secret_key", keys.generate_key())
+    tor = SystemTor(tmp_path / "system", control_socket=True,
+                    extra={"HiddenServiceDir": str(torrc_dir), "HiddenServicePort": "80 127.0.0.1:9000"}).start()
+    system_tors.append(tor)
+    service = make_service(tmp_path, tor.control)
+    services.append(service)
+    service.start()
+
+    # SETCONF on a system tor works when every torrc group is resent with ours...
+    controller = connect(tor.control)
+    try:
+        existing = [(name, value) for group in hsdir.read_services(controller) for name, value in group.items()]
+        ours = tmp_path / "setconf-hs"
+        defences = hsdir.Defences(max_streams=32, close_circuit=True, intro_dos=True, intro_rate=25,
+                                  intro_burst=200, pow=True)
+        hsdir.publish_dir(controller, keys.generate_key(), ours,
+                          existing + hsdir.service_options(ours, 80, "127.0.0.1:8000", defences))
+        assert [g["HiddenServiceDir"] for g in hsdir.read_services(controller)] == [str(torrc_dir), str(ours)]
+
+        # ...but a reload (Debian's logrotate runs one daily) drops it without closing any connection,
+        # while the ADD_ONION service stays registered.
+        os.kill(tor.process.pid, signal.SIGHUP)
+        wait_for(lambda: len(hsdir.read_services(controller)) == 1, what="tor to reload its torrc")
+    finally:
+        controller.close()
+    assert service.status().registered and service.reprovisions == 0
 
 
 @pytest.mark.tor
