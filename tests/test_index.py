@@ -274,7 +274,7 @@ def test_identifier_prefilter_keeps_every_identifier(starter: builds.Build) -> N
 def test_length_norms_match_whooshs_field_lengths_across_segments(tmp_path: Path, small: Path) -> None:
     from whoosh import index as windex
 
-    from blog.index import rank
+    from blog.index import postings
 
     data = tmp_path / "data"
     old = quality.build_content(small, data)
@@ -286,7 +286,7 @@ def test_length_norms_match_whooshs_field_lengths_across_segments(tmp_path: Path
         assert len(list(reader.leaf_readers())) == 2 and reader.has_deletions()
         for field in ("text", "ident", "about"):
             avg = searcher.avg_field_length(field)
-            norms = rank._norms(reader, field, 1.2, 0.75, avg)
+            norms = postings._norms(reader, field, 1.2, 0.75, avg)
             expected = [1.2 * 0.25 + 1.2 * 0.75 / avg * (reader.doc_field_length(d, field) or 0)
                         for d in range(reader.doc_count_all())]
             assert list(norms) == pytest.approx(expected), field

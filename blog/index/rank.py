@@ -13,29 +13,19 @@ from __future__ import annotations
 
 import heapq
 import logging
-import threading
-from array import array
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from whoosh import query as wq
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3PerDocReader, _lenfield
-from whoosh.matching import FilterMatcher
 from whoosh.reading import IndexReader
-from whoosh.scoring import BM25F, BM25FScorer
+from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
-from whoosh.util.numeric import length_to_byte
 
-from blog.index.codec import LENGTH_OF_BYTE
+from blog.index import postings
 
 log = logging.getLogger(__name__)
 
-POSTING_CACHE_BYTES = 6 * 2**20  # decoded postings per worker: reading a block costs more than scoring it
 NEAR_POOL, NEAR_MIN = 5, 100  # candidates checked for the proximity bonus: limit x 5, at least 100
-_lengths: dict[str, array[float]] = {}  # field -> BM25 length norm per document of _norms_reader
-_norms_reader: IndexReader | None = None
-_norms_lock = threading.Lock()
 
 
 @dataclass
@@ -201,124 +191,10 @@ def _add_term(searcher: Searcher, clause: wq.Term, scores: list[float], counts: 
     btext = searcher.schema[field].to_bytes(text)
     if (field, btext) not in reader:
         return
-    key = (field, btext, clause.boost)
-    cached = _postings.get(reader, key)
-    if cached is None:
-        cached = _contributions(searcher, reader, field, btext, clause.boost)
-        _postings.put(reader, key, cached)
-    ids, contributions = cached
+    ids, added = postings.contributions(searcher, field, btext, clause.boost)
     docs.update(ids)
-    for d, c in zip(ids, contributions, strict=True):
+    for d, c in zip(ids, added, strict=True):
         scores[d] += c
         counts[d] += 1
 
 
-def _contributions(searcher: Searcher, reader: IndexReader, field: str, btext: bytes,
-                   boost: float) -> tuple[array[int], array[float]]:
-    """Return a term's documents and what it adds to each one's score (fixed for an open index)."""
-    scorer = searcher.weighting.scorer(searcher, field, btext)
-    if not isinstance(scorer, BM25FScorer):
-        raise TypeError(f"{field} is not scored by BM25F")
-    # bm25(idf, w, fl, avgfl, B, K1) * boost = weight * w / (w + norm[fl]), constants folded out of the loop
-    norms = _norms(reader, field, scorer.K1, scorer.B, scorer.avgfl)
-    weight = boost * scorer.idf * (scorer.K1 + 1)
-    ids: array[int] = array("i")
-    contributions: array[float] = array("d")
-    for sub, offset in reader.leaf_readers():
-        if (field, btext) not in sub:
-            continue
-        postings = sub.postings(field, btext)
-        if isinstance(postings, FilterMatcher):
-            postings = postings.child  # deleted documents are dropped once, after scoring
-        for block, weights in _blocks(postings):
-            block = [d + offset for d in block] if offset else block
-            ids.extend(block)
-            contributions.extend([weight * w / (w + norms[d]) for d, w in zip(block, weights, strict=True)])
-    return ids, contributions
-
-
-class _PostingCache:
-    """The most recently used terms' contributions, within a byte budget, for one open index at a time."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget, self.used = budget, 0
-        self.reader: IndexReader | None = None  # held, so its id is never reused by a newer reader
-        self.items: OrderedDict[tuple[str, bytes, float], tuple[array[int], array[float]]] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, reader: IndexReader, key: tuple[str, bytes, float]) -> tuple[array[int], array[float]] | None:
-        with self.lock:
-            found = self.items.get(key) if reader is self.reader else None
-            if found is not None:
-                self.items.move_to_end(key)
-            return found
-
-    def put(self, reader: IndexReader, key: tuple[str, bytes, float],
-            value: tuple[array[int], array[float]]) -> None:
-        size = len(value[0]) * 12
-        if size > self.budget // 4:
-            return  # one very common term would evict everything else
-        with self.lock:
-            if reader is not self.reader:
-                self.items.clear()
-                self.reader, self.used = reader, 0
-            self.items[key] = value
-            self.used += size
-            while self.used > self.budget:
-                _, (old, _) = self.items.popitem(last=False)
-                self.used -= len(old) * 12
-
-
-def _blocks(matcher: object) -> Iterable[tuple[list[int], list[float]]]:
-    """Yield a posting list's (ids, weights) a block at a time (W3 codec), or a posting at a time."""
-    read_ids = getattr(matcher, "_read_ids", None)
-    read_weights = getattr(matcher, "_read_weights", None)
-    next_block = getattr(matcher, "_next_block", None)
-    if read_ids and read_weights and next_block:
-        while matcher.is_active():  # type: ignore[attr-defined]
-            read_ids()
-            read_weights()
-            yield matcher._ids, matcher._weights  # type: ignore[attr-defined]
-            next_block()
-        return
-    while matcher.is_active():  # type: ignore[attr-defined]
-        yield [matcher.id()], [matcher.weight()]  # type: ignore[attr-defined]
-        matcher.next()  # type: ignore[attr-defined]
-
-
-def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -> array[float]:
-    """Return K1 * (1 - B + B * length / average length) for every document, computed once per reader."""
-    global _norms_reader
-    with _norms_lock:
-        if reader is not _norms_reader:  # held, so its id is never reused by a newer reader
-            _lengths.clear()
-            _norms_reader = reader
-        found = _lengths.get(field)
-        if found is None:
-            base, per = k1 * (1 - b), k1 * b / avgfl
-            table = [base + per * (length or 0) for length in LENGTH_OF_BYTE]
-            # 8 bytes a document: at 10,000 entries a list of float objects would hold 28 MB per worker
-            found = array("d")
-            for sub, _ in reader.leaf_readers():
-                found.extend([table[byte] for byte in _length_bytes(sub, field)])
-            _lengths[field] = found
-        return found
-
-
-def _length_bytes(sub: IndexReader, field: str) -> Iterable[int]:
-    """Return a segment's length byte per document for a field (0: none), its whole column at once."""
-    per_doc = getattr(sub, "_perdoc", None)
-    if isinstance(per_doc, W3PerDocReader):
-        count = sub.doc_count_all()
-        column = per_doc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
-        if column is None:
-            return bytes(count)
-        if getattr(column, "_fixedlen", 0) == 1:  # one byte a document: read the column in one call
-            raw = column._dbfile.get(column._basepos, column._count)
-        else:
-            raw = bytes(column.load())
-        return raw + bytes(max(0, count - len(raw)))  # documents past the column's end have no length
-    return [length_to_byte(sub.doc_field_length(d, field) or 0) for d in range(sub.doc_count_all())]
-
-
-_postings = _PostingCache(POSTING_CACHE_BYTES)

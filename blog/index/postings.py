@@ -1,0 +1,152 @@
+"""What ranking reads from an open index, decoded once per worker: term score contributions, length norms.
+
+Reading a posting block (unpickling its ids, weights and positions) costs more than scoring it, and an
+index directory never changes once written: each worker keeps its most used terms' contributions within a
+byte budget, and one array of BM25 length norms per field, both for one open index at a time (the reader
+is held, so a newer reader never reuses its id). See docs/search.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3PerDocReader, _lenfield
+from whoosh.matching import FilterMatcher
+from whoosh.reading import IndexReader
+from whoosh.scoring import BM25FScorer
+from whoosh.searching import Searcher
+from whoosh.util.numeric import length_to_byte
+
+from blog.index.codec import LENGTH_OF_BYTE
+
+POSTING_CACHE_BYTES = 6 * 2**20  # decoded postings per worker: reading a block costs more than scoring it
+Postings = tuple[array, array]  # documents (int) and what the term adds to each one's score (float)
+
+_lengths: dict[str, array[float]] = {}  # field -> BM25 length norm per document of _norms_reader
+_norms_reader: IndexReader | None = None
+_norms_lock = threading.Lock()
+
+
+def contributions(searcher: Searcher, field: str, btext: bytes, boost: float) -> Postings:
+    """Return a term's documents and what it adds to each one's score, from the cache when it is there."""
+    reader = searcher.reader()
+    key = (field, btext, boost)
+    found = _postings.get(reader, key)
+    if found is None:
+        found = _contributions(searcher, reader, field, btext, boost)
+        _postings.put(reader, key, found)
+    return found
+
+
+def _contributions(searcher: Searcher, reader: IndexReader, field: str, btext: bytes,
+                   boost: float) -> Postings:
+    """Return a term's documents and what it adds to each one's score (fixed for an open index)."""
+    scorer = searcher.weighting.scorer(searcher, field, btext)
+    if not isinstance(scorer, BM25FScorer):
+        raise TypeError(f"{field} is not scored by BM25F")
+    # bm25(idf, w, fl, avgfl, B, K1) * boost = weight * w / (w + norm[fl]), constants folded out of the loop
+    norms = _norms(reader, field, scorer.K1, scorer.B, scorer.avgfl)
+    weight = boost * scorer.idf * (scorer.K1 + 1)
+    ids: array[int] = array("i")
+    added: array[float] = array("d")
+    for sub, offset in reader.leaf_readers():
+        if (field, btext) not in sub:
+            continue
+        matcher = sub.postings(field, btext)
+        if isinstance(matcher, FilterMatcher):
+            matcher = matcher.child  # deleted documents are dropped once, after scoring
+        for block, weights in _blocks(matcher):
+            block = [d + offset for d in block] if offset else block
+            ids.extend(block)
+            added.extend([weight * w / (w + norms[d]) for d, w in zip(block, weights, strict=True)])
+    return ids, added
+
+
+class _PostingCache:
+    """The most recently used terms' contributions, within a byte budget, for one open index at a time."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.used = budget, 0
+        self.reader: IndexReader | None = None  # held, so its id is never reused by a newer reader
+        self.items: OrderedDict[tuple[str, bytes, float], Postings] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, reader: IndexReader, key: tuple[str, bytes, float]) -> Postings | None:
+        with self.lock:
+            found = self.items.get(key) if reader is self.reader else None
+            if found is not None:
+                self.items.move_to_end(key)
+            return found
+
+    def put(self, reader: IndexReader, key: tuple[str, bytes, float],
+            value: Postings) -> None:
+        size = len(value[0]) * 12
+        if size > self.budget // 4:
+            return  # one very common term would evict everything else
+        with self.lock:
+            if reader is not self.reader:
+                self.items.clear()
+                self.reader, self.used = reader, 0
+            self.items[key] = value
+            self.used += size
+            while self.used > self.budget:
+                _, (old, _) = self.items.popitem(last=False)
+                self.used -= len(old) * 12
+
+
+def _blocks(matcher: object) -> Iterable[tuple[list[int], list[float]]]:
+    """Yield a posting list's (ids, weights) a block at a time (W3 codec), or a posting at a time."""
+    read_ids = getattr(matcher, "_read_ids", None)
+    read_weights = getattr(matcher, "_read_weights", None)
+    next_block = getattr(matcher, "_next_block", None)
+    if read_ids and read_weights and next_block:
+        while matcher.is_active():  # type: ignore[attr-defined]
+            read_ids()
+            read_weights()
+            yield matcher._ids, matcher._weights  # type: ignore[attr-defined]
+            next_block()
+        return
+    while matcher.is_active():  # type: ignore[attr-defined]
+        yield [matcher.id()], [matcher.weight()]  # type: ignore[attr-defined]
+        matcher.next()  # type: ignore[attr-defined]
+
+
+def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -> array[float]:
+    """Return K1 * (1 - B + B * length / average length) for every document, computed once per reader."""
+    global _norms_reader
+    with _norms_lock:
+        if reader is not _norms_reader:  # held, so its id is never reused by a newer reader
+            _lengths.clear()
+            _norms_reader = reader
+        found = _lengths.get(field)
+        if found is None:
+            base, per = k1 * (1 - b), k1 * b / avgfl
+            table = [base + per * (length or 0) for length in LENGTH_OF_BYTE]
+            # 8 bytes a document: at 10,000 entries a list of float objects would hold 28 MB per worker
+            found = array("d")
+            for sub, _ in reader.leaf_readers():
+                found.extend([table[byte] for byte in _length_bytes(sub, field)])
+            _lengths[field] = found
+        return found
+
+
+def _length_bytes(sub: IndexReader, field: str) -> Iterable[int]:
+    """Return a segment's length byte per document for a field (0: none), its whole column at once."""
+    per_doc = getattr(sub, "_perdoc", None)
+    if isinstance(per_doc, W3PerDocReader):
+        count = sub.doc_count_all()
+        column = per_doc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
+        if column is None:
+            return bytes(count)
+        if getattr(column, "_fixedlen", 0) == 1:  # one byte a document: read the column in one call
+            raw = column._dbfile.get(column._basepos, column._count)
+        else:
+            raw = bytes(column.load())
+        return raw + bytes(max(0, count - len(raw)))  # documents past the column's end have no length
+    return [length_to_byte(sub.doc_field_length(d, field) or 0) for d in range(sub.doc_count_all())]
+
+
+_postings = _PostingCache(POSTING_CACHE_BYTES)
