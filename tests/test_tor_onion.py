@@ -19,7 +19,7 @@ from blog.tor.errors import (
     TargetRefusedError,
     TorNotInstalledError,
 )
-from blog.tor.onion import OnionService, check_target, publish
+from blog.tor.onion import OnionService, check_target, publish, status_from
 
 
 def make_service(tmp_path: Path, control: str | None, **options: object) -> OnionService:
@@ -217,6 +217,11 @@ def test_launch_mode_publishes_with_every_dos_defence_read_back_from_tor(
     assert status.registered
     assert status.defences == ("max streams 17 (close circuit), intro-point DoS 11/s burst 99, "
                                "proof-of-work on (read back from tor)")
+    separate = connect(str(service.tor_dir / "control"))  # as `blog onion status` sees it
+    try:
+        assert status_from(separate, address) == status
+    finally:
+        separate.close()
     copy = service.service_dir / "hs_ed25519_secret_key"
     assert copy.read_bytes() == service.key_path.read_bytes()
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
@@ -243,6 +248,16 @@ def test_launch_mode_without_pow_or_stream_limit_sends_neither(tmp_path: Path, s
     assert options["HiddenServiceEnableIntroDoSDefense"] == "1"
     assert service.status().defences.startswith("max streams unlimited, intro-point DoS 25/s burst 200, "
                                                 "proof-of-work off")
+
+
+@pytest.mark.tor
+def test_launch_mode_options_tor_refuses_raise_publish_error_and_stop_tor(tmp_path: Path, services) -> None:
+    require_tor()
+    service = make_service(tmp_path, None, intro_rate=-1)
+    services.append(service)
+    with pytest.raises(PublishError, match="tor refused the onion service options"):
+        service.start()
+    assert service.tor_pid is None
 
 
 @pytest.mark.tor

@@ -113,16 +113,24 @@ def defences_of(group: dict[str, str]) -> Defences:
     )
 
 
-def defences_for(groups: list[dict[str, str]], address: str | None) -> str:
-    """Say which DoS defences tor holds for address, or what it cannot report for an ADD_ONION service."""
+def group_for(groups: list[dict[str, str]], address: str | None) -> dict[str, str] | None:
+    """Return the group whose HiddenServiceDir's hostname names address, if this user can read it."""
     for group in groups:
         hostname = Path(group["HiddenServiceDir"]) / keys.HOSTNAME_FILE
         try:
             named = hostname.read_text(encoding="ascii").strip().removesuffix(".onion")
         except OSError:
-            continue  # another user's folder (a system tor's /var/lib/tor/...): listed below
+            continue  # another user's folder (a system tor's /var/lib/tor/...)
         if address and named == address:
-            return defences_of(group).describe() + " (read back from tor)"
+            return group
+    return None
+
+
+def defences_for(groups: list[dict[str, str]], address: str | None) -> str:
+    """Say which DoS defences tor holds for address, or what it cannot report for an ADD_ONION service."""
+    group = group_for(groups, address)
+    if group is not None:
+        return defences_of(group).describe() + " (read back from tor)"
     lines = [f"{group['HiddenServiceDir']}: {defences_of(group).describe()}" for group in groups]
     lines.append("ADD_ONION services: max streams and proof-of-work as sent (tor does not report them), "
                  "intro-point DoS off (ADD_ONION cannot set it)")

@@ -260,7 +260,7 @@ def status_from(controller: Controller, address: str | None, *, uploaded: bool =
     for key in ("onions/current", "onions/detached"):
         onions.update(controller.get_info(key, "").split())
     groups = hsdir.read_services(controller)
-    registered = address in onions or (
+    registered = address in onions or hsdir.group_for(groups, address) is not None or (
         service_dir is not None and any(group["HiddenServiceDir"] == str(service_dir) for group in groups))
     published = uploaded
     if address and not published:
