@@ -76,6 +76,7 @@ def status(ctx: click.Context) -> None:
         controller.close()
     click.echo(f"published:  {'yes' if state.published else 'no (no descriptor in tor yet)'}")
     click.echo(f"bootstrap:  {state.bootstrap_percent}% {state.bootstrap_summary}")
+    click.echo(f"defences:   {state.defences or 'unknown'}")
 
 
 @onion.command("export", help="Copy the onion key to PATH in tor's hs_ed25519_secret_key format (0600).")
