@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from whoosh.analysis import StemmingAnalyzer
 
 from blog import index
 from blog.web import create_app
@@ -26,13 +27,21 @@ def _result_links(body: str) -> list[str]:
 
 
 def _unique_words(build) -> dict[str, str]:
-    """Return words (8+ letters) that occur in exactly one paragraph of the published log, with its anchor."""
+    """Return words (8+ letters) whose stem occurs in exactly one paragraph of the published log (and in no
+    title), with that paragraph's anchor: the search stems, so "blocking" also finds "blocks"."""
+    stem = StemmingAnalyzer()
     seen: dict[str, set[str]] = {}
+    words: dict[str, str] = {}
     for entry in build.site.published():
-        for block in build.rendered[entry.slug].blocks:
-            for word in set(re.findall(r"[A-Za-z]{8,}", block.text.lower())):
-                seen.setdefault(word, set()).add(block.anchor if block.kind == "p" else "-")
-    return {w: next(iter(a)) for w, a in seen.items() if len(a) == 1 and "-" not in a}
+        texts = [(entry.title, "-")] + [(b.text, b.anchor if b.kind == "p" else "-")
+                                        for b in build.rendered[entry.slug].blocks]
+        for text, anchor in texts:
+            for word in set(re.findall(r"[A-Za-z]+", text.lower())):
+                root = next((t.text for t in stem(word)), word)
+                seen.setdefault(root, set()).add(anchor)
+                if len(word) >= 8:
+                    words.setdefault(root, word)
+    return {words[r]: next(iter(a)) for r, a in seen.items() if r in words and len(a) == 1 and "-" not in a}
 
 
 def test_a_paragraphs_words_lead_to_that_paragraph(site: tuple) -> None:

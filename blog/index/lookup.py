@@ -19,7 +19,7 @@ from blog.index import query as q
 from blog.index import rank
 from blog.index.model import Citation, IndexUnavailable, Results, SearchError
 from blog.index.rank import Plan
-from blog.index.store import _BROKEN, forget, open_searcher
+from blog.index.store import _BROKEN, check_intact, forget, open_searcher
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     hidden, mask = _mask(build, now)
     key = (build.id, str(build.index_dir), query, limit, offset, tag, str(parsed.after), str(parsed.before),
            base_url, onion_base, hidden)
+    check_intact(build.index_dir)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)

@@ -174,6 +174,17 @@ class Handle:
     pid: int
     searcher: Searcher
     lock: threading.Lock
+    files: tuple = ()  # (name, size, mtime) of every file when opened: an index directory never changes
+    checked: float = 0.0
+
+
+CHECK_EVERY = 0.0  # seconds between looks at an open index's files: one scandir (~20 files) is cheap
+
+
+def _files(index_dir: str) -> tuple:
+    """Return what the index directory holds now; any change means someone damaged it."""
+    with os.scandir(index_dir) as entries:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()))
 
 
 _handles: dict[str, Handle] = {}
@@ -197,9 +208,32 @@ def open_searcher(index_dir: Path | None) -> Handle:
                                    "try again in a minute") from exc
         for stale_key in [k for k in _handles if k != key]:
             _close(_handles.pop(stale_key))
-        handle = Handle(key, os.getpid(), searcher, threading.Lock())
+        handle = Handle(key, os.getpid(), searcher, threading.Lock(), _files(key), time.monotonic())
         _handles[key] = handle
         return handle
+
+
+def check_intact(index_dir: Path | None) -> None:
+    """Raise IndexUnavailable when the index this process has open was deleted or changed on disk.
+
+    Answers cached in memory would otherwise hide a damaged index until the worker restarts; a look at the
+    directory costs one scandir of a few dozen files, far below a query's cost.
+    """
+    if not index_dir:
+        return
+    handle = _handles.get(str(index_dir))
+    now = time.monotonic()
+    if handle is None or handle.pid != os.getpid() or now - handle.checked < CHECK_EVERY:
+        return
+    handle.checked = now
+    try:
+        intact = _files(handle.path) == handle.files
+    except OSError:
+        intact = False
+    if not intact:
+        forget(index_dir)
+        log.error("the search index %s was deleted or changed on disk; rebuilding it from content/", index_dir)
+        raise IndexUnavailable("search is unavailable while its index is rebuilt; try again in a minute")
 
 
 @atexit.register
