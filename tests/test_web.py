@@ -191,3 +191,14 @@ def test_no_build_and_broken_content_fails_loudly(tmp_path: Path) -> None:
     shutil.copytree(DATA / "broken", tmp_path / "content")
     with pytest.raises(ContentProblems):
         create_app(make_config(tmp_path / "content", tmp_path / "data"))
+
+
+def test_a_worker_that_cannot_publish_serves_the_last_good_build(config, client) -> None:
+    # The index's disk is gone (a file where its folder was) and the content changed meanwhile.
+    index_root = config.data_dir / "index"
+    shutil.rmtree(index_root)
+    index_root.write_text("not a folder")
+    path = config.content_dir / "log" / "2026-10-02-verify-config.md"
+    path.write_text(path.read_text().replace("What broke", "What went wrong"))
+    fresh = create_app(config).test_client()
+    assert b"What broke" in fresh.get("/log/verify-config").data

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from blog import build as builds
-from blog import publish
+from blog import index, publish
 from blog.config import Config
 from blog.content import ContentProblems, utcnow
 
@@ -48,6 +48,13 @@ class SiteState:
                 raise
             log.error("content has %d problem(s); serving the last good build %s:\n%s",
                       len(problems.problems), build.id, problems)
+        except (builds.BuildError, index.SearchError, OSError) as exc:
+            # A full disk or a read-only data directory while publishing new content must not keep a
+            # worker from booting (gunicorn would stop the whole site): serve what was last built.
+            build = builds.load_current(self.config.builds_dir)
+            if build is None:
+                raise
+            log.error("could not publish the content (%s); serving the last good build %s", exc, build.id)
         self._install(build)
 
     def _install(self, build: builds.Build) -> None:
