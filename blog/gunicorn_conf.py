@@ -12,7 +12,9 @@ import gunicorn.http.wsgi
 # a2wsgi (see post_worker_init); connections are still kept alive for Tor readers.
 worker_class = os.environ.get("BLOG_WORKER_CLASS", "asgi")
 workers = int(os.environ.get("BLOG_WORKERS", "2"))
-threads = int(os.environ.get("BLOG_THREADS", "8"))  # the app's thread pool per worker (and gthread's, if chosen)
+app_threads = int(os.environ.get("BLOG_THREADS", "8"))  # the app's thread pool per worker
+# gunicorn's own `threads` setting means something only to gthread (the asyncio worker warns about it).
+threads = app_threads if worker_class == "gthread" else 1
 worker_connections = int(os.environ.get("BLOG_WORKER_CONNECTIONS", "2000"))
 keepalive = 20
 timeout = 30
@@ -39,7 +41,7 @@ def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
     if worker.__class__.__name__ == "ASGIWorker":
         from a2wsgi import WSGIMiddleware
 
-        worker.asgi = WSGIMiddleware(worker.asgi, workers=threads)
+        worker.asgi = WSGIMiddleware(worker.asgi, workers=app_threads)
 
 
 def _headers_without_banner(self):  # type: ignore[no-untyped-def]
