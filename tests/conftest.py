@@ -21,6 +21,25 @@ def make_config(content_dir: Path, data_dir: Path, **changes: object) -> Config:
                        tor_mode="off", **changes)
 
 
+# Chromium's own background traffic is refused by this machine's closed network: switch it off.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real headless Chromium (Debian's), driven by Playwright."""
+    from tests.servers import require_binary
+
+    chromium = require_binary("chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
 @pytest.fixture
 def site_dir(tmp_path: Path) -> Path:
     """Return a private copy of the small test site."""

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import click
 import httpx2
 import pytest
-from test_browser import CHROMIUM_ARGS, visit
+from test_browser import visit
 from tor_helpers import EchoHTTP, RecordingSocks
 
 from blog.cli import _check_bind
 from tests.conftest import ROOT, make_config
-from tests.servers import Gunicorn, require_binary
+from tests.servers import Gunicorn
 
 ROUTES = ["/", "/log/verify-config", "/log/verify-config.md", "/log/verify-config/revisions", "/tags", "/tags/tor",
           "/archive", "/archive/2026", "/archive/2026/10", "/pages/about", "/feed.atom", "/feed.rss",
@@ -137,17 +137,6 @@ def test_nothing_outbound_goes_around_tor(site_dir: Path, tmp_path: Path, audite
                                 cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert "docs.example.invalid" in {r["host"] for r in socks.requests}, result.stderr[-1500:]
     assert not log.exists(), log.read_text()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = require_binary("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
