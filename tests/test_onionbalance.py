@@ -253,7 +253,7 @@ def _which(net: TorNet, url: str, timeout: float, what: str, context: str) -> st
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(720)
 def test_two_backends_behind_onionbalance_survive_losing_one(
     balanced: tuple[str, list[Backend], Frontend], tornet_onionbalance: TorNet,
     capsys: pytest.CaptureFixture[str],
@@ -267,7 +267,7 @@ def test_two_backends_behind_onionbalance_survive_losing_one(
 
     FIGURES["network_bootstrap_s"] = net.timings["bootstrap_s"]
     try:
-        net.wait_for_descriptor(master, timeout=200)
+        net.wait_for_descriptor(master, timeout=360)
         FIGURES["master_descriptor_s"] = net.since_start()
     except TorNetError as exc:
         raise AssertionError(f"Onionbalance published no master descriptor: {exc}\n{context()}") from exc
