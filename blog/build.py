@@ -158,9 +158,10 @@ def content_fingerprint(content_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = None) -> Build:
+def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = None,
+               build_id: str | None = None) -> Build:
     """Read, check and render the content into a new build directory (not yet current)."""
-    build_id = content_fingerprint(content_dir)
+    build_id = build_id or content_fingerprint(content_dir)
     site = load_site(content_dir)
     reuse = previous.rendered if previous else {}
     old_bodies = {e.slug: e.body for e in previous.site.entries} if previous else {}

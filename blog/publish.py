@@ -48,7 +48,7 @@ def publish(config: Config, force: bool = False) -> builds.Build:
         fingerprint = builds.content_fingerprint(config.content_dir)
         if previous and previous.id == fingerprint and not force and index.is_usable(previous.index_dir):
             return previous
-        build = builds.make_build(config.content_dir, config.builds_dir, previous)
+        build = builds.make_build(config.content_dir, config.builds_dir, previous, build_id=fingerprint)
         snapshot.annotate(build, config.content_dir, utcnow())  # refuses silent edits of published entries
         builds.save(build)
         build.index_dir = index.update_index(build, config.data_dir / "index", previous)
