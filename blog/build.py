@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,33 +28,36 @@ SNAPSHOT = "site.pickle"
 POINTER = "current"
 KEEP_BUILDS = 3
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
-RENDERED_CACHE = 64  # entries' renderings a worker keeps in memory after reading them
+RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps after reading them
+BUILD_FORMAT = 2  # what a saved build holds; a build of another format is rebuilt, not read
 
 
 class BuildError(Exception):
     """A build could not be written or read."""
 
 
-class RenderedStore(Mapping[str, "Rendered"]):
-    """Each entry's rendering: held in memory while a build is made, read from the build directory after.
+class FileStore(Mapping[str, Any]):
+    """Values by key: held in memory while a build is made, read one at a time from the build's file after.
 
     A worker that loaded every entry's HTML and block texts held them all for its whole life (34 MB at
-    1,000 entries, most of a worker's memory); it now reads an entry's rendering when a page or a search
-    result needs it and keeps the last few. See docs/performance.md.
+    1,000 entries, most of a worker's memory); it now reads an entry's rendering, Markdown or revisions
+    when a page, a search result or a tool needs them, and keeps the last few. See docs/performance.md.
     """
 
-    def __init__(self, items: Mapping[str, Rendered]) -> None:
-        self._items = dict(items)
+    prefix = "store"
+
+    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
+        self._items = dict(items or {})
         self._spans: dict[str, tuple[int, int]] = {}
         self._file = ""
         self._dir = Path()
         self._init_cache()
 
     def _init_cache(self) -> None:
-        self._recent: OrderedDict[str, Rendered] = OrderedDict()
+        self._recent: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __getitem__(self, key: str) -> Rendered:
+    def __getitem__(self, key: str) -> Any:
         if key in self._items:
             return self._items[key]
         start, size = self._spans[key]  # KeyError for an unknown key, like a dict
@@ -75,6 +78,11 @@ class RenderedStore(Mapping[str, "Rendered"]):
                 self._recent.popitem(last=False)
         return value
 
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self._spans:
+            raise BuildError(f"{type(self).__name__} is read-only once written")
+        self._items[key] = value
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items or self._spans)
 
@@ -85,10 +93,10 @@ class RenderedStore(Mapping[str, "Rendered"]):
         return key in self._items or key in self._spans
 
     def write(self, directory: Path) -> None:
-        """Write every rendering into one new file in the directory, then read them from there."""
+        """Write every value into one new file in the directory, then read them from there."""
         if not self._items:
             return
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rendered-")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.prefix}-")
         spans: dict[str, tuple[int, int]] = {}
         with os.fdopen(fd, "wb") as handle:
             for key, value in self._items.items():
@@ -97,13 +105,13 @@ class RenderedStore(Mapping[str, "Rendered"]):
                 handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        name = f"rendered-{time.time_ns():x}.pickle"  # a new name: workers still read the previous file
+        name = f"{self.prefix}-{time.time_ns():x}.pickle"  # a new name: workers still read the previous file
         os.replace(tmp, directory / name)
         self._spans, self._file, self._dir, self._items = spans, name, directory, {}
-        _prune_rendered(directory, keep=name)
+        _prune_files(directory, self.prefix, keep=name)
 
     def attach(self, directory: Path) -> None:
-        """Read renderings from this build directory (after loading the build from it)."""
+        """Read values from this build directory (after loading the build from it)."""
         self._dir = directory
 
     def __getstate__(self) -> dict[str, object]:
@@ -115,8 +123,26 @@ class RenderedStore(Mapping[str, "Rendered"]):
         self._init_cache()
 
 
-def _prune_rendered(directory: Path, keep: str) -> None:
-    files = sorted(directory.glob("rendered-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+class RenderedStore(FileStore):
+    """Each entry's and page's rendering (`Rendered`), by slug or "page:<slug>"."""
+
+    prefix = "rendered"
+
+
+class TextStore(FileStore):
+    """Each entry's and page's Markdown as (body, source), by slug or "page:<slug>"."""
+
+    prefix = "texts"
+
+
+class RevisionStore(FileStore):
+    """Each entry's revisions (the honesty room's `Revision`s, oldest first), by slug."""
+
+    prefix = "revisions"
+
+
+def _prune_files(directory: Path, prefix: str, keep: str) -> None:
+    files = sorted(directory.glob(f"{prefix}-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
     now = time.time()
     for old in files[KEEP_BUILDS:]:
         if old.name != keep and now - old.stat().st_mtime > KEEP_SECONDS:
@@ -134,13 +160,21 @@ class Build:
     path: Path = field(default=Path())
     index_dir: Path | None = None
     # Filled by the honesty room at publish time (blog/honesty/snapshot.py); see docs/honesty.md.
-    revisions: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> Revision, oldest first
-    paragraph_changed: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)  # (slug, anchor)
+    revisions: MutableMapping[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> Revisions
+    # (slug, anchor) -> when that block was first shown, for blocks first shown after the entry's date
+    paragraph_changed: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
     upstream: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> (url, PullState | None)
+    texts: TextStore | None = None  # every entry's and page's Markdown, once saved
+    format: int = BUILD_FORMAT
 
     def block_changed(self, slug: str, anchor: str) -> dt.datetime | None:
-        """Return when the block at an entry's anchor was last changed (None when unknown)."""
-        return getattr(self, "paragraph_changed", {}).get((slug, anchor))
+        """Return when the block at an entry's anchor was first shown, if after the entry's date (else None)."""
+        found = self.paragraph_changed.get((slug, anchor))
+        entry = self.site.by_slug.get(slug)
+        if found is not None or entry is None or slug not in self.revisions:
+            return found
+        # Blocks first shown with the entry are not listed (they were 290,000 items at 10,000 entries).
+        return entry.date if anchor in self.rendered[slug].anchors() else None
 
     def entry_html(self, entry: Entry) -> Rendered:
         return self.rendered[entry.slug]
@@ -151,7 +185,7 @@ class Build:
 
 def content_fingerprint(content_dir: Path) -> str:
     """Hash every content file's path and bytes, and the software version that renders them."""
-    digest = hashlib.sha256(f"engineering-log {__version__}".encode())
+    digest = hashlib.sha256(f"engineering-log {__version__} build-format {BUILD_FORMAT}".encode())
     for path in sorted(p for p in Path(content_dir).rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(content_dir)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
@@ -164,15 +198,16 @@ def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = Non
     build_id = build_id or content_fingerprint(content_dir)
     site = load_site(content_dir)
     reuse = previous.rendered if previous else {}
-    old_bodies = {e.slug: e.body for e in previous.site.entries} if previous else {}
-    old_pages = {p.slug: p.body for p in previous.site.pages.values()} if previous else {}
+    # Compared by the hash of the body, which an entry keeps in memory when its text is on disk.
+    old_bodies = {e.slug: e.text.digest for e in previous.site.entries} if previous else {}
+    old_pages = {p.slug: p.text.digest for p in previous.site.pages.values()} if previous else {}
     rendered: dict[str, Rendered] = {}
     for entry in site.entries:
-        same = old_bodies.get(entry.slug) == entry.body and entry.slug in reuse
+        same = old_bodies.get(entry.slug) == entry.text.digest and entry.slug in reuse
         rendered[entry.slug] = reuse[entry.slug] if same else render(entry.body)
     for page in site.pages.values():
         key = f"page:{page.slug}"
-        same = old_pages.get(page.slug) == page.body and key in reuse
+        same = old_pages.get(page.slug) == page.text.digest and key in reuse
         rendered[key] = reuse[key] if same else render(page.body)
     builds_dir.mkdir(parents=True, exist_ok=True)
     return Build(build_id, utcnow(), site, RenderedStore(rendered), builds_dir / build_id)
@@ -184,9 +219,13 @@ def save(build: Build) -> None:
     target = build.path / SNAPSHOT
     if not isinstance(build.rendered, RenderedStore):
         build.rendered = RenderedStore(build.rendered)
+    if not isinstance(build.revisions, RevisionStore):
+        build.revisions = RevisionStore(build.revisions)
     fd, tmp = tempfile.mkstemp(dir=build.path, prefix=".snapshot-")
     try:
         build.rendered.write(build.path)  # the snapshot keeps only where each rendering is
+        build.revisions.write(build.path)
+        _write_texts(build)
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(build, handle, protocol=pickle.HIGHEST_PROTOCOL)
             handle.flush()
@@ -196,6 +235,17 @@ def save(build: Build) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise BuildError(f"cannot write {target}: {exc} "
                          "(is the data directory writable and the disk not full?)") from exc
+
+
+def _write_texts(build: Build) -> None:
+    """Move every entry's and page's Markdown into the build's texts file; keep only their hashes."""
+    holders = {e.slug: e.text for e in build.site.entries}
+    holders.update({f"page:{p.slug}": p.text for p in build.site.pages.values()})
+    texts = TextStore({key: (text.body, text.source) for key, text in holders.items()})
+    texts.write(build.path)
+    for key, text in holders.items():
+        text.detach(texts, key)
+    build.texts = texts
 
 
 def switch(builds_dir: Path, build: Build) -> None:
@@ -248,9 +298,12 @@ def load(builds_dir: Path, build_id: str) -> Build:
             build = pickle.load(handle)  # noqa: S301 - written by this software into its own 0700 directory
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
         raise BuildError(f"cannot read build {path}: {exc} (run `blog build`)") from exc
+    if getattr(build, "format", 1) != BUILD_FORMAT:
+        raise BuildError(f"build {path} was written by another version of this software (run `blog build`)")
     build.path = builds_dir / build_id
-    if isinstance(build.rendered, RenderedStore):
-        build.rendered.attach(build.path)
+    for store in (build.rendered, build.revisions, build.texts):
+        if isinstance(store, FileStore):
+            store.attach(build.path)
     return build
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import hashlib
+import functools
 import logging
 import re
 from collections.abc import Iterable
@@ -16,6 +16,7 @@ import frontmatter
 import yaml
 
 from blog.contentcheck import ContentError, ContentProblems, unsafe_html_problems
+from blog.contenttext import Text
 
 __all__ = [
     "ContentError",
@@ -71,14 +72,21 @@ class Entry:
     date: dt.datetime
     tags: tuple[str, ...]
     summary: str
-    body: str
+    text: Text  # the Markdown, in memory or in the saved build: see blog/contenttext.py
     path: Path
     body_line: int
     draft: bool = False
     series: str = ""
     updates: tuple[Update, ...] = ()
     upstream: tuple[Any, ...] = ()
-    source: str = ""
+
+    @property
+    def body(self) -> str:
+        return self.text.body
+
+    @property
+    def source(self) -> str:
+        return self.text.source
 
     @property
     def url(self) -> str:
@@ -90,7 +98,7 @@ class Entry:
 
     @property
     def body_hash(self) -> str:
-        return hashlib.sha256(self.body.strip().encode()).hexdigest()
+        return self.text.digest
 
     def is_published(self, now: dt.datetime) -> bool:
         return not self.draft and self.date <= now
@@ -103,10 +111,17 @@ class Page:
     slug: str
     title: str
     summary: str
-    body: str
+    text: Text
     path: Path
     body_line: int
-    source: str = ""
+
+    @property
+    def body(self) -> str:
+        return self.text.body
+
+    @property
+    def source(self) -> str:
+        return self.text.source
 
     @property
     def url(self) -> str:
@@ -136,13 +151,15 @@ class Site:
         now = now or utcnow()
         return [e for e in self.entries if e.is_published(now)]
 
+    @functools.cached_property
+    def by_slug(self) -> dict[str, Entry]:
+        """Every entry (drafts and scheduled ones too) by slug."""
+        return {e.slug: e for e in self.entries}
+
     def entry(self, slug: str, now: dt.datetime | None = None) -> Entry | None:
         """Return a published entry by slug."""
-        now = now or utcnow()
-        for e in self.entries:
-            if e.slug == slug and e.is_published(now):
-                return e
-        return None
+        found = self.by_slug.get(slug)
+        return found if found is not None and found.is_published(now or utcnow()) else None
 
     def next_publication(self, now: dt.datetime) -> dt.datetime | None:
         """Return when the next scheduled (non-draft) entry goes live, if any."""
@@ -281,9 +298,9 @@ def _read_entry(path: Path, root: Path) -> tuple[Entry | None, list[ContentError
     reader.problems.extend(unsafe_html_problems(rel, body, body_line))
     if reader.problems or date is None:
         return None, reader.problems
-    entry = Entry(slug=name["slug"], title=title, date=date, tags=tuple(tags), summary=summary, body=body,
-                  path=rel, body_line=body_line, draft=draft, series=series, updates=updates,
-                  upstream=tuple(upstream), source=text)
+    entry = Entry(slug=name["slug"], title=title, date=date, tags=tuple(tags), summary=summary,
+                  text=Text(body, text), path=rel, body_line=body_line, draft=draft, series=series,
+                  updates=updates, upstream=tuple(upstream))
     return entry, []
 
 
@@ -320,7 +337,7 @@ def _read_page(path: Path, root: Path) -> tuple[Page | None, list[ContentError]]
     reader.problems.extend(unsafe_html_problems(rel, body, body_line))
     if reader.problems:
         return None, reader.problems
-    return Page(name["slug"], title, summary, body, rel, body_line, text), []
+    return Page(name["slug"], title, summary, Text(body, text), rel, body_line), []
 
 
 def _reading_order(

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent / "blog"
 ALLOWED = {
     "config": set(),
     "contentcheck": set(),
-    "content": {"contentcheck"},
+    "contenttext": set(),
+    "content": {"contentcheck", "contenttext"},
     "render": set(),
     "build": {"content", "render"},
     "index": {"content", "render", "build"},

@@ -35,7 +35,8 @@ def annotate(build: Build, content_dir: Path, now: dt.datetime) -> None:
         revisions = history(entry, locked.get(entry.slug, ()))
         build.revisions[entry.slug] = revisions
         for anchor, since in paragraph_changed(revisions, build.rendered.get(entry.slug)).items():
-            build.paragraph_changed[(entry.slug, anchor)] = since
+            if since != entry.date:  # readers of block_changed() fall back to the entry's date
+                build.paragraph_changed[(entry.slug, anchor)] = since
         states: list[tuple[str, PullState | None]] = []
         for claim in entry_claims(entry)[0]:
             states.append((claim.pull.url, cache.get(claim.pull.url)))
