@@ -29,6 +29,7 @@ from whoosh.searching import Searcher
 
 from blog.build import Build
 from blog.content import Entry
+from blog.index.bulk import BulkWriter
 from blog.index.codec import WritingCodec
 from blog.index.model import IndexUnavailable
 from blog.index.schema import documents, make_schema
@@ -130,7 +131,7 @@ def update_index(build: Build, index_root: Path, previous: Build | None = None) 
 def _full(build: Build, tmp: Path) -> str:
     tmp.mkdir()
     ix = windex.create_in(str(tmp), make_schema())
-    writer = ix.writer(**WRITER)
+    writer = BulkWriter(ix, **WRITER)
     for entry in build.site.entries:
         for doc in documents(entry, build.rendered[entry.slug]):
             writer.add_document(**doc)
