@@ -9,10 +9,10 @@ is held, so a newer reader never reuses its id). See docs/search.md.
 from __future__ import annotations
 
 import threading
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterable
 
+import numpy as np
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3PerDocReader, _lenfield
 from whoosh.matching import FilterMatcher
 from whoosh.reading import IndexReader
@@ -23,9 +23,9 @@ from whoosh.util.numeric import length_to_byte
 from blog.index.codec import LENGTH_OF_BYTE
 
 POSTING_CACHE_BYTES = 6 * 2**20  # decoded postings per worker: reading a block costs more than scoring it
-Postings = tuple[array, array]  # documents (int) and what the term adds to each one's score (float)
+Postings = tuple[np.ndarray, np.ndarray]  # documents (int32) and what the term adds to each one's score
 
-_lengths: dict[str, array[float]] = {}  # field -> BM25 length norm per document of _norms_reader
+_lengths: dict[str, np.ndarray] = {}  # field -> BM25 length norm per document of _norms_reader
 _norms_reader: IndexReader | None = None
 _norms_lock = threading.Lock()
 
@@ -50,8 +50,8 @@ def _contributions(searcher: Searcher, reader: IndexReader, field: str, btext: b
     # bm25(idf, w, fl, avgfl, B, K1) * boost = weight * w / (w + norm[fl]), constants folded out of the loop
     norms = _norms(reader, field, scorer.K1, scorer.B, scorer.avgfl)
     weight = boost * scorer.idf * (scorer.K1 + 1)
-    ids: array[int] = array("i")
-    added: array[float] = array("d")
+    ids: list[np.ndarray] = []
+    added: list[np.ndarray] = []
     for sub, offset in reader.leaf_readers():
         if (field, btext) not in sub:
             continue
@@ -59,10 +59,13 @@ def _contributions(searcher: Searcher, reader: IndexReader, field: str, btext: b
         if isinstance(matcher, FilterMatcher):
             matcher = matcher.child  # deleted documents are dropped once, after scoring
         for block, weights in _blocks(matcher):
-            block = [d + offset for d in block] if offset else block
-            ids.extend(block)
-            added.extend([weight * w / (w + norms[d]) for d, w in zip(block, weights, strict=True)])
-    return ids, added
+            docs = np.asarray(block, dtype=np.int32) + offset
+            w = np.asarray(weights, dtype=np.float64)  # float64 before any arithmetic, as Python floats were
+            ids.append(docs)
+            added.append(weight * w / (w + norms[docs]))
+    if not ids:
+        return np.zeros(0, dtype=np.int32), np.zeros(0)
+    return np.concatenate(ids), np.concatenate(added)
 
 
 class _PostingCache:
@@ -83,7 +86,7 @@ class _PostingCache:
 
     def put(self, reader: IndexReader, key: tuple[str, bytes, float],
             value: Postings) -> None:
-        size = len(value[0]) * 12
+        size = value[0].nbytes + value[1].nbytes
         if size > self.budget // 4:
             return  # one very common term would evict everything else
         with self.lock:
@@ -93,8 +96,8 @@ class _PostingCache:
             self.items[key] = value
             self.used += size
             while self.used > self.budget:
-                _, (old, _) = self.items.popitem(last=False)
-                self.used -= len(old) * 12
+                _, (old_ids, old_added) = self.items.popitem(last=False)
+                self.used -= old_ids.nbytes + old_added.nbytes
 
 
 def _blocks(matcher: object) -> Iterable[tuple[list[int], list[float]]]:
@@ -114,7 +117,7 @@ def _blocks(matcher: object) -> Iterable[tuple[list[int], list[float]]]:
         matcher.next()  # type: ignore[attr-defined]
 
 
-def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -> array[float]:
+def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -> np.ndarray:
     """Return K1 * (1 - B + B * length / average length) for every document, computed once per reader."""
     global _norms_reader
     with _norms_lock:
@@ -124,11 +127,11 @@ def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -
         found = _lengths.get(field)
         if found is None:
             base, per = k1 * (1 - b), k1 * b / avgfl
-            table = [base + per * (length or 0) for length in LENGTH_OF_BYTE]
+            table = np.array([base + per * (length or 0) for length in LENGTH_OF_BYTE])
             # 8 bytes a document: at 10,000 entries a list of float objects would hold 28 MB per worker
-            found = array("d")
-            for sub, _ in reader.leaf_readers():
-                found.extend([table[byte] for byte in _length_bytes(sub, field)])
+            parts = [table[np.frombuffer(bytes(_length_bytes(sub, field)), dtype=np.uint8)]
+                     for sub, _ in reader.leaf_readers()]
+            found = np.concatenate(parts) if parts else np.zeros(0)
             _lengths[field] = found
         return found
 
