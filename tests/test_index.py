@@ -271,6 +271,20 @@ def test_identifier_prefilter_keeps_every_identifier(starter: builds.Build) -> N
         assert schema.identifiers(text) == every, text
 
 
+def test_identifier_hint_scan_equals_its_regex(starter: builds.Build) -> None:
+    import random
+
+    from blog.index import schema
+
+    regex = re.compile(r"\w[._:/\-]+\w|_|\d|[a-z][A-Z]|[A-Z]{2}[a-z]")  # what the hand-written scan replaces
+    texts = [b.text for r in starter.rendered.values() for b in r.blocks if b.text.isascii()]
+    texts += ["", "A", "Ab", "aB", "ABc", "AB", "A.b", ".a", "a.", "a..-b", "a. b", "End. Next", "x-", "-x", "9"]
+    rng = random.Random(7)
+    texts += ["".join(rng.choice("aZ. -_:/Qb1") for _ in range(rng.randint(0, 8))) for _ in range(20_000)]
+    for text in texts:
+        assert schema._may_hold_identifier(text) == bool(regex.search(text)), repr(text)
+
+
 def test_length_norms_match_whooshs_field_lengths_across_segments(tmp_path: Path, small: Path) -> None:
     from whoosh import index as windex
 

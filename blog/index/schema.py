@@ -31,10 +31,32 @@ IDENT_PATTERN = r"\w+(?:[._:/\-]+\w+)*"
 _PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _PUNCT = re.compile(r"[._:/\-]+")
 _IDENT = re.compile(IDENT_PATTERN)
-# What any compound identifier in ASCII text contains: joined words, an underscore, a digit, a lower-case
-# letter before a capital (camelCase) or two capitals before a lower-case letter (HTTPServer).
-_HINT = re.compile(r"\w[._:/\-]+\w|_|\d|[a-z][A-Z]|[A-Z]{2}[a-z]")
+# What any compound identifier in ASCII text contains: joined words (\w[._:/-]+\w), an underscore, a digit,
+# a lower-case letter before a capital (camelCase) or two capitals before a lower-case letter (HTTPServer).
+# One regex with those five branches cost 30 µs a paragraph (a tenth of a full build); a scan for the few
+# capitals and punctuation marks a paragraph has, each checked by hand, costs a quarter of that.
+_DIGIT_OR_UNDERSCORE = re.compile(r"[0-9_]")
+_CAPITAL_OR_JOINER = re.compile(r"[A-Z._:/\-]")
+_JOINERS = frozenset("._:/-")
 
+
+def _may_hold_identifier(text: str) -> bool:
+    """Tell whether ASCII text has anything a compound identifier contains (see above)."""
+    if _DIGIT_OR_UNDERSCORE.search(text):
+        return True
+    end = len(text)
+    for match in _CAPITAL_OR_JOINER.finditer(text):
+        i = match.start()
+        if text[i].isupper():
+            if (i and text[i - 1].islower()) or (i + 2 < end and text[i + 1].isupper() and text[i + 2].islower()):
+                return True
+        elif i and text[i - 1].isalnum():
+            j = i + 1
+            while j < end and text[j] in _JOINERS:
+                j += 1
+            if j < end and text[j].isalnum():
+                return True
+    return False
 
 def split_identifier(word: str) -> list[str]:
     """Return an identifier's parts: HiddenServicePort -> hidden, service, port; ADD_ONION -> add, onion."""
@@ -56,7 +78,7 @@ def maybe_compound(word: str) -> bool:
 
 def identifiers(text: str) -> str:
     """Return only the tokens of a text that may be compound identifiers, for the `ident` field."""
-    if text.isascii() and not _HINT.search(text):
+    if text.isascii() and not _may_hold_identifier(text):
         return ""  # most paragraphs: no word in them can be an identifier
     return " ".join(w for w in _IDENT.findall(text) if maybe_compound(w))
 
@@ -83,7 +105,21 @@ def prose_analyzer() -> StemmingAnalyzer:
 
 
 _WORD = re.compile(default_pattern.pattern)  # the prose analyzer's tokenizer
+# The same pattern without its capturing group, for findall(); on ASCII text lowercasing first changes no
+# match (on other text it can: "İ" lowercases to two characters, the second not a word character).
+_WORDS = re.compile(default_pattern.pattern.replace("(", "(?:"))
 stem_word = lru_cache(maxsize=50_000)(porter_stem)  # its StemFilter: Porter, cached
+_SINGLE: dict[int, bytes] = {}  # Positions.encode([p]) by p: most terms occur once in a block
+
+
+def _encode_positions(fmt: formats.Positions, poslist: list[int]) -> bytes:
+    if len(poslist) == 1:
+        pos = poslist[0]
+        encoded = _SINGLE.get(pos)
+        if encoded is None:
+            encoded = _SINGLE[pos] = fmt.encode(poslist)
+        return encoded
+    return fmt.encode(poslist)
 
 
 class ProseText(fields.TEXT):
@@ -98,18 +134,19 @@ class ProseText(fields.TEXT):
         fmt = self.format
         if kwargs or not isinstance(value, str) or type(fmt) not in (formats.Positions, formats.Frequency):
             return super().index(value, **kwargs)
+        if value.isascii():
+            words = _WORDS.findall(value.lower())
+        else:
+            words = [m.group().lower() for m in _WORD.finditer(value)]
+        # StopFilter(renumber=True): the first kept word keeps its position, the rest follow it
+        first = next((n for n, w in enumerate(words) if w not in STOP), 0)
         poses: dict[str, list[int]] = {}
-        pos = -1
-        for number, match in enumerate(_WORD.finditer(value)):
-            word = match.group().lower()
-            if word in STOP:
-                continue
-            # StopFilter(renumber=True): the first kept word keeps its position, the rest follow it
-            pos = number if pos < 0 else pos + 1
+        for pos, word in enumerate((w for w in words if w not in STOP), first):
             poses.setdefault(stem_word(word), []).append(pos)
         boost = fmt.field_boost
         if type(fmt) is formats.Positions:
-            return [(w.encode("utf-8"), len(p), len(p) * boost, fmt.encode(p)) for w, p in poses.items()]
+            return [(w.encode("utf-8"), len(p), len(p) * boost, _encode_positions(fmt, p))
+                    for w, p in poses.items()]
         return [(w.encode("utf-8"), len(p), len(p) * boost, pack_uint(len(p))) for w, p in poses.items()]
 
 
