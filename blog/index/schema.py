@@ -14,7 +14,7 @@ from whoosh.lang.porter import stem as porter_stem
 from whoosh.system import pack_uint
 
 from blog.content import Entry
-from blog.render import Rendered
+from blog.render import Block, Rendered
 
 # Words that carry no meaning in a reader's question ("how do I ...?"). Whoosh's list plus question words;
 # removing them is what lets a question rank on the words that matter instead of needing every word.
@@ -174,13 +174,24 @@ def make_schema() -> fields.Schema:
 
 def documents(entry: Entry, rendered: Rendered) -> Iterator[dict[str, object]]:
     """Yield one document per citable block of an entry."""
-    common = {"slug": entry.slug, "tags": ",".join(entry.tags), "ts": int(entry.date.timestamp())}
-    for block in rendered.blocks:
+    return block_documents(entry_fields(entry), rendered.blocks)
+
+
+def entry_fields(entry: Entry) -> tuple[str, str, int, str]:
+    """Return what every block document of an entry shares: slug, tags, date (epoch seconds) and title."""
+    return entry.slug, ",".join(entry.tags), int(entry.date.timestamp()), entry.title
+
+
+def block_documents(fields_: tuple[str, str, int, str], blocks: Iterable[Block]) -> Iterator[dict[str, object]]:
+    """Yield one document per block, given its entry's entry_fields()."""
+    slug, tags, ts, title = fields_
+    common = {"slug": slug, "tags": tags, "ts": ts}
+    for block in blocks:
         yield {
             **common,
-            "key": f"{entry.slug}#{block.anchor}",
+            "key": f"{slug}#{block.anchor}",
             "kind": block.kind,
             "text": block.text,
             "ident": identifiers(block.text),
-            "about": " ".join((entry.title, *block.heading_path)),
+            "about": " ".join((title, *block.heading_path)),
         }

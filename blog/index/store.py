@@ -29,10 +29,9 @@ from whoosh.searching import Searcher
 
 from blog.build import Build
 from blog.content import Entry
-from blog.index.bulk import BulkWriter
-from blog.index.codec import WritingCodec
+from blog.index.full import WRITER, write_full
 from blog.index.model import IndexUnavailable
-from blog.index.schema import documents, make_schema
+from blog.index.schema import documents
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,6 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION = "7"  # bump when the schema or analyzers change: forces a full rebuild
 KEEP_DIRS = 3  # newest index directories kept, besides any younger than KEEP_SECONDS
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch may still open its index
-# compound segments cost each worker a private copy in RAM; the codec reads field lengths once per flush
-WRITER = {"limitmb": 256, "compound": False, "codec": WritingCodec()}
 _BROKEN = (OSError, EOFError, ValueError, KeyError, struct.error, pickle.UnpicklingError, windex.IndexError,
            StorageError, FileFormatError)
 
@@ -129,14 +126,7 @@ def update_index(build: Build, index_root: Path, previous: Build | None = None) 
 
 
 def _full(build: Build, tmp: Path) -> str:
-    tmp.mkdir()
-    ix = windex.create_in(str(tmp), make_schema())
-    writer = BulkWriter(ix, **WRITER)
-    for entry in build.site.entries:
-        for doc in documents(entry, build.rendered[entry.slug]):
-            writer.add_document(**doc)
-    writer.commit()
-    return f"full build of {len(build.site.entries)} entries"
+    return write_full(build.site.entries, build.rendered, tmp)
 
 
 def _incremental(build: Build, old_dir: Path, tmp: Path, old: dict[str, str], wanted: dict[str, str]) -> str:

@@ -1,0 +1,125 @@
+"""Full index builds: one segment in this process, or two written at once by this process and a child.
+
+A full build of 1,000 entries is a few seconds of pure Python per core. Above PARALLEL_FROM entries a child
+Python (`python -m blog.index.segment_worker`, a fresh interpreter: never a fork, since publishing also
+runs inside a threaded gunicorn worker, and not multiprocessing's spawn, which re-runs the parent's main
+script) writes the first part of the entries as a segment of its own, in a directory beside the index,
+while this process writes the rest. The child's segment files are then moved in and one commit records
+both segments, the child's first, so every block keeps the document number a one-segment build gives it.
+Readers see an ordinary two-segment Whoosh index, as after an incremental update. See docs/search.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from whoosh import index as windex
+
+from blog.content import Entry
+from blog.index.bulk import BulkWriter
+from blog.index.codec import WritingCodec
+from blog.index.schema import block_documents, entry_fields, make_schema
+from blog.render import Block, Rendered
+
+log = logging.getLogger(__name__)
+
+# compound segments cost each worker a private copy in RAM; the codec reads field lengths once per flush
+WRITER = {"limitmb": 256, "compound": False, "codec": WritingCodec()}
+PARALLEL_FROM = 200  # entries; below this, starting a Python process costs more than it saves
+CHILD_SHARE = 0.45  # of the blocks: the child spends about 0.3 s starting before it writes anything
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PARTS, SEGMENT, INDEX = "parts.pickle", "segment.pickle", "index"  # the child's files in its directory
+
+# What a process needs to index an entry's blocks: entry_fields() and the blocks, both plain picklable data.
+Part = list[tuple[tuple[str, str, int, str], tuple[Block, ...]]]
+
+
+class ChildFailed(Exception):
+    """The process writing the other segment exited with an error."""
+
+
+def write_full(entries: Sequence[Entry], rendered: Mapping[str, Rendered], directory: Path) -> str:
+    """Create the index of every entry in a new directory; return what was done, for the log."""
+    directory.mkdir()
+    parts: Part = [(entry_fields(e), rendered[e.slug].blocks) for e in entries]
+    if len(entries) >= PARALLEL_FROM:
+        try:
+            return _write_two(parts, directory)
+        except (ChildFailed, OSError) as exc:
+            # A process that cannot start (or died) is no reason to fail a publish: one process will do.
+            log.warning("writing the index in two processes failed (%s); writing it in one", exc)
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+    ix = windex.create_in(str(directory), make_schema())
+    _add(BulkWriter(ix, **WRITER), parts).commit()
+    return f"full build of {len(entries)} entries"
+
+
+def _add(writer: BulkWriter, parts: Part) -> BulkWriter:
+    for fields, blocks in parts:
+        for doc in block_documents(fields, blocks):
+            writer.add_document(**doc)
+    return writer
+
+
+def _split(parts: Part) -> int:
+    """Return how many entries the child takes: CHILD_SHARE of the blocks, counted in whole entries."""
+    total, wanted = sum(len(b) for _, b in parts), 0
+    for taken, (_, blocks) in enumerate(parts, 1):
+        wanted += len(blocks)
+        if wanted >= total * CHILD_SHARE:
+            return taken
+    return len(parts)
+
+
+def _write_two(parts: Part, directory: Path) -> str:
+    cut = _split(parts)
+    side = directory.with_name(directory.name + ".part")
+    shutil.rmtree(side, ignore_errors=True)
+    side.mkdir()
+    with (side / PARTS).open("wb") as handle:
+        pickle.dump(parts[:cut], handle, protocol=pickle.HIGHEST_PROTOCOL)
+    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
+    child = subprocess.Popen([sys.executable, "-m", "blog.index.segment_worker", str(side)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": path})
+    try:
+        ix = windex.create_in(str(directory), make_schema())
+        writer = _add(BulkWriter(ix, **WRITER), parts[cut:])
+        _, err = child.communicate()
+        if child.returncode:
+            writer.cancel()
+            raise ChildFailed(f"exit status {child.returncode}: {err.decode(errors='replace')[-2000:]}")
+        with (side / SEGMENT).open("rb") as handle:
+            segment = pickle.load(handle)  # noqa: S301 - written by our child into our own directory
+        prefix = segment.segment_id() + "."
+        for name in os.listdir(side / INDEX):
+            if name.startswith(prefix):
+                os.rename(side / INDEX / name, directory / name)
+        writer.commit(mergetype=lambda _writer, segments: [*segments, segment])
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        shutil.rmtree(side, ignore_errors=True)
+    return f"full build of {len(parts)} entries in two processes ({cut} + {len(parts) - cut})"
+
+
+def write_segment(side: Path) -> None:
+    """Write the entries pickled in side/PARTS as one segment in side/INDEX; pickle it to side/SEGMENT."""
+    with (side / PARTS).open("rb") as handle:
+        parts = pickle.load(handle)  # noqa: S301 - written by our parent into its own directory
+    (side / INDEX).mkdir()
+    ix = windex.create_in(str(side / INDEX), make_schema())
+    _add(BulkWriter(ix, **WRITER), parts).commit()
+    (segment,) = ix._segments()
+    with (side / SEGMENT).open("wb") as handle:
+        pickle.dump(segment, handle, protocol=pickle.HIGHEST_PROTOCOL)

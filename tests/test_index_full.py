@@ -1,0 +1,86 @@
+"""Full index builds in two processes: the same postings, lengths, stored fields and answers as one."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from whoosh import index as windex
+
+from bench.corpus import write_corpus
+from bench.search import queries
+from blog import build as builds
+from blog import index
+from blog.index import full, lookup
+
+ENTRIES = 30
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> builds.Build:
+    """Return a rendered build of generated entries (no index yet)."""
+    tmp = tmp_path_factory.mktemp("full")
+    write_corpus(tmp / "content", ENTRIES)
+    return builds.make_build(tmp / "content", tmp / "builds")
+
+
+def _write(build: builds.Build, directory: Path, parallel_from: int, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(full, "PARALLEL_FROM", parallel_from)
+    return full.write_full(build.site.entries, build.rendered, directory)
+
+
+def _contents(directory: Path) -> dict[str, object]:
+    """Return everything a search reads from an index, by global document number."""
+    with windex.open_dir(str(directory)).reader() as reader:
+        postings = {}
+        for field, term in reader.all_terms():
+            matcher = reader.postings(field, term)
+            items = []
+            while matcher.is_active():
+                items.append((matcher.id(), matcher.weight(), matcher.value()))
+                matcher.next()
+            postings[field, term] = (reader.doc_frequency(field, term), reader.frequency(field, term), items)
+        lengths = {f: [reader.doc_field_length(d, f) for d in range(reader.doc_count_all())]
+                   for f in ("text", "ident", "about")}
+        totals = {f: reader.field_length(f) for f in ("text", "ident", "about")}
+        return {"segments": len(list(reader.leaf_readers())), "stored": list(reader.all_stored_fields()),
+                "postings": postings, "lengths": lengths, "totals": totals}
+
+
+def test_two_processes_write_what_one_writes(corpus: builds.Build, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "two processes" in _write(corpus, tmp_path / "two", 1, monkeypatch)
+    assert "two processes" not in _write(corpus, tmp_path / "one", 10**9, monkeypatch)
+    two, one = _contents(tmp_path / "two"), _contents(tmp_path / "one")
+    assert (two.pop("segments"), one.pop("segments")) == (2, 1)
+    assert len(one["stored"]) == sum(len(corpus.rendered[e.slug].blocks) for e in corpus.site.entries)
+    for key in one:
+        assert two[key] == one[key], key
+    assert not list(tmp_path.glob("*.part")), "the child's directory was left behind"
+
+
+def test_two_processes_answer_every_query_alike(corpus: builds.Build, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(corpus, tmp_path / "two", 1, monkeypatch)
+    _write(corpus, tmp_path / "one", 10**9, monkeypatch)
+    answers = {}
+    for name in ("two", "one"):
+        corpus.index_dir = tmp_path / name
+        lookup._cache.clear()
+        answers[name] = [[(c.anchor, round(c.score, 9)) for c in index.search(corpus, q, limit=10).citations]
+                         for q in queries()]
+    assert sum(map(bool, answers["one"])) > 150
+    assert answers["two"] == answers["one"]
+
+
+def test_a_failing_child_falls_back_to_one_process(corpus: builds.Build, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(full.sys, "executable", "/bin/false")
+    with caplog.at_level(logging.WARNING, logger="blog.index.full"):
+        done = _write(corpus, tmp_path / "ix", 1, monkeypatch)
+    assert "two processes" not in done
+    assert "writing the index in two processes failed (exit status 1" in caplog.text
+    assert _contents(tmp_path / "ix")["segments"] == 1
+    assert not list(tmp_path.glob("*.part"))
