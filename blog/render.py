@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import markdown
 from lxml import html as lxml_html
 from lxml.etree import ParserError
+from pygments.formatter import Formatter
+from pygments.formatters import get_formatter_by_name
 
 # Why content hashes and not positions: a citation made today must still land on the same paragraph
 # after the operator inserts or removes another one. See docs/anchors.md.
@@ -51,16 +55,40 @@ def anchor_for(kind: str, text: str) -> str:
     return f"{PREFIX[kind]}-{digest}"
 
 
-def _markdown() -> markdown.Markdown:
+_formatters: dict[str, Formatter] = {}
+_local = threading.local()
+
+
+def _formatter(lang_str: str = "", **options: Any) -> Formatter:
+    """Return Pygments' HTML formatter for these options, made once: codehilite made one per code block."""
+    # lang_str is dropped, as codehilite's default ("html", by name) never passes it
+    key = repr(sorted(options.items()))
+    formatter = _formatters.get(key)
+    if formatter is None:
+        formatter = _formatters[key] = get_formatter_by_name("html", **options)
+    return formatter
+
+
+def new_markdown() -> markdown.Markdown:
+    """Return a new Markdown converter with the log's extensions."""
     return markdown.Markdown(
         extensions=["fenced_code", "tables", "footnotes", "toc", "codehilite", "sane_lists"],
         extension_configs={
-            "codehilite": {"css_class": "hl", "guess_lang": False},
+            "codehilite": {"css_class": "hl", "guess_lang": False, "pygments_formatter": _formatter},
             "toc": {"permalink": False, "toc_depth": "2-4"},
             "footnotes": {"BACKLINK_TEXT": "↩"},
         },
         output_format="html",
     )
+
+
+def _markdown() -> markdown.Markdown:
+    # Building a converter (six extensions, their patterns) cost a tenth of rendering an entry: each
+    # thread keeps one and resets it between documents.
+    md = getattr(_local, "md", None)
+    if md is None:
+        md = _local.md = new_markdown()
+    return md
 
 
 def _text(element: lxml_html.HtmlElement) -> str:
@@ -177,9 +205,10 @@ def _defang(root: lxml_html.HtmlElement) -> None:
                 del element.attrib[name]
 
 
-def render(text: str) -> Rendered:
-    """Render an entry's Markdown into HTML with anchored blocks."""
-    md = _markdown()
+def render(text: str, md: markdown.Markdown | None = None) -> Rendered:
+    """Render an entry's Markdown into HTML with anchored blocks (with this thread's converter by default)."""
+    md = md or _markdown()
+    md.reset()
     body = md.convert(text)
     toc = md.toc if md.toc_tokens else ""  # type: ignore[attr-defined]
     if not body.strip():

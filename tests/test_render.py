@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from blog.render import anchor_for, render
+from tests.conftest import ROOT
 
 ENTRY = """## Setup
 
@@ -68,3 +71,24 @@ def test_script_that_slips_through_is_removed() -> None:
     assert "onclick" not in rendered.html
     assert "<iframe" not in rendered.html
     assert "javascript:" not in rendered.html
+
+
+def _bodies(tmp_path: Path) -> list[str]:
+    from bench.corpus import write_corpus
+    from blog.content import load_site
+
+    write_corpus(tmp_path / "gen", 20)
+    bodies: list[str] = []
+    for root in (ROOT / "content", tmp_path / "gen"):
+        site = load_site(root)
+        bodies += [e.body for e in site.entries] + [p.body for p in site.pages.values()]
+    return [*bodies, ENTRY, "", "Only a footnote[^1].\n\n[^1]: Here.", "# Title\n\n## Same\n\n## Same\n"]
+
+
+def test_a_reused_converter_renders_what_a_new_one_does(tmp_path: Path) -> None:
+    from blog.render import new_markdown
+
+    bodies = _bodies(tmp_path)
+    fresh = [render(body, new_markdown()) for body in bodies]
+    assert [render(body) for body in bodies] == fresh
+    assert [render(body) for body in reversed(bodies)] == fresh[::-1]  # no state carried between documents
