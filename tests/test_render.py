@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from blog.render import anchor_for, render
 from tests.conftest import ROOT
@@ -92,3 +95,29 @@ def test_a_reused_converter_renders_what_a_new_one_does(tmp_path: Path) -> None:
     fresh = [render(body, new_markdown()) for body in bodies]
     assert [render(body) for body in bodies] == fresh
     assert [render(body) for body in reversed(bodies)] == fresh[::-1]  # no state carried between documents
+
+
+def test_render_many_in_two_processes_renders_what_render_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from blog import render as render_module
+
+    bodies = {f"doc-{i}": body for i, body in enumerate(_bodies(tmp_path))}
+    monkeypatch.setattr(render_module, "PARALLEL_FROM", 2)
+    with caplog.at_level(logging.WARNING, logger="blog.render"):
+        many = render_module.render_many(bodies)
+    assert "failed" not in caplog.text
+    assert list(many) == list(bodies)
+    assert many == {key: render(body) for key, body in bodies.items()}
+
+
+def test_render_many_renders_here_when_the_child_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from blog import render as render_module
+
+    bodies = {f"doc-{i}": body for i, body in enumerate(_bodies(tmp_path))}
+    monkeypatch.setattr(render_module, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(render_module.sys, "executable", "/bin/false")
+    with caplog.at_level(logging.WARNING, logger="blog.render"):
+        many = render_module.render_many(bodies)
+    assert "rendering in a second process failed (exit status 1" in caplog.text
+    assert many == {key: render(body) for key, body in bodies.items()}
