@@ -130,3 +130,13 @@ class BulkWriter(SegmentWriter):
             fw.finish_field()
         self._runs.clear()
         fw.close()
+
+    def finish_segment(self) -> Any:
+        """Write this writer's segment and return it, without committing (see commit_with)."""
+        self._check_state()
+        return self._finalize_segment()
+
+    def commit_with(self, segments: list[Any]) -> None:
+        """Commit a new index of these finished segments, in this order, and release the writer."""
+        self._commit_toc(segments)
+        self._finish()

@@ -94,17 +94,18 @@ def _write_two(parts: Part, directory: Path) -> str:
     try:
         ix = windex.create_in(str(directory), make_schema())
         writer = _add(BulkWriter(ix, **WRITER), parts[cut:])
+        ours = writer.finish_segment()  # before waiting: the child may still be writing
         _, err = child.communicate()
         if child.returncode:
             writer.cancel()
             raise ChildFailed(f"exit status {child.returncode}: {err.decode(errors='replace')[-2000:]}")
         with (side / SEGMENT).open("rb") as handle:
-            segment = pickle.load(handle)  # noqa: S301 - written by our child into our own directory
-        prefix = segment.segment_id() + "."
+            theirs = pickle.load(handle)  # noqa: S301 - written by our child into our own directory
+        prefix = theirs.segment_id() + "."
         for name in os.listdir(side / INDEX):
             if name.startswith(prefix):
                 os.rename(side / INDEX / name, directory / name)
-        writer.commit(mergetype=lambda _writer, segments: [*segments, segment])
+        writer.commit_with([theirs, ours])
     finally:
         if child.poll() is None:
             child.kill()
