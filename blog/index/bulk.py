@@ -11,6 +11,7 @@ W3PostingsWriter block encoder, so the segment files are the ones the stock writ
 from __future__ import annotations
 
 from array import array
+from operator import sub
 from typing import Any
 
 from whoosh.codec.whoosh3 import W3PostingsWriter, W3TermInfo
@@ -43,6 +44,19 @@ class _RunWriter(W3PostingsWriter):
             self._maxlength = max(known) if known else 0
             if end < total:
                 self._write_block()  # the last block stays buffered: finish_postings() marks it last
+
+    # The stock minifiers with C-level loops instead of generators; the same tuples, so the same bytes.
+    def _mini_ids(self) -> tuple[int, ...]:
+        ids = self._ids
+        return tuple(map(sub, ids, array("I", [0]) + ids[:-1]))
+
+    def _mini_weights(self) -> tuple[float, ...] | float | None:
+        weights, count = self._weights, len(self._weights)
+        if weights.count(1.0) == count:
+            return None
+        if weights.count(weights[0]) == count:
+            return weights[0]
+        return tuple(weights)
 
 
 class BulkWriter(SegmentWriter):
