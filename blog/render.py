@@ -233,7 +233,7 @@ def render(text: str, md: markdown.Markdown | None = None) -> Rendered:
 
 
 PARALLEL_FROM = 200  # documents; below this, starting a Python process costs more than it saves
-CHILD_SHARE = 0.45  # of the Markdown, by length: the child spends about 0.3 s starting
+CHILD_SHARE = 0.47  # of the Markdown, by length: the child spends about 0.3 s starting
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

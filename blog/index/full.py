@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # compound segments cost each worker a private copy in RAM; the codec reads field lengths once per flush
 WRITER = {"limitmb": 256, "compound": False, "codec": WritingCodec()}
 PARALLEL_FROM = 200  # entries; below this, starting a Python process costs more than it saves
-CHILD_SHARE = 0.45  # of the blocks: the child spends about 0.3 s starting before it writes anything
+CHILD_SHARE = 0.47  # of the blocks: the child spends about 0.3 s starting before it writes anything
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 PARTS, SEGMENT, INDEX = "parts.pickle", "segment.pickle", "index"  # the child's files in its directory
