@@ -53,7 +53,9 @@ class Rendered:
 
 def normalise(text: str) -> str:
     """Collapse whitespace so that re-wrapping a paragraph keeps its anchor."""
-    return _SPACE.sub(" ", text).strip()
+    # What _SPACE.sub(" ", text).strip() returns (str.split() and \s agree on every code point, which
+    # tests/test_render.py checks), at a quarter of the cost: a tenth of rendering was this.
+    return " ".join(text.split())
 
 
 def anchor_for(kind: str, text: str) -> str:

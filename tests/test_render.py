@@ -121,3 +121,15 @@ def test_render_many_renders_here_when_the_child_fails(tmp_path: Path, monkeypat
         many = render_module.render_many(bodies)
     assert "rendering in a second process failed (exit status 1" in caplog.text
     assert many == {key: render(body) for key, body in bodies.items()}
+
+
+def test_normalise_collapses_exactly_what_the_whitespace_regex_does() -> None:
+    import re
+    import sys
+
+    from blog.render import _SPACE, normalise
+
+    space = re.compile(r"\s")
+    assert all(bool(space.fullmatch(chr(c))) == chr(c).isspace() for c in range(sys.maxunicode + 1))
+    for text in ["", " ", " a  b\n\tc ", "x\u00a0\u2003y\u3000", "\x1c\x1dz\x85", "one\r\ntwo"]:
+        assert normalise(text) == _SPACE.sub(" ", text).strip(), repr(text)
