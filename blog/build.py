@@ -20,7 +20,7 @@ from typing import Any
 
 from blog import __version__
 from blog.content import Entry, Page, Site, load_site, utcnow
-from blog.render import Rendered, render
+from blog.render import Rendered, render_many
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +202,20 @@ def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = Non
     old_bodies = {e.slug: e.text.digest for e in previous.site.entries} if previous else {}
     old_pages = {p.slug: p.text.digest for p in previous.site.pages.values()} if previous else {}
     rendered: dict[str, Rendered] = {}
+    todo: dict[str, str] = {}
     for entry in site.entries:
-        same = old_bodies.get(entry.slug) == entry.text.digest and entry.slug in reuse
-        rendered[entry.slug] = reuse[entry.slug] if same else render(entry.body)
+        if old_bodies.get(entry.slug) == entry.text.digest and entry.slug in reuse:
+            rendered[entry.slug] = reuse[entry.slug]
+        else:
+            todo[entry.slug] = entry.body
     for page in site.pages.values():
         key = f"page:{page.slug}"
-        same = old_pages.get(page.slug) == page.text.digest and key in reuse
-        rendered[key] = reuse[key] if same else render(page.body)
+        if old_pages.get(page.slug) == page.text.digest and key in reuse:
+            rendered[key] = reuse[key]
+        else:
+            todo[key] = page.body
+    rendered.update(render_many(todo))  # many at once (a cold start): a second process renders part
+    rendered = {key: rendered[key] for key in [e.slug for e in site.entries] + [f"page:{p}" for p in site.pages]}
     builds_dir.mkdir(parents=True, exist_ok=True)
     return Build(build_id, utcnow(), site, RenderedStore(rendered), builds_dir / build_id)
 
