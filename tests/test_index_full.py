@@ -84,3 +84,16 @@ def test_a_failing_child_falls_back_to_one_process(corpus: builds.Build, tmp_pat
     assert "writing the index in two processes failed (exit status 1" in caplog.text
     assert _contents(tmp_path / "ix")["segments"] == 1
     assert not list(tmp_path.glob("*.part"))
+
+
+@pytest.mark.parametrize("parallel_from", [1, 10**9])
+def test_a_postings_limit_splits_segments_and_changes_nothing_else(corpus: builds.Build, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    parallel_from: int) -> None:
+    _write(corpus, tmp_path / "whole", 10**9, monkeypatch)
+    monkeypatch.setattr(full, "SEGMENT_POSTINGS", 5_000)  # the child is told the limit too
+    _write(corpus, tmp_path / "split", parallel_from, monkeypatch)
+    split, whole = _contents(tmp_path / "split"), _contents(tmp_path / "whole")
+    assert split.pop("segments") >= 4 and whole.pop("segments") == 1
+    for key in whole:
+        assert split[key] == whole[key], key

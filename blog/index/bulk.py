@@ -66,13 +66,31 @@ class BulkWriter(SegmentWriter):
     index (or commit with merge=False) only.
     """
 
-    def __init__(self, ix: Any, **kwargs: Any) -> None:
+    def __init__(self, ix: Any, max_postings: int = 0, **kwargs: Any) -> None:
         if ix.doc_count_all():
             raise ValueError("BulkWriter writes new indexes only; use ix.writer() to update one")
         super().__init__(ix, **kwargs)
+        # The postings are held in memory (about 80 bytes each) until a segment is written: past
+        # max_postings (0: no limit) the segment is written and the next document starts a new one.
+        self._max = max_postings
+        self._done: list[Any] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._count = 0
         self._runs: dict[str, dict[bytes, _Run]] = {}
         self._lengths: dict[str, dict[int, int]] = {}
         self._last: dict[str, tuple[object, list[tuple[bytes, int, float, bytes]]]] = {}
+
+    def _next_segment(self) -> None:
+        self._done.append(self._finalize_segment())
+        codec, storage = self.codec, self.storage
+        self.newsegment = codec.new_segment(storage, self.indexname)
+        self.perdocwriter = codec.per_document_writer(storage, self.newsegment)
+        self.fieldwriter = codec.field_writer(storage, self.newsegment)
+        self.docnum = 0
+        self._added = False
+        self._reset()
 
     def _items(self, name: str, field: FieldType, value: object) -> list[tuple[bytes, int, float, bytes]]:
         # A block's slug, tags, date and headings repeat across the blocks of an entry: analyse them once.
@@ -101,7 +119,9 @@ class BulkWriter(SegmentWriter):
             if field.indexed:
                 runs = self._runs.setdefault(name, {})
                 scorable = field.scorable
-                for tbytes, freq, weight, vbytes in self._items(name, field, value):
+                items = self._items(name, field, value)
+                self._count += len(items)
+                for tbytes, freq, weight, vbytes in items:
                     run = runs.get(tbytes)
                     if run is None:
                         run = runs[tbytes] = (array("I"), array("d"), [])
@@ -116,6 +136,8 @@ class BulkWriter(SegmentWriter):
         pdw.finish_doc()
         self._added = True
         self.docnum += 1
+        if self._max and self._count >= self._max:
+            self._next_segment()
 
     def _decoded_lengths(self, name: str) -> list[int | None] | None:
         # What the stock flush reads back per posting: the length byte decoded, None for no length, and
@@ -145,12 +167,19 @@ class BulkWriter(SegmentWriter):
         self._runs.clear()
         fw.close()
 
-    def finish_segment(self) -> Any:
-        """Write this writer's segment and return it, without committing (see commit_with)."""
+    def finish_segments(self) -> list[Any]:
+        """Write the segment being filled and return every segment written, without committing."""
         self._check_state()
-        return self._finalize_segment()
+        if self._added:
+            return [*self._done, self._finalize_segment()]
+        self._close_segment()  # nothing since the last segment: its files are dropped at commit
+        return list(self._done)
 
     def commit_with(self, segments: list[Any]) -> None:
         """Commit a new index of these finished segments, in this order, and release the writer."""
         self._commit_toc(segments)
         self._finish()
+
+    def commit(self, mergetype: Any = None, optimize: bool = False, merge: bool = True) -> None:
+        """Commit every segment this writer wrote (a new index has nothing to merge)."""
+        self.commit_with(self.finish_segments())

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 # compound segments cost each worker a private copy in RAM; the codec reads field lengths once per flush
 WRITER = {"limitmb": 256, "compound": False, "codec": WritingCodec()}
+# A full build's postings wait in memory (about 80 bytes each) until a segment is written: 4 million (some
+# 2,300 entries of the bench's corpus) is the stock writer's 256 MB pool, and a bigger log gets more segments.
+SEGMENT_POSTINGS = 4_000_000
 PARALLEL_FROM = 200  # entries; below this, starting a Python process costs more than it saves
 CHILD_SHARE = 0.47  # of the blocks: the child spends about 0.3 s starting before it writes anything
 
@@ -59,7 +62,7 @@ def write_full(entries: Sequence[Entry], rendered: Mapping[str, Rendered], direc
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir()
     ix = windex.create_in(str(directory), make_schema())
-    _add(BulkWriter(ix, **WRITER), parts).commit()
+    _add(BulkWriter(ix, SEGMENT_POSTINGS, **WRITER), parts).commit()
     return f"full build of {len(entries)} entries"
 
 
@@ -86,26 +89,26 @@ def _write_two(parts: Part, directory: Path) -> str:
     shutil.rmtree(side, ignore_errors=True)
     side.mkdir()
     with (side / PARTS).open("wb") as handle:
-        pickle.dump(parts[:cut], handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((SEGMENT_POSTINGS, parts[:cut]), handle, protocol=pickle.HIGHEST_PROTOCOL)
     path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
     child = subprocess.Popen([sys.executable, "-m", "blog.index.segment_worker", str(side)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              env={**os.environ, "PYTHONPATH": path})
     try:
         ix = windex.create_in(str(directory), make_schema())
-        writer = _add(BulkWriter(ix, **WRITER), parts[cut:])
-        ours = writer.finish_segment()  # before waiting: the child may still be writing
+        writer = _add(BulkWriter(ix, SEGMENT_POSTINGS, **WRITER), parts[cut:])
+        ours = writer.finish_segments()  # before waiting: the child may still be writing
         _, err = child.communicate()
         if child.returncode:
             writer.cancel()
             raise ChildFailed(f"exit status {child.returncode}: {err.decode(errors='replace')[-2000:]}")
         with (side / SEGMENT).open("rb") as handle:
             theirs = pickle.load(handle)  # noqa: S301 - written by our child into our own directory
-        prefix = theirs.segment_id() + "."
+        prefixes = tuple(segment.segment_id() + "." for segment in theirs)
         for name in os.listdir(side / INDEX):
-            if name.startswith(prefix):
+            if name.startswith(prefixes):
                 os.rename(side / INDEX / name, directory / name)
-        writer.commit_with([theirs, ours])
+        writer.commit_with([*theirs, *ours])
     finally:
         if child.poll() is None:
             child.kill()
@@ -115,12 +118,13 @@ def _write_two(parts: Part, directory: Path) -> str:
 
 
 def write_segment(side: Path) -> None:
-    """Write the entries pickled in side/PARTS as one segment in side/INDEX; pickle it to side/SEGMENT."""
+    """Write the entries pickled in side/PARTS as segments in side/INDEX; pickle them to side/SEGMENT."""
     with (side / PARTS).open("rb") as handle:
-        parts = pickle.load(handle)  # noqa: S301 - written by our parent into its own directory
+        max_postings, parts = pickle.load(handle)  # noqa: S301 - written by our parent into its own directory
     (side / INDEX).mkdir()
     ix = windex.create_in(str(side / INDEX), make_schema())
-    _add(BulkWriter(ix, **WRITER), parts).commit()
-    (segment,) = ix._segments()
+    writer = _add(BulkWriter(ix, max_postings, **WRITER), parts)
+    segments = writer.finish_segments()
+    writer.commit_with(segments)  # releases the writer; the parent commits the index these will be part of
     with (side / SEGMENT).open("wb") as handle:
-        pickle.dump(segment, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(segments, handle, protocol=pickle.HIGHEST_PROTOCOL)
