@@ -1,4 +1,4 @@
-"""The child of a two-process full build: `python -m blog.index.segment_worker DIR` (see full.py)."""
+"""The child of a two-process full build: `python -m blog.index.segment_worker DIR`, the entries on stdin."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         sys.stderr.write("usage: python -m blog.index.segment_worker DIR\n")
         return 2
-    write_segment(Path(argv[1]))
+    write_segment(Path(argv[1]), sys.stdin.buffer)
     return 0
 
 
