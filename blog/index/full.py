@@ -113,9 +113,10 @@ def _write_two(entries: Sequence[Entry], rendered: Mapping[str, Rendered], direc
         data = pickle.dumps((SEGMENT_POSTINGS, parts[:cut]), protocol=pickle.HIGHEST_PROTOCOL)
         feeder = threading.Thread(target=_feed, args=(child.stdin, data), name="index-child-feed", daemon=True)
         feeder.start()
+        ours, data, parts = parts[cut:], b"", []  # the child's blocks are freed once they are sent
         ix = windex.create_in(str(directory), make_schema())
-        writer = _add(BulkWriter(ix, SEGMENT_POSTINGS, **WRITER), parts[cut:])
-        ours = writer.finish_segments()  # before waiting: the child may still be writing
+        writer = _add(BulkWriter(ix, SEGMENT_POSTINGS, **WRITER), ours)
+        mine = writer.finish_segments()  # before waiting: the child may still be writing
         feeder.join()
         if child.wait():
             writer.cancel()
@@ -127,7 +128,7 @@ def _write_two(entries: Sequence[Entry], rendered: Mapping[str, Rendered], direc
         for name in os.listdir(side / INDEX):
             if name.startswith(prefixes):
                 os.rename(side / INDEX / name, directory / name)
-        writer.commit_with([*theirs, *ours])
+        writer.commit_with([*theirs, *mine])
     finally:
         if child.poll() is None:
             child.kill()
@@ -137,7 +138,7 @@ def _write_two(entries: Sequence[Entry], rendered: Mapping[str, Rendered], direc
         elif child.stdin is not None:
             child.stdin.close()
         shutil.rmtree(side, ignore_errors=True)
-    return f"full build of {len(parts)} entries in two processes ({cut} + {len(parts) - cut})"
+    return f"full build of {len(entries)} entries in two processes ({cut} + {len(entries) - cut})"
 
 
 def write_segment(side: Path, source: IO[bytes]) -> None:
