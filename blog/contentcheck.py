@@ -46,12 +46,19 @@ _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
 
 
+def _may_match(text: str) -> bool:
+    """Tell whether any rule could match: each needs a "<", a "![" or the word javascript."""
+    return "<" in text or "![" in text or "javascript" in text.lower()
+
+
 def unsafe_html_problems(path: Path, body: str, first_line: int) -> list[ContentError]:
     """Return one problem per line of the body that carries script-capable raw HTML."""
     problems: list[ContentError] = []
+    if not _may_match(body):
+        return problems  # most entries: no rule can match, and 7 patterns a line cost 0.4 s a 1,000 entries
     fence: str | None = None
     for offset, line in enumerate(body.splitlines()):
-        marker = _FENCE.match(line)
+        marker = _FENCE.match(line) if line.lstrip()[:1] in ("`", "~") else None
         if marker:
             token = marker.group(1)[0] * 3
             if fence is None:
@@ -60,7 +67,7 @@ def unsafe_html_problems(path: Path, body: str, first_line: int) -> list[Content
             if token == fence:
                 fence = None
                 continue
-        if fence is not None:
+        if fence is not None or not _may_match(line):
             continue  # fenced code is shown, not run
         visible = _CODE_SPAN.sub("", line)
         for pattern, what, fix in _RULES:
