@@ -16,7 +16,7 @@ import frontmatter
 import yaml
 
 from blog.contentcheck import ContentError, ContentProblems, unsafe_html_problems
-from blog.contenttext import Text
+from blog.contenttext import Text, Written
 
 __all__ = [
     "ContentError",
@@ -64,7 +64,7 @@ class Update:
 
 
 @dataclass(frozen=True)
-class Entry:
+class Entry(Written):
     """One dated log entry, as written by the operator."""
 
     slug: str
@@ -79,14 +79,6 @@ class Entry:
     series: str = ""
     updates: tuple[Update, ...] = ()
     upstream: tuple[Any, ...] = ()
-
-    @property
-    def body(self) -> str:
-        return self.text.body
-
-    @property
-    def source(self) -> str:
-        return self.text.source
 
     @property
     def url(self) -> str:
@@ -105,7 +97,7 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Written):
     """A standing page: start here, the thesis, the manifesto, the roadmap, about."""
 
     slug: str
@@ -114,14 +106,6 @@ class Page:
     text: Text
     path: Path
     body_line: int
-
-    @property
-    def body(self) -> str:
-        return self.text.body
-
-    @property
-    def source(self) -> str:
-        return self.text.source
 
     @property
     def url(self) -> str:

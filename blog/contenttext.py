@@ -63,3 +63,19 @@ class Text:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             setattr(self, name, value)
+
+
+class Written:
+    """What entries and pages share: their Markdown, held by a `Text`."""
+
+    text: Text
+
+    @property
+    def body(self) -> str:
+        """The Markdown after the front matter."""
+        return self.text.body
+
+    @property
+    def source(self) -> str:
+        """The whole file, front matter included."""
+        return self.text.source
