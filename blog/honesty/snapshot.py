@@ -34,9 +34,12 @@ def annotate(build: Build, content_dir: Path, now: dt.datetime) -> None:
     for entry in build.site.entries:
         revisions = history(entry, locked.get(entry.slug, ()))
         build.revisions[entry.slug] = revisions
-        for anchor, since in paragraph_changed(revisions, build.rendered.get(entry.slug)).items():
-            if since != entry.date:  # readers of block_changed() fall back to the entry's date
-                build.paragraph_changed[(entry.slug, anchor)] = since
+        # Blocks first shown with the entry are not listed: readers of block_changed() fall back to the
+        # entry's date, and an entry never revised needs no rendering read back here.
+        if len(revisions) > 1 or revisions[0].since != entry.date:
+            for anchor, since in paragraph_changed(revisions, build.rendered.get(entry.slug)).items():
+                if since != entry.date:
+                    build.paragraph_changed[(entry.slug, anchor)] = since
         states: list[tuple[str, PullState | None]] = []
         for claim in entry_claims(entry)[0]:
             states.append((claim.pull.url, cache.get(claim.pull.url)))
