@@ -253,7 +253,7 @@ def test_every_role_variable_is_prefixed_and_commented() -> None:
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[ChrootHost]:
+def host() -> Iterator[ChrootHost]:  # debootstrap and a cold first apply: minutes, counted in the first test
     """Return a fresh Debian 13 chroot with site.yml applied once."""
     for binary, package in (("debootstrap", "debootstrap"), ("tor", "tor"), ("chroot", "coreutils")):
         require_binary(binary, package)
@@ -269,6 +269,7 @@ def host() -> Iterator[ChrootHost]:
 
 @pytest.mark.slow
 @pytest.mark.tor
+@pytest.mark.timeout(1800)
 def test_first_apply_installs_everything_with_owners_and_modes(host: ChrootHost) -> None:
     assert host.first.failed == 0, host.first.output[-4000:]
     for package in ("tor", "python3-venv", "unattended-upgrades", "openssh-server", "systemd-timesyncd"):

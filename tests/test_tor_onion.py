@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import threading
 from pathlib import Path
 
 import pytest
+from stem.control import EventType
 from tor_helpers import SystemTor, kill_pid, require_tor, wait_for
 
 from blog.tor import hsdir, keys
@@ -301,8 +303,14 @@ def test_attach_mode_keeps_add_onion_because_a_reload_drops_setconf_services(
 
         # ...but a reload (Debian's logrotate runs one daily) drops it without closing any connection,
         # while the ADD_ONION service stays registered.
+        # stem handles a SIGNAL event in its own thread, and closing the controller while that thread still
+        # handles the reload deadlocks (close() joins it holding the lock it waits for): a listener added
+        # after stem's own runs once stem's is done, so the test closes only after that.
+        handled = threading.Event()
+        controller.add_event_listener(lambda _event: handled.set(), EventType.SIGNAL)
         os.kill(tor.process.pid, signal.SIGHUP)
         wait_for(lambda: len(hsdir.read_services(controller)) == 1, what="tor to reload its torrc")
+        assert handled.wait(20), "stem never handled tor's reload signal"
     finally:
         controller.close()
     assert service.status().registered and service.reprovisions == 0
