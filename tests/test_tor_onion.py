@@ -6,6 +6,7 @@ import os
 import signal
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -389,3 +390,30 @@ def test_cli_status_reports_address_and_bootstrap(tmp_path: Path, services, syst
     tor.stop()
     down = run_cli(["onion", "status"], tmp_path, env=env)
     assert down.exit_code == 1 and "is tor running" in down.output
+
+
+@pytest.mark.tor
+@pytest.mark.timeout(120)
+def test_closing_while_stem_handles_a_reload_gives_up_instead_of_hanging(tmp_path: Path, system_tors) -> None:
+    # stem's event thread handles queued events in order: hold it in a listener for DUMP, queue a RELOAD
+    # behind it, then close. stem's close() joins that thread holding the send lock its reload handler
+    # needs, so controller.close() never returns; close_controller() gives up after CLOSE_SECONDS.
+    from stem import Signal
+
+    from blog.tor.control import CLOSE_SECONDS, close_controller
+
+    tor = SystemTor(tmp_path / "system", control_socket=True).start()
+    system_tors.append(tor)
+    controller = connect(tor.control)
+    held = threading.Event()
+    controller.add_event_listener(lambda e: e.signal == "DUMP" and (held.set(), time.sleep(2)),
+                                  EventType.SIGNAL)
+    controller.signal(Signal.DUMP)
+    assert held.wait(20), "tor sent no SIGNAL event"
+    controller.signal(Signal.RELOAD)
+    started = time.monotonic()
+    close_controller(controller)
+    took = time.monotonic() - started
+    assert took < CLOSE_SECONDS + 2, took
+    assert not controller.is_alive()
+    assert tor.process.poll() is None  # the system tor stays up: closing a connection is all it was

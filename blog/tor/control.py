@@ -50,6 +50,25 @@ class _ControlPort(stem.socket.ControlPort):
         return _connected(family, (self.address, self.port))
 
 
+CLOSE_SECONDS = 5.0
+
+
+def close_controller(controller: Controller) -> None:
+    """Close a controller, giving up on stem's threads after CLOSE_SECONDS.
+
+    stem closes the socket, then joins its event thread while holding the socket's send lock; an event
+    thread still handling tor's reload signal (logrotate sends one daily) waits for that lock, and the
+    two wait for each other forever. The socket is closed by then (tor sees the connection go), so only
+    stem's threads are left behind.
+    """
+    closer = threading.Thread(target=controller.close, name="tor-control-close", daemon=True)
+    closer.start()
+    closer.join(CLOSE_SECONDS)
+    if closer.is_alive():
+        log.warning("stem did not finish closing tor's control connection in %.0f s (a reload signal "
+                    "arrived as it closed); the connection is closed, its threads are left", CLOSE_SECONDS)
+
+
 def _connected(family: int, address: object) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -127,7 +146,7 @@ class LaunchedTor:
         if self._stopped:
             return
         self._stopped = True
-        self.controller.close()
+        close_controller(self.controller)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -13,7 +13,7 @@ from stem.control import Controller, EventType
 from stem.response.events import HSDescEvent
 
 from blog.tor import hsdir, keys
-from blog.tor.control import LaunchedTor, connect, launch_tor
+from blog.tor.control import LaunchedTor, close_controller, connect, launch_tor
 from blog.tor.errors import PublishError, TargetRefusedError, TorError
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class OnionService:
         if self._launched is not None:
             self._launched.stop()
         elif self._controller is not None:
-            self._controller.close()
+            close_controller(self._controller)
         self._launched = None
         self._controller = None
 
