@@ -230,19 +230,20 @@ def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = Non
     # Unchanged renderings are copied byte for byte from the previous build's file when this one is saved:
     # unpickling and pickling them again was most of a one-entry publish at 10,000 entries.
     keep = reuse.handle if isinstance(reuse, FileStore) else reuse.__getitem__
-    # Compared by the hash of the body, which an entry keeps in memory when its text is on disk.
-    old_bodies = {e.slug: e.text.digest for e in previous.site.entries} if previous else {}
-    old_pages = {p.slug: p.text.digest for p in previous.site.pages.values()} if previous else {}
+    # Compared by the hash of the whole file, which an entry keeps in memory when its text is on disk (the
+    # body hash ignores surrounding whitespace, and four leading spaces make a Markdown code block).
+    old_bodies = {e.slug: e.text.source_digest for e in previous.site.entries} if previous else {}
+    old_pages = {p.slug: p.text.source_digest for p in previous.site.pages.values()} if previous else {}
     rendered: dict[str, Rendered] = {}
     todo: dict[str, str] = {}
     for entry in site.entries:
-        if old_bodies.get(entry.slug) == entry.text.digest and entry.slug in reuse:
+        if old_bodies.get(entry.slug) == entry.text.source_digest and entry.slug in reuse:
             rendered[entry.slug] = keep(entry.slug)
         else:
             todo[entry.slug] = entry.body
     for page in site.pages.values():
         key = f"page:{page.slug}"
-        if old_pages.get(page.slug) == page.text.digest and key in reuse:
+        if old_pages.get(page.slug) == page.text.source_digest and key in reuse:
             rendered[key] = keep(key)
         else:
             todo[key] = page.body

@@ -70,3 +70,17 @@ def test_an_unchanged_entry_is_copied_not_rendered_again(config: Config) -> None
     for e in changed.site.entries[1:]:
         assert reread.rendered[e.slug] == previous.rendered[e.slug]
     assert "One more closing paragraph." in reread.rendered[entry.slug].html
+
+
+def test_an_edit_only_in_leading_whitespace_is_rendered_again(config: Config) -> None:
+    first = publish.publish(config)
+    entry = first.site.entries[0]
+    [path] = config.content_dir.glob(f"log/*-{entry.slug}.md")
+    text = path.read_text()
+    body_start = text.index(entry.body)
+    # Four spaces make the first paragraph a code block; the body's hash (which strips) does not change.
+    path.write_text(text[:body_start] + "    " + text[body_start:])
+    changed = builds.make_build(config.content_dir, config.builds_dir, builds.load_current(config.builds_dir))
+    assert changed.site.by_slug[entry.slug].body_hash == entry.body_hash
+    assert not changed.rendered.is_copy(entry.slug)
+    assert changed.rendered[entry.slug].blocks[0].kind == "code"
