@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
@@ -98,14 +99,14 @@ def test_broken_content_keeps_the_last_good_build_and_check_names_every_problem(
     assert f"{len(broken)} problem(s)" in result.stderr or "problem(s)" in result.stderr
 
 
-def _worker_of(server: Gunicorn, local_port: int) -> int:
+def _worker_of(server: Gunicorn, local_port: int) -> int | None:
     """Return the pid of the worker holding the server end of our connection from local_port."""
     out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{server.port} )"],
                          capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if f":{local_port} " in line + " ":
             return int(re.search(r"pid=(\d+)", line).group(1))
-    raise AssertionError(f"no worker holds the connection from port {local_port}:\n{out}")
+    return None
 
 
 def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gunicorn) -> None:
@@ -117,23 +118,25 @@ def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gun
     victim_sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                         b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n" % len(body)
                         + body[:10])
-    time.sleep(0.3)
-    victim = _worker_of(server, victim_sock.getsockname()[1])
-    # A keep-alive reader on the other worker, mid-conversation when the victim dies.
-    clients: list[httpx2.Client] = []
+    victim = wait_for(lambda: _worker_of(server, victim_sock.getsockname()[1]), what="a worker to take the request")
+    # A keep-alive reader on the other worker, mid-conversation when the victim dies. The local port is read
+    # from the reader's own socket: every earlier try is still open, so ss lists several of ours.
+    readers: list[http.client.HTTPConnection] = []
     try:
         # Both workers' event loops accept on the shared socket and an idle one may win many times in a
         # row on a busy machine: try until a connection lands on the other worker.
+        holders = []
         for _ in range(300):
-            time.sleep(0.01)
-            other = httpx2.Client(base_url=server.url, timeout=10)
-            clients.append(other)
-            assert other.get("/").status_code == 200
-            port = _local_port_of(other)
-            if port and _worker_of(server, port) != victim:
+            reader = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            readers.append(reader)
+            assert _fetch(reader, "/") == 200
+            holder = wait_for(lambda: _worker_of(server, reader.sock.getsockname()[1]), what="a worker to hold it")
+            holders.append(holder)
+            if holder != victim:
                 break
+            time.sleep(0.01)
         else:
-            pytest.fail("every connection landed on the victim worker")
+            pytest.fail(f"every connection landed on the victim worker {victim}: {holders[-10:]}")
         os.kill(victim, signal.SIGKILL)
         victim_sock.settimeout(5)
         try:
@@ -141,22 +144,26 @@ def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gun
         except ConnectionResetError:
             lost = b""
         assert lost == b"", "the half-sent request was answered by a dead worker?"
+        local_port = reader.sock.getsockname()[1]
         for _ in range(20):
-            assert other.get("/log/verify-config").status_code == 200
+            assert _fetch(reader, "/log/verify-config") == 200
+        assert reader.sock.getsockname()[1] == local_port, "the keep-alive connection was dropped"
     finally:
         victim_sock.close()
-        for client in clients:
-            client.close()
+        for each in readers:
+            each.close()
     wait_for(lambda: victim not in server.worker_pids() and len(server.worker_pids()) == 2, what="a new worker")
     for _ in range(20):
         assert get(server.url + "/search?q=tor").status_code == 200
     assert server.process is not None and server.process.poll() is None
 
 
-def _local_port_of(client: httpx2.Client) -> int | None:
-    out = subprocess.run(["ss", "-Htn", "state", "established"], capture_output=True, text=True).stdout
-    ports = [int(m) for m in re.findall(rf"127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:{client.base_url.port}\b", out)]
-    return ports[-1] if ports else None
+def _fetch(connection: http.client.HTTPConnection, path: str) -> int:
+    """GET path on a kept-alive connection; return the status after reading the whole body."""
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    return response.status
 
 
 @pytest.fixture
