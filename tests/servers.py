@@ -52,10 +52,13 @@ class Gunicorn:
         if worker_class:
             self.args += ["-k", worker_class]
         self.args.append("blog.web:create_app()")
+        self.workers = workers
+        self.worker_class = worker_class or self.env.get("BLOG_WORKER_CLASS", "asgi")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Gunicorn:
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()
         self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -63,12 +66,26 @@ class Gunicorn:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx2.get(self.url + "/", timeout=2).status_code == 200:
+                if httpx2.get(self.url + "/", timeout=2).status_code == 200 and self._all_workers_up():
                     return self
             except httpx2.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"gunicorn did not answer within {timeout} s:\n{self.log()}")
+
+    def _all_workers_up(self) -> bool:
+        """True once every worker has loaded the app, so no worker is still starting behind a test's back.
+
+        The first 200 comes from whichever worker is up first; on a busy machine the others may still be
+        loading the app (and checking the build) seconds later. The asyncio worker says when it listens;
+        other worker classes say nothing after loading the app, so for them the first 200 has to do.
+        """
+        if self.worker_class != "asgi":
+            return True
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().count(b"ASGI server listening") >= self.workers
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
