@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -141,7 +142,6 @@ def test_mcp_connect_reaches_the_onion_through_socks_with_remote_dns(site: Gunic
 
 def test_mcp_connect_says_what_to_do_when_tor_is_not_there(tmp_path: Path) -> None:
     import socket
-    import subprocess
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -172,7 +172,12 @@ def test_host_policy_follows_the_onion_address(tmp_path: Path) -> None:
     assert policy.bases("127.0.0.1:8000") == (BASE, "")
     address[0] = ONION
     assert policy.refusal(ONION) is None and policy.refusal(f"{ONION}:80") is None
-    assert ONION in policy.settings.allowed_hosts and f"{ONION}:*" in policy.settings.allowed_hosts
+    assert ONION in policy.allowed_hosts and f"{ONION}:*" in policy.allowed_hosts
+    assert policy.settings.allowed_hosts == policy.allowed_hosts  # the SDK's settings, made now, agree
+    address[0] = ""
+    assert policy.refusal(ONION) and ONION not in policy.settings.allowed_hosts  # and follow a change
+    address[0] = ONION
+    assert policy.refusal(ONION) is None
     assert policy.bases(ONION) == (f"http://{ONION}", f"http://{ONION}")
     assert policy.bases("log.example.org") == (BASE, f"http://{ONION}")
 
@@ -186,3 +191,39 @@ def test_preloaded_app_starts_the_transport_in_each_worker(tmp_path: Path) -> No
         assert [a.status_code for a in answers] == [200] * 8
         started = {int(pid) for pid in re.findall(r"MCP transport started in worker (\d+)", server.log())}
         assert started and started <= set(server.worker_pids())  # never in the master, before the fork
+
+
+WARM_UP = r'''
+import json, logging, sys, time
+from pathlib import Path
+from tests.conftest import make_config
+from blog.web import create_app
+
+logging.basicConfig(level=logging.INFO)
+app = create_app(make_config(Path(sys.argv[1]), Path(sys.argv[2])))
+imported_at_create = sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp."))
+client = app.test_client()
+assert client.get("/").status_code == 200
+bridge = app.extensions["blog.mcp"]
+deadline = time.monotonic() + 60
+while bridge._bridge is None and time.monotonic() < deadline:
+    time.sleep(0.05)
+answer = client.post("/mcp", json=json.loads(sys.argv[3]), headers=json.loads(sys.argv[4]))
+print(json.dumps({"imported_at_create": imported_at_create, "started": bridge._bridge is not None,
+                  "status": answer.status_code}))
+'''
+
+
+def test_the_sdk_is_imported_after_the_first_page_not_at_start(tmp_path: Path) -> None:
+    import json
+
+    shutil.copytree(DATA / "site", tmp_path / "content")
+    done = subprocess.run([sys.executable, "-c", WARM_UP, str(tmp_path / "content"), str(tmp_path / "data"),
+                           json.dumps(INIT), json.dumps(JSON)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "BLOG_CONFIG": "/dev/null"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["imported_at_create"] == [], "creating the app imported the MCP SDK"
+    assert report["started"], "the worker did not start the transport after its first page"
+    assert report["status"] == 200
+    assert "MCP transport started in worker" in done.stderr

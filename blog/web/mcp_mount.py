@@ -1,4 +1,9 @@
-"""/mcp on the site's own WSGI app: the SDK's stateless JSON transport behind an ASGI-to-WSGI bridge."""
+"""/mcp on the site's own WSGI app: the SDK's stateless JSON transport behind an ASGI-to-WSGI bridge.
+
+The SDK is imported when a worker first needs it, not when the app is created: importing it builds its
+pydantic models, which took most of a worker's start (docs/performance.md, cold start). A worker starts it
+in a thread after its first answered request, so an agent's first call rarely waits for the import.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,19 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from a2wsgi import ASGIMiddleware
 from flask import Flask
-from mcp.server.mcpserver import MCPServer
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecuritySettings
 
 from blog.config import Config
-from blog.mcp_server import create_server
 from blog.web.state import SiteState
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+    from mcp.server.transport_security import TransportSecuritySettings
 
 log = logging.getLogger(__name__)
 # Stateless mode ends a "session" per request and the SDK logs each one at INFO; the access log has them.
@@ -57,18 +63,34 @@ class HostPolicy:
         clearnet = urlsplit(config.base_url).netloc.lower() if config.base_url else ""
         self._fixed = {"127.0.0.1", "localhost", "[::1]"} | ({clearnet, _host_only(clearnet)} - {""})
         self._onion = ""
-        self.settings = TransportSecuritySettings(enable_dns_rebinding_protection=True)
+        self.allowed_hosts: list[str] = []
+        self.allowed_origins: list[str] = []
+        self._settings: TransportSecuritySettings | None = None
         self._sync()
 
+    @property
+    def settings(self) -> TransportSecuritySettings:
+        """The SDK's DNS-rebinding settings, made on first use (importing the SDK) and kept in step."""
+        if self._settings is None:
+            from mcp.server.transport_security import TransportSecuritySettings
+
+            self._settings = TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                                       allowed_hosts=self.allowed_hosts,
+                                                       allowed_origins=self.allowed_origins)
+        return self._settings
+
     def _sync(self) -> None:
-        """Rebuild the SDK's allowed list; the onion address may appear after the worker started."""
+        """Rebuild the allowed lists; the onion address may appear after the worker started."""
         onion = self._onion_address().lower()
         self._onion = onion
         hosts = sorted(self._fixed | ({onion} if onion else set()))
         # Tor clients send the bare onion name; `name:*` alone would not match it, so list both.
-        self.settings.allowed_hosts = hosts + [f"{h}:*" for h in hosts]
-        self.settings.allowed_origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + \
-                                        [f"{scheme}://{h}:*" for h in hosts for scheme in ("http", "https")]
+        self.allowed_hosts = hosts + [f"{h}:*" for h in hosts]
+        self.allowed_origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + \
+                               [f"{scheme}://{h}:*" for h in hosts for scheme in ("http", "https")]
+        if self._settings is not None:
+            self._settings.allowed_hosts = self.allowed_hosts
+            self._settings.allowed_origins = self.allowed_origins
 
     def refusal(self, host: str) -> str | None:
         """Return why a Host header is refused, or None when it is allowed."""
@@ -77,7 +99,7 @@ class HostPolicy:
         if not host:
             return "the request has no Host header"
         allowed = self._fixed | ({self._onion} if self._onion else set())
-        if host.lower() in self.settings.allowed_hosts or _host_only(host) in allowed:
+        if host.lower() in self.allowed_hosts or _host_only(host) in allowed:
             return None
         known = ", ".join(sorted(allowed))
         return (f"Host {host!r} is not this site's (allowed: {known}); set base_url to the public address, "
@@ -100,12 +122,33 @@ class McpBridge:
         self._lock = threading.Lock()
         self._pid = 0
         self._bridge: ASGIMiddleware | None = None
+        self._warmed = 0  # the pid that has started its warm-up
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path not in (PATH, PATH + "/"):
-            return self.wsgi_app(environ, start_response)
+            answer = self.wsgi_app(environ, start_response)
+            if self._warmed != os.getpid():
+                self._warm()
+            return answer
         return self.serve(environ, start_response)
+
+    def _warm(self) -> None:
+        """Import the SDK and start the transport in a thread, once per worker, after its first page."""
+        with self._lock:
+            if self._warmed == os.getpid():
+                return
+            self._warmed = os.getpid()
+
+        def work() -> None:
+            try:
+                self._started()
+            except McpMountError as exc:
+                log.error("%s", exc)  # the first /mcp request tries again and answers 503 if it fails too
+            except Exception:
+                log.exception("starting the MCP transport in worker %d failed", os.getpid())
+
+        threading.Thread(target=work, name="mcp-warm", daemon=True).start()
 
     def serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request to /mcp."""
@@ -145,6 +188,10 @@ class McpBridge:
         return self._bridge
 
     def _start(self) -> ASGIMiddleware:
+        try:
+            from blog.mcp_server import create_server
+        except ImportError as exc:
+            raise McpMountError(f"the MCP SDK cannot be imported: {exc}; reinstall with `make install`") from exc
         server = create_server(lambda: self.state.snapshot.build,
                                base_url=lambda host: self.policy.bases(host)[0],
                                onion_base=lambda host: self.policy.bases(host)[1])
@@ -164,6 +211,8 @@ class McpBridge:
 
 def _transport(server: MCPServer, security: TransportSecuritySettings) -> StreamableHTTPASGIApp:
     """Build the SDK's stateless JSON transport; stateful sessions would not survive several workers."""
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+
     server.streamable_http_app(json_response=True, stateless_http=True, transport_security=security,
                                max_request_body_size=MAX_BODY)
     # Call the session manager directly: Starlette's router would 307 /mcp/ and add nothing else here.
