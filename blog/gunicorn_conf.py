@@ -37,11 +37,32 @@ control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
-    """Serve the WSGI app from the asyncio worker through a2wsgi's thread pool."""
+    """Serve the WSGI app from the asyncio worker through a2wsgi's thread pool, accepting fairly."""
     if worker.__class__.__name__ == "ASGIWorker":
         from a2wsgi import WSGIMiddleware
 
         worker.asgi = WSGIMiddleware(worker.asgi, workers=app_threads)
+        _accept_one_at_a_time(worker)
+
+
+def _accept_one_at_a_time(worker) -> None:  # type: ignore[no-untyped-def]
+    """Make the worker take one connection per wake-up from the socket all workers share.
+
+    asyncio accepts up to 100 pending connections each time the listening socket is readable, so the
+    worker that wakes first takes a whole burst: 16 connections opened at once all landed on one of two
+    workers, and the site ran on one core at half its throughput (docs/performance.md). One accept per
+    wake-up, like nginx without multi_accept, lets every idle worker take its share.
+    """
+    loop = worker.loop
+    accept = getattr(loop, "_accept_connection", None)
+    if accept is None:  # not asyncio's selector loop (uvloop balances nothing either, but has no such hook)
+        worker.log.warning("cannot limit accepts per wake-up on %s; bursts may land on one worker", loop)
+        return
+
+    def accept_one(protocol_factory, sock, sslcontext=None, server=None, backlog=100, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return accept(protocol_factory, sock, sslcontext, server, 1, *args, **kwargs)
+
+    loop._accept_connection = accept_one
 
 
 def _headers_without_banner(self):  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from a2wsgi import ASGIMiddleware
 from flask import Flask
 
 from blog.config import Config
-from blog.web.state import SiteState
+from blog.web.state import SiteState, freeze_heap
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -185,6 +185,7 @@ class McpBridge:
             if self._bridge is None or self._pid != pid:
                 self._bridge = self._start()
                 self._pid = pid
+                freeze_heap()  # the SDK's modules and models live as long as the worker, like the build
         return self._bridge
 
     def _start(self) -> ASGIMiddleware:

@@ -60,7 +60,7 @@ class SiteState:
     def _install(self, build: builds.Build) -> None:
         self._mtime = builds.pointer_mtime(self.config.builds_dir)
         self._snapshot = Snapshot(build, self._epoch(build))
-        _freeze_heap()
+        freeze_heap()
 
     def _epoch(self, build: builds.Build) -> int:
         return len(build.site.published(utcnow()))
@@ -112,7 +112,7 @@ class SiteState:
         return self._onion
 
 
-def _freeze_heap() -> None:
+def freeze_heap() -> None:
     """Keep the collector off what a build holds: it lives until the next build and has no garbage."""
     # Without this, every full collection walks the whole site (hundreds of MB with a large log) while a
     # request waits (an interleaved A/B put the feed at ~45 % of bare WSGI before, ~100 % after). Unfreezing first
