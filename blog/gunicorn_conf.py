@@ -42,7 +42,19 @@ def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
         from a2wsgi import WSGIMiddleware
 
         worker.asgi = WSGIMiddleware(worker.asgi, workers=app_threads)
+        _keep_the_backlog(worker)
         _accept_one_at_a_time(worker)
+
+
+def _keep_the_backlog(worker) -> None:  # type: ignore[no-untyped-def]
+    """Keep gunicorn's `backlog` (2048) on the shared socket: asyncio listens again with its own 100."""
+    create_server = worker.loop.create_server
+
+    async def with_backlog(*args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("backlog", worker.cfg.backlog)
+        return await create_server(*args, **kwargs)
+
+    worker.loop.create_server = with_backlog
 
 
 def _accept_one_at_a_time(worker) -> None:  # type: ignore[no-untyped-def]

@@ -108,3 +108,14 @@ def test_a_burst_of_connections_is_shared_by_the_workers(server: Gunicorn) -> No
         time.sleep(0.3)
     smaller = sorted(share[-1] for share in shares)
     assert smaller[2] >= 4, f"bursts of 16 connections were not shared by both workers: {shares}"
+
+
+def test_the_listening_socket_keeps_gunicorns_backlog(server: Gunicorn) -> None:
+    if shutil.which("ss") is None:
+        pytest.fail("ss (iproute2) is needed to read the listen queue's size")
+    # asyncio calls listen() again on the socket the workers share, with its own default of 100.
+    out = subprocess.run(["ss", "-Hltn", f"( sport = :{server.port} )"], capture_output=True, text=True,
+                         check=True).stdout
+    sizes = {int(line.split()[2]) for line in out.splitlines()}
+    kernel_cap = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert sizes == {min(2048, kernel_cap)}, out
