@@ -104,8 +104,9 @@ def _worker_of(server: Gunicorn, local_port: int) -> int | None:
     out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{server.port} )"],
                          capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
-        if f":{local_port} " in line + " ":
-            return int(re.search(r"pid=(\d+)", line).group(1))
+        holder = re.search(r"pid=(\d+)", line)
+        if f":{local_port} " in line + " " and holder:  # no pid yet: still in the accept queue
+            return int(holder.group(1))
     return None
 
 
@@ -115,14 +116,15 @@ def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gun
     # A request caught half-way: headers and half of the body sent to one worker.
     victim_sock = socket.create_connection(("127.0.0.1", server.port))
     body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
-    victim_sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n" % len(body)
-                        + body[:10])
-    victim = wait_for(lambda: _worker_of(server, victim_sock.getsockname()[1]), what="a worker to take the request")
     # A keep-alive reader on the other worker, mid-conversation when the victim dies. The local port is read
     # from the reader's own socket: every earlier try is still open, so ss lists several of ours.
     readers: list[http.client.HTTPConnection] = []
     try:
+        victim_sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n"
+                            % len(body) + body[:10])
+        victim = wait_for(lambda: _worker_of(server, victim_sock.getsockname()[1]),
+                          what="a worker to take the request")
         # Both workers' event loops accept on the shared socket and an idle one may win many times in a
         # row on a busy machine: try until a connection lands on the other worker.
         holders = []

@@ -77,8 +77,10 @@ def test_refuses_a_public_bind_unless_told(tmp_path: Path) -> None:
 
 def _burst(server: Gunicorn, connections: int) -> list[int]:
     """Open connections at once, one request on each; return how many each worker holds, largest first."""
-    socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(connections)]
+    socks: list[socket.socket] = []
     try:
+        for _ in range(connections):
+            socks.append(socket.create_connection(("127.0.0.1", server.port)))
         for sock in socks:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         for sock in socks:
