@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,6 +96,21 @@ class Gunicorn:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True,
                              text=True, check=False).stdout
         return [int(p) for p in out.split()]
+
+    def holders(self) -> dict[int, int]:
+        """Map the client port of each accepted connection to the pid of the worker holding it (from ss).
+
+        A connection still in the accept queue has no process yet and is left out.
+        """
+        ss = require_binary("ss", "iproute2")
+        out = subprocess.run([ss, "-Htnp", "state", "established", f"( sport = :{self.port} )"],
+                             capture_output=True, text=True, check=True).stdout
+        held = {}
+        for line in out.splitlines():
+            holder = re.search(r"pid=(\d+)", line)
+            if holder:  # columns: Recv-Q Send-Q local peer process
+                held[int(line.split()[3].rsplit(":", 1)[1])] = int(holder.group(1))
+        return held
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

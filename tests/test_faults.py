@@ -99,20 +99,7 @@ def test_broken_content_keeps_the_last_good_build_and_check_names_every_problem(
     assert f"{len(broken)} problem(s)" in result.stderr or "problem(s)" in result.stderr
 
 
-def _worker_of(server: Gunicorn, local_port: int) -> int | None:
-    """Return the pid of the worker holding the server end of our connection from local_port."""
-    out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{server.port} )"],
-                         capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        holder = re.search(r"pid=(\d+)", line)
-        if f":{local_port} " in line + " " and holder:  # no pid yet: still in the accept queue
-            return int(holder.group(1))
-    return None
-
-
 def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gunicorn) -> None:
-    if shutil.which("ss") is None:
-        pytest.fail("ss (iproute2) is needed to see which worker holds a connection")
     # A request caught half-way: headers and half of the body sent to one worker.
     victim_sock = socket.create_connection(("127.0.0.1", server.port))
     body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
@@ -123,7 +110,7 @@ def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gun
         victim_sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                             b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n"
                             % len(body) + body[:10])
-        victim = wait_for(lambda: _worker_of(server, victim_sock.getsockname()[1]),
+        victim = wait_for(lambda: server.holders().get(victim_sock.getsockname()[1]),
                           what="a worker to take the request")
         # Both workers' event loops accept on the shared socket and an idle one may win many times in a
         # row on a busy machine: try until a connection lands on the other worker.
@@ -132,7 +119,7 @@ def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gun
             reader = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
             readers.append(reader)
             assert _fetch(reader, "/") == 200
-            holder = wait_for(lambda: _worker_of(server, reader.sock.getsockname()[1]), what="a worker to hold it")
+            holder = wait_for(lambda: server.holders().get(reader.sock.getsockname()[1]), what="a worker to hold it")
             holders.append(holder)
             if holder != victim:
                 break

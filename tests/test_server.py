@@ -86,18 +86,14 @@ def _burst(server: Gunicorn, connections: int) -> list[int]:
         for sock in socks:
             sock.settimeout(10)
             assert sock.recv(12).startswith(b"HTTP/1.1 200")
-        out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{server.port} )"],
-                             capture_output=True, text=True, check=True).stdout
-        held = Counter(re.findall(r"pid=(\d+)", out))
-        return sorted((held.get(str(pid), 0) for pid in server.worker_pids()), reverse=True)
+        held = Counter(server.holders().values())
+        return sorted((held.get(pid, 0) for pid in server.worker_pids()), reverse=True)
     finally:
         for sock in socks:
             sock.close()
 
 
 def test_a_burst_of_connections_is_shared_by_the_workers(server: Gunicorn) -> None:
-    if shutil.which("ss") is None:
-        pytest.fail("ss (iproute2) is needed to see which worker holds a connection")
     # asyncio accepts every pending connection per wake-up, so without blog.gunicorn_conf's one-at-a-time
     # accept the first worker to wake takes the whole burst (the smaller share was 0-1 in 9 of 12 bursts here,
     # and 6-8 with it in 11 of 12).
