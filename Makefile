@@ -7,14 +7,14 @@ BIN      := $(VENV)/bin
 HOST     ?= 127.0.0.1
 PORT     ?= 8000
 PYTEST_ARGS ?=
-# Two pytest workers: the slow tests mostly wait (tor voting, debootstrap, apt inside the chroot), so the
+# Two pytest workers: the slow tests mostly wait (tor voting, mmdebstrap, apt inside the chroot), so the
 # deployment test runs beside the rest; tests sharing a Tor network stay on one worker (tests/conftest.py).
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Debian packages the tests use: a real tor, a real headless Chromium, a root filesystem builder
 # for the deployment test, nginx and wrk for the ceilings in `make bench`.
-DEB_TEST_PACKAGES := tor chromium debootstrap nginx-light wrk systemd sqlite3 ca-certificates iproute2 procps
+DEB_TEST_PACKAGES := tor chromium mmdebstrap nginx-light wrk systemd sqlite3 ca-certificates iproute2 procps
 
 .PHONY: help run test test-fast bench check lint install install-test system-deps clean
 
@@ -51,7 +51,7 @@ system-deps:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  fi; \
 	else \
-	  for b in tor chromium debootstrap; do command -v $$b >/dev/null || echo "note: $$b not installed (run make test as root to install it)"; done; \
+	  for b in tor chromium mmdebstrap; do command -v $$b >/dev/null || echo "note: $$b not installed (run make test as root to install it)"; done; \
 	fi
 
 run: install

@@ -68,18 +68,36 @@ def debian_mirror() -> str:
     pytest.fail("no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
 
 
+def build_root(partial: Path) -> str:
+    """Build a minimal Debian 13 root in partial with mmdebstrap; return what went wrong, or "" on success.
+
+    mmdebstrap resolves and fetches with apt itself, so a mirror apt can use is enough. One CI run saw
+    debootstrap's own resolver stop at "Couldn't find these debs" after validating the indices, which
+    could not be reproduced; a second attempt covers a mirror caught mid-sync.
+    """
+    problems = []
+    for attempt in (1, 2):
+        shutil.rmtree(partial, ignore_errors=True)
+        result = run(["mmdebstrap", "--mode=root", "--variant=minbase", "--include=python3", "trixie", str(partial),
+                      debian_mirror()], timeout=900)
+        if result.returncode == 0 and (partial / "usr/bin/python3").exists():
+            return ""
+        disk = run(["df", "-h", str(partial.parent)]).stdout
+        problems.append(f"attempt {attempt}: mmdebstrap exit {result.returncode}\n"
+                        f"{result.stdout[-2000:]}{result.stderr[-4000:]}\n{disk}")
+    return "\n".join(problems)
+
+
 def pristine_root() -> Path:
-    """Return today's cached minimal Debian 13 root, running debootstrap when there is none."""
+    """Return today's cached minimal Debian 13 root, building it when there is none."""
     root = CACHE / f"trixie-minbase-{time.strftime('%Y%m%d')}"
     if not (root / "usr/bin/python3").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         for old in CACHE.glob("trixie-minbase-2*"):
             shutil.rmtree(old)
         partial = CACHE / "partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        result = run(["debootstrap", "--variant=minbase", "--include=python3", "trixie", str(partial),
-                      debian_mirror()])
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        problems = build_root(partial)
+        assert not problems, problems
         partial.rename(root)
     return root
 
@@ -253,13 +271,13 @@ def test_every_role_variable_is_prefixed_and_commented() -> None:
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[ChrootHost]:  # debootstrap and a cold first apply: minutes, counted in the first test
+def host() -> Iterator[ChrootHost]:  # mmdebstrap and a cold first apply: minutes, counted in the first test
     """Return a fresh Debian 13 chroot with site.yml applied once."""
-    for binary, package in (("debootstrap", "debootstrap"), ("tor", "tor"), ("chroot", "coreutils")):
+    for binary, package in (("mmdebstrap", "mmdebstrap"), ("tor", "tor"), ("chroot", "coreutils")):
         require_binary(binary, package)
     ansible_tool("ansible-playbook")
     if os.geteuid() != 0:
-        pytest.skip("the chroot deployment test needs root (debootstrap, chroot, mount)")
+        pytest.skip("the chroot deployment test needs root (mmdebstrap, chroot, mount)")
     # Not under pytest's tmp dirs: their clean-up must never meet a chroot with /dev still bound in it.
     work = Path(tempfile.mkdtemp(prefix="engineering-log-ansible-", dir="/var/tmp"))
     with ChrootHost.create(work, source=ROOT, playbook_dir=ANSIBLE) as chroot:
