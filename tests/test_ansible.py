@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -68,37 +69,52 @@ def debian_mirror() -> str:
     pytest.fail("no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
 
 
+def remove_partial(partial: Path) -> None:
+    """Delete a half-built root, unmounting first whatever a failed build left mounted inside it."""
+    inside = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if line.split()[1].startswith(f"{partial}/")]
+    for mount in sorted(inside, reverse=True):
+        subprocess.run(["umount", "--lazy", mount], check=False)
+    assert str(partial) not in Path("/proc/mounts").read_text(), f"still mounted under {partial}"
+    shutil.rmtree(partial, ignore_errors=True)
+
+
 def build_root(partial: Path) -> str:
     """Build a minimal Debian 13 root in partial with mmdebstrap; return what went wrong, or "" on success.
 
-    mmdebstrap resolves and fetches with apt itself, so a mirror apt can use is enough. One CI run saw
-    debootstrap's own resolver stop at "Couldn't find these debs" after validating the indices, which
-    could not be reproduced; a second attempt covers a mirror caught mid-sync.
+    mmdebstrap resolves and fetches with apt itself, the same client the deployed host uses. A second
+    attempt covers a mirror caught mid-sync.
     """
     problems = []
     for attempt in (1, 2):
-        shutil.rmtree(partial, ignore_errors=True)
-        result = run(["mmdebstrap", "--mode=root", "--variant=minbase", "--include=python3", "trixie", str(partial),
-                      debian_mirror()], timeout=900)
+        remove_partial(partial)
+        result = run(["mmdebstrap", "--mode=root", "--variant=minbase", "--include=python3", "trixie",
+                      str(partial), debian_mirror()], timeout=900)
         if result.returncode == 0 and (partial / "usr/bin/python3").exists():
             return ""
         disk = run(["df", "-h", str(partial.parent)]).stdout
         problems.append(f"attempt {attempt}: mmdebstrap exit {result.returncode}\n"
-                        f"{result.stdout[-2000:]}{result.stderr[-4000:]}\n{disk}")
+                        f"{result.stdout[-2000:]}{result.stderr[-6000:]}\n{disk}")
+    remove_partial(partial)
     return "\n".join(problems)
 
 
 def pristine_root() -> Path:
-    """Return today's cached minimal Debian 13 root, building it when there is none."""
+    """Return today's cached minimal Debian 13 root, building it when there is none.
+
+    A lock serialises builders: two test runs on one machine must not write one half-built root.
+    """
     root = CACHE / f"trixie-minbase-{time.strftime('%Y%m%d')}"
-    if not (root / "usr/bin/python3").exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        for old in CACHE.glob("trixie-minbase-2*"):
-            shutil.rmtree(old)
-        partial = CACHE / "partial"
-        problems = build_root(partial)
-        assert not problems, problems
-        partial.rename(root)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "usr/bin/python3").exists():
+            for old in CACHE.glob("trixie-minbase-2*"):
+                shutil.rmtree(old)
+            partial = CACHE / "partial"
+            problems = build_root(partial)
+            assert not problems, problems
+            partial.rename(root)
     return root
 
 
