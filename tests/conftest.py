@@ -80,6 +80,9 @@ def client(app):
 _GROUPS = {"tornet": "tornet", "tornet_onionbalance": "ansible"}
 
 
+# tryfirst: xdist's worker reads the xdist_group marks in its own pytest_collection_modifyitems, and
+# a plain conftest hook runs after it, so the marks would arrive too late and be ignored.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
