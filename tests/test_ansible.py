@@ -69,14 +69,15 @@ def debian_mirror() -> str:
     pytest.fail("no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
 
 
-def remove_partial(partial: Path) -> None:
-    """Delete a half-built root, unmounting first whatever a failed build left mounted inside it."""
+def remove_tree(path: Path) -> None:
+    """Delete a root filesystem tree, unmounting first whatever is still mounted inside it."""
     inside = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-              if line.split()[1].startswith(f"{partial}/")]
+              if line.split()[1].startswith(f"{path}/")]
     for mount in sorted(inside, reverse=True):
         subprocess.run(["umount", "--lazy", mount], check=False)
-    assert str(partial) not in Path("/proc/mounts").read_text(), f"still mounted under {partial}"
-    shutil.rmtree(partial, ignore_errors=True)
+    assert f"{path}/" not in Path("/proc/mounts").read_text(), f"could not unmount everything under {path}"
+    if path.exists():
+        shutil.rmtree(path)
 
 
 def build_root(partial: Path) -> str:
@@ -87,7 +88,7 @@ def build_root(partial: Path) -> str:
     """
     problems = []
     for attempt in (1, 2):
-        remove_partial(partial)
+        remove_tree(partial)
         result = run(["mmdebstrap", "--mode=root", "--variant=minbase", "--include=python3", "trixie",
                       str(partial), debian_mirror()], timeout=900)
         if result.returncode == 0 and (partial / "usr/bin/python3").exists():
@@ -95,7 +96,7 @@ def build_root(partial: Path) -> str:
         disk = run(["df", "-h", str(partial.parent)]).stdout
         problems.append(f"attempt {attempt}: mmdebstrap exit {result.returncode}\n"
                         f"{result.stdout[-2000:]}{result.stderr[-6000:]}\n{disk}")
-    remove_partial(partial)
+    remove_tree(partial)
     return "\n".join(problems)
 
 
@@ -143,7 +144,6 @@ class ChrootHost:
         self.backup_dir = work / "onion-keys"
         self.vault_pass = work / "vault-pass"
         self.src = work / "src"
-        self.mounts: list[Path] = []
         for name in SOURCE_FILES:
             if (source / name).exists():
                 (self.src).mkdir(exist_ok=True)
@@ -178,15 +178,10 @@ class ChrootHost:
         for target, args in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"]),
                              ("root/.cache/pip", ["--bind", str(pip_cache)])):
             subprocess.run(["mount", *args, str(self.root / target)], check=True)
-            self.mounts.append(self.root / target)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for mount in reversed(self.mounts):
-            subprocess.run(["umount", "--lazy", str(mount)], check=False)
-        mounted = Path("/proc/mounts").read_text()
-        assert str(self.root) not in mounted, f"could not unmount everything under {self.root}"
-        shutil.rmtree(self.work)
+        remove_tree(self.work)
 
     def apply(self, *options: str) -> Apply:
         """Run site.yml against the chroot."""
@@ -296,7 +291,12 @@ def host() -> Iterator[ChrootHost]:  # mmdebstrap and a cold first apply: minute
         pytest.skip("the chroot deployment test needs root (mmdebstrap, chroot, mount)")
     # Not under pytest's tmp dirs: their clean-up must never meet a chroot with /dev still bound in it.
     work = Path(tempfile.mkdtemp(prefix="engineering-log-ansible-", dir="/var/tmp"))
-    with ChrootHost.create(work, source=ROOT, playbook_dir=ANSIBLE) as chroot:
+    try:
+        created = ChrootHost.create(work, source=ROOT, playbook_dir=ANSIBLE)
+    except BaseException:
+        remove_tree(work)
+        raise
+    with created as chroot:
         chroot.first = chroot.apply()
         yield chroot
 
