@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -417,6 +418,75 @@ def test_onion_address_survives_a_reinstall(host: ChrootHost) -> None:
     assert again.failed == 0, again.output[-4000:]
     assert host.read(f"{ONION_DIR}/hostname") == before
     assert host.stat(f"{ONION_DIR}/hs_ed25519_secret_key")[0::2] == ("debian-tor", 0o600)
+
+
+CLEARNET_DOMAIN = "log.example.org"
+
+# Run inside the chroot, in a network namespace of its own: fetch the site through nginx and report.
+CLEARNET_PROBE = r"""
+import http.client, json, ssl, sys, time
+
+def get(connection):
+    connection.request("GET", "/", headers={"Host": sys.argv[1]})
+    response = connection.getresponse()
+    return {"status": response.status, "headers": {k.lower(): v for k, v in response.getheaders()},
+            "body": response.read().decode(errors="replace")}
+
+deadline = time.monotonic() + 90
+while True:
+    try:
+        https = get(http.client.HTTPSConnection("127.0.0.1", 443, timeout=5,
+                                                context=ssl._create_unverified_context()))
+        if https["status"] == 200:
+            break
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        raise SystemExit("no 200 through nginx within 90 s")
+    time.sleep(0.5)
+print(json.dumps({"https": https, "http": get(http.client.HTTPConnection("127.0.0.1", 80, timeout=5))}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_clearnet_role_puts_nginx_with_tls_and_onion_location_in_front(host: ChrootHost) -> None:
+    cert, key = host.work / "fullchain.pem", host.work / "privkey.pem"
+    made = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-subj", f"/CN={CLEARNET_DOMAIN}", "-keyout", str(key), "-out", str(cert)])
+    assert made.returncode == 0, made.stderr
+    options = ["-e", "clearnet_enabled=true", "-e", f"clearnet_domain={CLEARNET_DOMAIN}",
+               "-e", f"clearnet_tls_certificate={cert}", "-e", f"clearnet_tls_private_key={key}"]
+    first = host.apply(*options)
+    assert first.failed == 0, first.output[-4000:]
+    assert host.stat("/etc/nginx/tls/privkey.pem") == ("root", "root", 0o600)
+    assert not (host.root / "etc/nginx/sites-enabled/default").exists()
+    assert (host.root / "etc/systemd/system/multi-user.target.wants/nginx.service").exists()
+    checked = host.run(["nginx", "-t"])
+    assert checked.returncode == 0, checked.stderr
+    again = host.apply(*options)
+    assert (again.failed, again.changed) == (0, 0), again.changed_tasks()
+
+    # nginx listens on every address, as on the real host: new network and process namespaces keep it
+    # private and end every process it and the app started when the probe ends.
+    (host.root / "tmp/clearnet_probe.py").write_text(CLEARNET_PROBE)
+    script = (f"runuser --user={APP_USER} -- env BLOG_CONFIG=/etc/engineering-log/blog.toml "
+              "/opt/engineering-log/venv/bin/blog serve --bind 127.0.0.1:8181 >/tmp/blog.log 2>&1 & app=$!; "
+              f"nginx && python3 /tmp/clearnet_probe.py {CLEARNET_DOMAIN}; status=$?; "
+              "nginx -s stop; kill $app; wait $app; exit $status")
+    probe = run(["unshare", "--net", "--pid", "--fork", "--kill-child", "sh", "-c",
+                 'ip link set lo up && exec chroot "$0" sh -c "$1"', str(host.root), script], timeout=180)
+    assert probe.returncode == 0, probe.stdout[-2000:] + probe.stderr[-2000:] + host.sh("cat /tmp/blog.log")
+    answers = json.loads(probe.stdout.strip().splitlines()[-1])
+    https, plain = answers["https"], answers["http"]
+    onion = host.read(f"{ONION_DIR}/hostname").strip()
+    assert "The engineering log" in https["body"]
+    assert https["headers"]["onion-location"] == f"http://{onion}/"
+    assert https["headers"]["strict-transport-security"].startswith("max-age=")
+    assert "server" not in https["headers"], https["headers"]
+    assert (plain["status"], plain["headers"]["location"]) == (301, f"https://{CLEARNET_DOMAIN}/")
+    assert "server" not in plain["headers"], plain["headers"]
+    assert not host.sh("cat /var/log/nginx/*access*.log 2>/dev/null"), "nginx must not log readers' addresses"
 
 
 def fetch(url: str) -> str | None:
