@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,9 @@ ANSIBLE = ROOT / "ansible"
 BIN = Path(shutil.which("ansible-playbook") or ROOT / ".venv/bin/ansible-playbook").parent
 APP_USER = "engineering-log"
 ONION_DIR = "/var/lib/tor/engineering-log"
+# The app as the blog role's systemd unit runs it, started by hand in the chroot; the bind address follows.
+SERVE_AS_DEPLOYED = ["runuser", f"--user={APP_USER}", "--", "env", "BLOG_CONFIG=/etc/engineering-log/blog.toml",
+                     "/opt/engineering-log/venv/bin/blog", "serve", "--bind"]
 
 
 def ansible_tool(name: str) -> str:
@@ -400,9 +404,7 @@ def test_installed_tor_and_gunicorn_serve_the_home_page(host: ChrootHost) -> Non
         cookie = host.stat("/run/tor/control.authcookie")
         assert cookie[1] == "debian-tor" and cookie[2] & 0o040
         assert tor.poll() is None
-        with host.spawn(["runuser", f"--user={APP_USER}", "--", "env",
-                         "BLOG_CONFIG=/etc/engineering-log/blog.toml",
-                         "/opt/engineering-log/venv/bin/blog", "serve", "--bind", f"127.0.0.1:{port}"]):
+        with host.spawn([*SERVE_AS_DEPLOYED, f"127.0.0.1:{port}"]):
             body = host.wait_for(lambda: fetch(f"http://127.0.0.1:{port}/"), "the home page", timeout=60)
     assert "The engineering log" in body
     assert "Deployed by Ansible" in body
@@ -470,8 +472,7 @@ def test_clearnet_role_puts_nginx_with_tls_and_onion_location_in_front(host: Chr
     # nginx listens on every address, as on the real host: new network and process namespaces keep it
     # private and end every process it and the app started when the probe ends.
     (host.root / "tmp/clearnet_probe.py").write_text(CLEARNET_PROBE)
-    script = (f"runuser --user={APP_USER} -- env BLOG_CONFIG=/etc/engineering-log/blog.toml "
-              "/opt/engineering-log/venv/bin/blog serve --bind 127.0.0.1:8181 >/tmp/blog.log 2>&1 & app=$!; "
+    script = (f"{shlex.join([*SERVE_AS_DEPLOYED, '127.0.0.1:8181'])} >/tmp/blog.log 2>&1 & app=$!; "
               f"nginx && python3 /tmp/clearnet_probe.py {CLEARNET_DOMAIN}; status=$?; "
               "nginx -s stop; kill $app; wait $app; exit $status")
     probe = run(["unshare", "--net", "--pid", "--fork", "--kill-child", "sh", "-c",
