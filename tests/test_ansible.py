@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests import fresh_root
+from tests.fresh_root import CACHE, remove_tree
 from tests.servers import free_port, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,6 @@ def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 
 # The chroot host ----------------------------------------------------------------------------------------
 
-CACHE = Path(os.environ.get("ENGINEERING_LOG_CACHE", "/var/cache/engineering-log-tests"))
 SOURCE_FILES = ("pyproject.toml", "README.md", "wsgi.py", "constraints.txt", "torrc.template")
 
 
@@ -63,65 +63,12 @@ def ansible_env(home: Path) -> dict[str, str]:
                 ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
 
 
-def debian_mirror() -> str:
-    """Return the Debian mirror this machine's own apt sources use."""
-    sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*.sources")), Path("/etc/apt/sources.list")]
-    for path in sources:
-        text = path.read_text() if path.exists() else ""
-        for match in re.finditer(r"^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+)", text, re.M):
-            if "security" not in match.group(1):
-                return match.group(1)
-    pytest.fail("no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a root filesystem tree, unmounting first whatever is still mounted inside it."""
-    inside = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-              if line.split()[1].startswith(f"{path}/")]
-    for mount in sorted(inside, reverse=True):
-        subprocess.run(["umount", "--lazy", mount], check=False)
-    assert f"{path}/" not in Path("/proc/mounts").read_text(), f"could not unmount everything under {path}"
-    if path.exists():
-        shutil.rmtree(path)
-
-
-def build_root(partial: Path) -> str:
-    """Build a minimal Debian 13 root in partial with mmdebstrap; return what went wrong, or "" on success.
-
-    mmdebstrap resolves and fetches with apt itself, the same client the deployed host uses. A second
-    attempt covers a mirror caught mid-sync.
-    """
-    problems = []
-    for attempt in (1, 2):
-        remove_tree(partial)
-        result = run(["mmdebstrap", "--mode=root", "--variant=minbase", "--include=python3", "trixie",
-                      str(partial), debian_mirror()], timeout=900)
-        if result.returncode == 0 and (partial / "usr/bin/python3").exists():
-            return ""
-        disk = run(["df", "-h", str(partial.parent)]).stdout
-        problems.append(f"attempt {attempt}: mmdebstrap exit {result.returncode}\n"
-                        f"{result.stdout[-2000:]}{result.stderr[-6000:]}\n{disk}")
-    remove_tree(partial)
-    return "\n".join(problems)
-
-
 def pristine_root() -> Path:
-    """Return today's cached minimal Debian 13 root, building it when there is none.
-
-    A lock serialises builders: two test runs on one machine must not write one half-built root.
-    """
-    root = CACHE / f"trixie-minbase-{time.strftime('%Y%m%d')}"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / "build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / "usr/bin/python3").exists():
-            for old in CACHE.glob("trixie-minbase-2*"):
-                shutil.rmtree(old)
-            partial = CACHE / "partial"
-            problems = build_root(partial)
-            assert not problems, problems
-            partial.rename(root)
-    return root
+    """Return today's cached minimal Debian 13 root (python3 only), building it when there is none."""
+    try:
+        return fresh_root.pristine_root("trixie")
+    except fresh_root.RootError as exc:
+        pytest.fail(str(exc))
 
 
 class Apply:
