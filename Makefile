@@ -12,16 +12,17 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
-# Debian packages the tests use: a real tor, a real headless Chromium, a root filesystem builder
-# for the deployment test, nginx and wrk for the ceilings in `make bench`.
-DEB_TEST_PACKAGES := tor chromium mmdebstrap nginx-light wrk systemd sqlite3 ca-certificates iproute2 procps
+# Debian packages the tests use, one place for the Makefile, the guard test and `make fresh`:
+# tests/debian-packages.txt (a real tor, Chromium and what Playwright's driver links, mmdebstrap, ...).
+DEB_TEST_PACKAGES := $(shell sed -e 's/\#.*//' tests/debian-packages.txt)
 
-.PHONY: help run test test-fast bench check lint install install-test system-deps clean
+.PHONY: help run test test-fast fresh bench check lint install install-test system-deps print-deb-packages clean
 
 help:
 	@echo "make run        create the venv, build the index, serve content/ on http://$(HOST):$(PORT)"
 	@echo "make test       install everything the tests need (Debian packages too, as root) and run them"
 	@echo "make test-fast  the suite without the private Tor network tests"
+	@echo "make fresh      run and test in fresh Debian 12 and 13 roots, as a new user would (root, slow)"
 	@echo "make bench      the benchmarks under bench/, printing their figures"
 
 $(BIN)/python:
@@ -39,20 +40,23 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# As root, install the Debian packages; otherwise say which are missing and go on
-# (the tests that need them fail loudly under CI=true).
+# As root, install the missing Debian packages; otherwise name them and the command that installs them
+# and go on (the tests that need them fail loudly under CI=true).
 system-deps:
-	@if [ "$$(id -u)" = 0 ]; then \
-	  missing=""; for p in $(DEB_TEST_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	  done; \
-	  if [ -n "$$missing" ]; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	  fi; \
+	@missing=""; for p in $(DEB_TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else \
-	  for b in tor chromium mmdebstrap; do command -v $$b >/dev/null || echo "note: $$b not installed (run make test as root to install it)"; done; \
+	  echo "note: Debian packages the tests need are missing:$$missing"; \
+	  echo "      install them with: sudo apt-get install --no-install-recommends$$missing"; \
 	fi
+
+print-deb-packages:
+	@echo $(DEB_TEST_PACKAGES)
 
 run: install
 	$(BIN)/blog serve --bind $(HOST):$(PORT)
@@ -65,6 +69,10 @@ test: system-deps install-test
 
 test-fast: install-test
 	$(PYTEST) -m "not tornet" $(PYTEST_ARGS)
+
+# Not part of `make test`: the README's commands in fresh Debian 12 and 13 roots (tests/fresh.py).
+fresh: system-deps install-test
+	$(BIN)/python -m tests.fresh $(FRESH_RELEASES)
 
 lint: install-test
 	$(BIN)/ruff check blog tests bench wsgi.py

@@ -135,11 +135,11 @@ def copy_working_tree(target: Path) -> None:
         shutil.copy2(ROOT / name, target / name)
 
 
-def tree_digest(*names: str) -> str:
-    """Return a short digest of some working tree files, for cache keys."""
-    digest = hashlib.sha256()
+def tree_digest(packages: str, *names: str) -> str:
+    """Return a short digest of a package list and some working tree files, for cache keys."""
+    digest = hashlib.sha256(packages.encode())
     for name in names:
-        digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
+        digest.update(b"\0" + name.encode() + b"\0" + (ROOT / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -217,7 +217,7 @@ def prepared_root(suite: str) -> Path:
     The guard starts every program from it. The package layer has a lock of its own, so the deployment
     test's mmdebstrap does not wait for apt and pip here.
     """
-    key = tree_digest("tests/debian-packages.txt", "Makefile", "pyproject.toml", "constraints.txt")
+    key = tree_digest(" ".join(debian_packages()), "Makefile", "pyproject.toml", "constraints.txt")
     today = time.strftime("%Y%m%d")
     name = f"{suite}-maketest-{key}-{today}"
     root = CACHE / name
