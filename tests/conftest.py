@@ -93,5 +93,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             group = "load"
         if group is None and item.path.name == "test_browser.py":
             group = "browser"
+        if group is None and item.path.name == "test_fresh_root.py":
+            group = "fresh"  # one apt and pip layer over the cached fresh root at a time
         if group:
             item.add_marker(pytest.mark.xdist_group(group))

@@ -4,7 +4,8 @@ tests/conftest.py tags them with xdist_group. Nothing fails when the tag is lost
 spread over both workers, and then two workers build the same chroot, or start two private Tor networks,
 at once. That happened twice, silently: the tagging hook ran after xdist had read the tags, and pytest
 9.2 builds node ids that xdist 3.8 can no longer suffix with the group. This test runs a real pytest
-with two workers over three quick deployment tests and reads which worker ran each.
+with two workers over three quick deployment tests and a quick test of the fresh-root guard, and reads
+which worker ran each.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_tests_of_one_group_run_on_one_worker() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
-         "tests/test_ansible.py", "-k", "syntax or prefixed or torrc"],
+         "tests/test_ansible.py", "tests/test_fresh_root.py", "-k", "syntax or prefixed or torrc or makefile"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     ran = re.findall(r"^\[(gw\d)\] .*?(?:PASSED|FAILED|ERROR) (\S+)", result.stdout, re.M)
-    assert len(ran) == 3, result.stdout[-3000:] + result.stderr[-2000:]
-    assert all(nodeid.endswith("@ansible") for _, nodeid in ran), ran
-    assert len({worker for worker, _ in ran}) == 1, f"one group ran on several workers: {ran}"
+    assert len(ran) == 4, result.stdout[-3000:] + result.stderr[-2000:]
+    deployment = [(worker, nodeid) for worker, nodeid in ran if "test_ansible.py" in nodeid]
+    assert all(nodeid.endswith("@ansible") for _, nodeid in deployment), ran
+    assert len({worker for worker, _ in deployment}) == 1, f"one group ran on several workers: {ran}"
+    assert any(nodeid.endswith("@fresh") for _, nodeid in ran if "test_fresh_root.py" in nodeid), ran

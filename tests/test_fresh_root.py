@@ -1,0 +1,110 @@
+"""The guard: in a fresh Debian root with only what `make test` installs, every program the suite starts runs.
+
+A package the suite needs but `make test` does not install stays invisible on a machine that happens to
+have it (libatomic1, which Playwright's node driver links, once). So: take today's cached minbase root
+holding only what a new user has, run `make system-deps install-test` in it (cached per day and per
+package list), then start each external program with a version or help call and `ldd` its binary, and
+every compiled module in the venv. `make fresh` runs the whole suite there; this is the cheap part.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fresh_root import APP, ROOT, RootError, debian_packages, host_release, mounted, prepared_root, run
+from tests.servers import require_binary
+
+VENV = f"{APP}/.venv"
+# name -> (its version or help call, the ELF files it loads; * is a glob inside the root)
+PROGRAMS = {
+    "tor": ("tor --version", ["/usr/bin/tor"]),
+    "tor-gencert": ("tor-gencert --help", ["/usr/bin/tor-gencert"]),
+    "chromium": ("chromium --headless --no-sandbox --version", ["/usr/lib/chromium/chromium"]),
+    "Playwright's driver": (f"{VENV}/lib/python3*/site-packages/playwright/driver/node --version",
+                            [f"{VENV}/lib/python3*/site-packages/playwright/driver/node"]),
+    "nginx": ("nginx -v", ["/usr/sbin/nginx"]),
+    "wrk": ("wrk --version", ["/usr/bin/wrk"]),
+    "mmdebstrap": ("mmdebstrap --version", ["/usr/bin/perl"]),
+    "ansible": (f"{VENV}/bin/ansible-playbook --version", [f"{VENV}/bin/python"]),
+    "ansible-lint": (f"{VENV}/bin/ansible-lint --offline --version", [f"{VENV}/bin/python"]),
+    "gunicorn": (f"{VENV}/bin/gunicorn --version", [f"{VENV}/bin/python"]),
+    "systemd-analyze": ("systemd-analyze --version", ["/usr/bin/systemd-analyze"]),
+    "openssl": ("openssl version", ["/usr/bin/openssl"]),
+    "sqlite3": ("sqlite3 --version", ["/usr/bin/sqlite3"]),
+    "ss": ("ss -V", ["/usr/bin/ss"]),
+    "ip": ("ip -V", ["/usr/bin/ip"]),
+    "ps": ("ps --version", ["/usr/bin/ps"]),
+    "unshare": ("unshare --version", ["/usr/bin/unshare"]),
+    "mount": ("mount --version", ["/usr/bin/mount"]),
+    "runuser": ("runuser --version", ["/usr/sbin/runuser"]),
+    "chroot": ("chroot --version", ["/usr/sbin/chroot"]),
+}
+BROKEN = re.compile(r"error while loading shared libraries: (\S+?):")
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    """Return today's fresh root of this machine's release after `make system-deps install-test`."""
+    require_binary("mmdebstrap", "mmdebstrap")
+    if os.geteuid() != 0:
+        pytest.skip("the fresh-root guard needs root (mmdebstrap, chroot, mount)")
+    try:
+        return prepared_root(host_release())
+    except RootError as exc:
+        pytest.fail(str(exc))
+
+
+def provider(library: str) -> str:
+    """Return the Debian package that ships a library on this machine, or say that none here does."""
+    found = run(["dpkg", "-S", f"*/{library}"])
+    packages = {line.split(":")[0] for line in found.stdout.splitlines() if ": /" in line}
+    return f"Debian package {', '.join(sorted(packages))}" if packages else "no Debian package on this machine"
+
+
+def missing_libraries(root: Path, files: str) -> dict[str, list[str]]:
+    """Return, per ELF file (a shell word list, globs allowed), the libraries ldd cannot find inside the root."""
+    script = f'for g in {files}; do echo "== $g"; ldd "$g" 2>&1; done'
+    output = run(["chroot", str(root), "sh", "-c", script], timeout=300).stdout
+    missing: dict[str, list[str]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.startswith("== "):
+            current = line[3:]
+        elif "=> not found" in line or "No such file" in line or "cannot open" in line:
+            missing.setdefault(current, []).append(line.split()[0])
+    return missing
+
+
+def test_make_test_installs_what_every_program_needs(root: Path) -> None:
+    problems = []
+    with mounted(root):
+        for name, (call, binaries) in PROGRAMS.items():
+            started = run(["chroot", str(root), "sh", "-c", f"exec {call}"], timeout=60,
+                          env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                               "HOME": "/root", "LANG": "C.UTF-8"})
+            output = (started.stdout + started.stderr).strip()
+            broken = BROKEN.search(output)
+            if started.returncode in (126, 127) or broken or not output:
+                library = broken.group(1) if broken else ""
+                where = f": {library} is missing ({provider(library)})" if library else ""
+                problems.append(f"{name}: `{call}` exited {started.returncode}{where}\n    {output[-400:]}")
+            for binary, libraries in missing_libraries(root, " ".join(binaries)).items():
+                for library in libraries:
+                    problems.append(f"{name}: ldd {binary}: {library} not found ({provider(library)})")
+        venv = missing_libraries(root, f"$(find {VENV} -name '*.so*' -type f)")
+    for module, libraries in venv.items():
+        problems += [f"venv {module}: {library} not found ({provider(library)})" for library in libraries]
+    assert not problems, ("in a fresh root with only what `make test` installs (tests/debian-packages.txt):\n"
+                          + "\n".join(problems))
+
+
+def test_the_makefile_installs_the_package_list() -> None:
+    listed = subprocess.run(["make", "-s", "print-deb-packages"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert listed == debian_packages()
+    assert "libatomic1" in listed, "Playwright's node driver links libatomic.so.1"
