@@ -1,0 +1,186 @@
+"""`make fresh`: the README's two commands, as a new user types them, in fresh Debian 12 and 13 roots.
+
+For each release: copy today's cached minbase root holding only what a new user has (tests/fresh_root.py),
+copy the working tree into it (committed and uncommitted files, no .venv, no var/), then as root with
+CI=true run `make run` until `/` answers and `search_blog` answers over `/mcp`, stop it, and run `make test`.
+Prints one line per release; the full logs stay under var/fresh/. Run as `python -m tests.fresh [release...]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.fresh_root import (
+    APP,
+    CACHE,
+    RELEASES,
+    ROOT,
+    RootError,
+    chroot_env,
+    copy_root,
+    copy_working_tree,
+    mounted,
+    new_user_root,
+    remove_tree,
+    trust_local_cas,
+)
+
+LOGS = ROOT / "var" / "fresh"
+# make run creates the venv and installs the app first: minutes on a cold pip cache.
+SERVE_TIMEOUT = 900
+TEST_TIMEOUT = 3600
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def chroot_command(root: Path, script: str) -> list[str]:
+    """Return the command that runs a shell script in the project's copy inside a root, with CI=true."""
+    env = [f"{k}={v}" for k, v in chroot_env(CI="true").items()]
+    return ["chroot", str(root), "env", "-i", *env, "sh", "-c", f"cd {APP} && {script}"]
+
+
+def home_page(url: str) -> bool:
+    """Tell whether the home page answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+async def search_blog(url: str) -> str:
+    """Call search_blog over Streamable HTTP with the MCP SDK's own client; return the first result's title."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(timeout=30) as http, \
+            Client(streamable_http_client(url, http_client=http), cache=None) as client:
+        result = await client.call_tool("search_blog", {"query": "onion key", "limit": 1})
+    if result.is_error or not result.structured_content["results"]:
+        raise RootError(f"search_blog answered no result: {result.content}")
+    return result.structured_content["results"][0]["title"]
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process group started with start_new_session, by its leader's PID, and wait until it is gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            process.poll()
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+def make_run(root: Path, log: Path) -> str:
+    """Start `make run` in the root, wait for `/` and `search_blog`, stop it; return what it answered."""
+    if (root / "usr/bin/tor").exists():
+        raise RootError("tor is already in the fresh root: make run would launch it on the open network")
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(chroot_command(root, f"make run PORT={port}"), stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + SERVE_TIMEOUT
+            while not home_page(f"http://127.0.0.1:{port}/"):
+                if process.poll() is not None:
+                    raise RootError(f"make run exited {process.returncode} before serving /")
+                if time.monotonic() > deadline:
+                    raise RootError(f"make run served no / within {SERVE_TIMEOUT} s")
+                time.sleep(1)
+            return asyncio.run(search_blog(f"http://127.0.0.1:{port}/mcp"))
+        finally:
+            stop(process)
+
+
+def make_test(root: Path, log: Path) -> None:
+    """Run `make test` in the root with CI=true; raise with its summary line when it fails."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(chroot_command(root, "make test"), stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            code = process.wait(timeout=TEST_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            stop(process)
+            raise RootError(f"make test ran past {TEST_TIMEOUT} s") from None
+    if code != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+        raise RootError(f"make test exited {code}: {' '.join(tail)}")
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def prove(suite: str) -> tuple[bool, str]:
+    """Run the README's commands in a fresh root of one release; return success and the report line."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{suite}.log"
+    log.write_text("")
+    started = time.monotonic()
+    timings = []
+    work = Path(tempfile.mkdtemp(prefix=f"engineering-log-fresh-{suite}-", dir="/var/tmp"))
+    root = work / "root"
+    name = f"{RELEASES[suite]} ({suite})"
+    try:
+        base = new_user_root(suite)
+        copy_root(base, root)
+        trust_local_cas(root)
+        copy_working_tree(root / APP.lstrip("/"))
+        # pip's download cache is shared with this machine's other roots: only the downloads get faster.
+        with mounted(root, {"/root/.cache/pip": CACHE / "pip"}):
+            step = time.monotonic()
+            make_run(root, log)
+            timings.append(f"make run served / and search_blog in {minutes(time.monotonic() - step)}")
+            step = time.monotonic()
+            make_test(root, log)
+            timings.append(f"make test passed in {minutes(time.monotonic() - step)}")
+        return True, f"{name}: PASS in {minutes(time.monotonic() - started)} ({'; '.join(timings)})"
+    except (RootError, OSError, subprocess.SubprocessError) as exc:
+        done = "; ".join(timings)
+        return False, (f"{name}: FAIL after {minutes(time.monotonic() - started)}"
+                       f"{' (' + done + ')' if done else ''}: {exc} (log: {log})")
+    finally:
+        remove_tree(work)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make fresh", description=__doc__.splitlines()[0])
+    parser.add_argument("releases", nargs="*", default=list(RELEASES), choices=list(RELEASES),
+                        help="Debian codenames (default: all)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("make fresh needs root: mmdebstrap, chroot and mount", file=sys.stderr)
+        return 2
+    results = []
+    for suite in args.releases:
+        ok, line = prove(suite)
+        print(line, flush=True)
+        results.append(ok)
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
