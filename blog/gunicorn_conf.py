@@ -4,6 +4,7 @@ import os
 
 import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
+import gunicorn.util
 
 # Slow clients must not starve readers. gthread parses request headers on a pool thread with a blocking
 # socket and no deadline, so 256 clients trickling one header line every 2 s held all 16 threads and
@@ -30,6 +31,7 @@ limit_request_field_size = 8190
 accesslog = os.environ.get("BLOG_ACCESS_LOG", "-")
 access_log_format = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+logger_class = "blog.gunicorn_log.SafeLogger"  # escaped, bounded lines; no client text from the MCP SDK
 loglevel = os.environ.get("BLOG_LOG_LEVEL", "info")
 proc_name = "engineering-log"
 forwarded_allow_ips = ""
@@ -37,11 +39,15 @@ control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
-    """Serve the WSGI app from the asyncio worker through a2wsgi's thread pool, accepting fairly."""
+    """Serve the app from the asyncio worker: pages on a2wsgi's thread pool, /mcp on the loop; accept fairly."""
     if worker.__class__.__name__ == "ASGIWorker":
         from a2wsgi import WSGIMiddleware
 
-        worker.asgi = WSGIMiddleware(worker.asgi, workers=app_threads)
+        app = worker.asgi
+        pool = WSGIMiddleware(app, workers=app_threads)
+        # The app's own ASGI front answers /mcp on this worker's loop (blog/web/mcp_asgi.py).
+        make_front = getattr(app, "extensions", {}).get("blog.asgi_front")
+        worker.asgi = make_front(pool) if make_front else pool
         _keep_the_backlog(worker)
         _accept_one_at_a_time(worker)
 
@@ -85,3 +91,28 @@ def _headers_without_banner(self):  # type: ignore[no-untyped-def]
 _original_default_headers = gunicorn.http.wsgi.Response.default_headers
 gunicorn.http.wsgi.Response.default_headers = _headers_without_banner
 gunicorn.asgi.protocol._CACHED_SERVER_HEADER = b""  # the asyncio worker's banner, added unless the app sets one
+
+
+# gunicorn answers malformed requests itself (400, 414, 431, 501) before the app sees them. Its answers
+# quoted the bad token back and carried none of the site's headers; these carry a fixed text and the
+# same policy as every other answer.
+ERROR_HEADERS = (("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+                 ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                 ("Cache-Control", "no-store"))
+
+
+def _plain_error(self, status, message, extra_headers=()):  # type: ignore[no-untyped-def]
+    reason = gunicorn.asgi.protocol._REASON_PHRASES.get(status, "Error")
+    return _original_error(self, status, f"{status} {reason}\n", (*extra_headers, *ERROR_HEADERS))
+
+
+def _write_plain_error(sock, status_int, reason, mesg):  # type: ignore[no-untyped-def]
+    body = f"{status_int} {reason}\n"
+    headers = "".join(f"{k}: {v}\r\n" for k, v in ERROR_HEADERS)
+    sock.sendall((f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+                  f"Content-Length: {len(body)}\r\n{headers}\r\n{body}").encode("latin-1"))
+
+
+_original_error = gunicorn.asgi.protocol.ASGIProtocol._send_error_response
+gunicorn.asgi.protocol.ASGIProtocol._send_error_response = _plain_error
+gunicorn.util.write_error = _write_plain_error  # the sync and gthread workers' answer

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import Resource, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, Resource, ToolAnnotations
 from pydantic import Field
 
 from blog import __version__
@@ -50,6 +51,13 @@ class _LogServer(MCPServer):
         entries = self.tools.get_build().site.published(utcnow())
         return [Resource(uri=f"blog://entry/{e.slug}", name=e.slug, title=e.title, description=e.summary,
                          mime_type="text/markdown") for e in entries]
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
+                         context: Context | None = None) -> Any:
+        """Refuse an unknown prompt as invalid params (the SDK answers code 0 and logs a traceback)."""
+        if name not in {prompt.name for prompt in await self.list_prompts()}:
+            raise MCPError(INVALID_PARAMS, "no such prompt: prompts/list names the prompts this server has")
+        return await super().get_prompt(name, arguments, context)
 
 
 def create_server(get_build: Callable[[], Build], base_url: Base = "", onion_base: Base = "",

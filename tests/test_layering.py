@@ -24,7 +24,8 @@ ALLOWED = {
     "onionbalance": {"tor"},
     "links": {"tor", "content"},
     "honesty": {"content", "render", "build", "tor"},
-    "gunicorn_conf": set(),
+    "gunicorn_log": set(),
+    "gunicorn_conf": {"gunicorn_log"},
     "cli": None,  # the one room that wires the others together
 }
 

@@ -82,7 +82,9 @@ def test_trailing_slash_get_and_headers(site: Gunicorn) -> None:
 def test_foreign_host_is_refused_and_logged(site: Gunicorn) -> None:
     refused = httpx2.post(site.url + "/mcp", json=INIT, headers={**JSON, "Host": "evil.example"})
     assert refused.status_code == 421
-    assert "refused an MCP request: Host 'evil.example' is not this site's" in site.log()
+    log = site.log()
+    assert "refused a request with a Host header that is not this site's" in log
+    assert "evil.example" not in log  # the event is logged, never the client's text
     assert httpx2.post(site.url + "/mcp", json=INIT, headers={**JSON, "Host": "log.example.org"}).status_code == 200
 
 
@@ -167,8 +169,13 @@ def test_host_policy_follows_the_onion_address(tmp_path: Path) -> None:
     address = [""]
     policy = HostPolicy(make_config(tmp_path, tmp_path, base_url=BASE), lambda: address[0])
     assert policy.refusal("127.0.0.1:8000") is None and policy.refusal("log.example.org") is None
-    for bad in ("", ":80", "evil.example", "log.example.org.evil.example", ONION):
+    for bad in ("", ":80", "evil.example", "log.example.org.evil.example", ONION, "127.0.0.1:8000@evil.example",
+                "127.0.0.1:80.evil.example", "127.0.0.1:99999", "127.0.0.1:8000:80", "127.0.0.1 x", "[::1]x"):
         assert policy.refusal(bad), bad
+    assert policy.refusal("127.0.0.1:8000", "http://127.0.0.1:8000") is None
+    for origin in ("http://127.0.0.1:8000@evil.example", "http://127.0.0.1:80.evil.example", "null",
+                   "http://evil.example", "http://127.0.0.1:8000/path"):
+        assert policy.refusal("127.0.0.1:8000", origin) == (403, policy.refusal("127.0.0.1", origin)[1]), origin
     assert policy.bases("127.0.0.1:8000") == (BASE, "")
     address[0] = ONION
     assert policy.refusal(ONION) is None and policy.refusal(f"{ONION}:80") is None

@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from blog.config import Config, load_config
-from blog.web import errors, fastpath, feeds, headers, mcp_mount, pages, revisions, search
+from blog.web import errors, fastpath, feeds, headers, mcp_asgi, mcp_mount, pages, revisions, search
 from blog.web.assets import stylesheet
 from blog.web.cache import PageCache
 from blog.web.state import SiteState
@@ -40,5 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(revisions.bp)
     mcp_mount.mount(app, config)  # does nothing when mcp_enabled is off
     fastpath.init_app(app)
+    # What gunicorn's asyncio worker runs, given the app on its thread pool (blog/gunicorn_conf.py).
+    app.extensions["blog.asgi_front"] = lambda pool: mcp_asgi.front(app, pool)
     return app
 

@@ -8,8 +8,10 @@ in a thread after its first answered request, so an agent's first call rarely wa
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,10 @@ HEADERS = [
     ("Cross-Origin-Resource-Policy", "same-origin"),
 ]
 _DROPPED = {"server", "set-cookie", "x-content-type-options", "cache-control"}
+STATUS = {403: "403 Forbidden", 421: "421 Misdirected Request"}
+NOT_POST = ("POST JSON-RPC to /mcp: this endpoint is stateless and answers in JSON, so there is no event "
+            "stream to GET")
+TOO_LARGE = f"the request body is over {MAX_BODY} bytes; a tool call is a few hundred"
 
 StartResponse = Callable[..., Any]
 
@@ -50,18 +56,40 @@ class McpMountError(Exception):
     """The MCP transport could not start in this worker."""
 
 
-def _host_only(host: str) -> str:
-    return host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+_HOST = re.compile(r"(?P<name>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]{2,45}\])(?::(?P<port>[0-9]{1,5}))?")
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>[^/?#@]+)")
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """Split a Host header into (lower-case name, port), or None unless it is exactly `name[:port]`.
+
+    Splitting on the last colon would take `127.0.0.1:8000@evil.example` or `127.0.0.1:80.evil.example`
+    for a loopback host; the whole value must match, and the port must be a number in range.
+    """
+    match = _HOST.fullmatch(value.strip().lower()) if len(value) <= 300 else None
+    if match is None:
+        return None
+    port = match["port"]
+    if port is not None and not 0 < int(port) < 65536:
+        return None
+    return match["name"], int(port) if port is not None else None
+
+
+def parse_origin(value: str) -> tuple[str, str, int | None] | None:
+    """Split an Origin header into (scheme, host name, port), or None unless it is `scheme://name[:port]`."""
+    match = _ORIGIN.fullmatch(value.strip().lower()) if len(value) <= 320 else None
+    host = parse_host(match["host"]) if match else None
+    return (match["scheme"], *host) if match and host else None
 
 
 class HostPolicy:
-    """Which Host headers /mcp answers: the clearnet host, loopback, and the onion address when known."""
+    """Which Host (and Origin) headers /mcp answers: the clearnet host, loopback, and the onion address."""
 
     def __init__(self, config: Config, onion_address: Callable[[], str]) -> None:
         self._onion_address = onion_address
         self._base = config.base_url.rstrip("/")
-        clearnet = urlsplit(config.base_url).netloc.lower() if config.base_url else ""
-        self._fixed = {"127.0.0.1", "localhost", "[::1]"} | ({clearnet, _host_only(clearnet)} - {""})
+        clearnet = parse_host(urlsplit(config.base_url).netloc) if config.base_url else None
+        self._fixed = {"127.0.0.1", "localhost", "[::1]"} | ({clearnet[0]} if clearnet else set())
         self._onion = ""
         self.allowed_hosts: list[str] = []
         self.allowed_origins: list[str] = []
@@ -79,12 +107,19 @@ class HostPolicy:
                                                        allowed_origins=self.allowed_origins)
         return self._settings
 
+    def _names(self) -> set[str]:
+        onion = self._onion_address().lower()
+        if onion != self._onion:
+            self._sync()
+        return self._fixed | ({self._onion} if self._onion else set())
+
     def _sync(self) -> None:
-        """Rebuild the allowed lists; the onion address may appear after the worker started."""
+        """Rebuild the SDK's lists; the onion address may appear after the worker started."""
         onion = self._onion_address().lower()
         self._onion = onion
         hosts = sorted(self._fixed | ({onion} if onion else set()))
-        # Tor clients send the bare onion name; `name:*` alone would not match it, so list both.
+        # The SDK checks again after refusal() has (strictly); its `name:*` is a prefix match, so it only
+        # ever sees hosts that passed here. Tor clients send the bare onion name: list both forms.
         self.allowed_hosts = hosts + [f"{h}:*" for h in hosts]
         self.allowed_origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + \
                                [f"{scheme}://{h}:*" for h in hosts for scheme in ("http", "https")]
@@ -92,33 +127,67 @@ class HostPolicy:
             self._settings.allowed_hosts = self.allowed_hosts
             self._settings.allowed_origins = self.allowed_origins
 
-    def refusal(self, host: str) -> str | None:
-        """Return why a Host header is refused, or None when it is allowed."""
-        if self._onion_address().lower() != self._onion:
-            self._sync()
-        if not host:
-            return "the request has no Host header"
-        allowed = self._fixed | ({self._onion} if self._onion else set())
-        if host.lower() in self.allowed_hosts or _host_only(host) in allowed:
-            return None
+    def refusal(self, host: str, origin: str | None = None) -> tuple[int, str] | None:
+        """Return (status, why) when the Host or Origin header is refused, or None when both are allowed.
+
+        The reason names the allowed hosts but never repeats what the client sent.
+        """
+        allowed = self._names()
+        parsed = parse_host(host) if host else None
         known = ", ".join(sorted(allowed))
-        return (f"Host {host!r} is not this site's (allowed: {known}); set base_url to the public address, "
-                "or wait for the onion address to be published")
+        if parsed is None or parsed[0] not in allowed:
+            what = "no Host header" if not host else "a Host header that is not this site's"
+            return 421, (f"refused a request with {what} (allowed: {known}); set base_url to the public "
+                         "address, or wait for the onion address to be published")
+        if origin:
+            seen = parse_origin(origin)
+            if seen is None or seen[1] not in allowed:
+                return 403, f"refused a request with an Origin that is not this site's (allowed: {known})"
+        return None
 
     def bases(self, host: str) -> tuple[str, str]:
         """Return (base URL, onion base URL) for a request to host; onion requests get onion URLs only."""
-        if _host_only(host).endswith(".onion"):
-            return f"http://{host}", f"http://{host}"
+        parsed = parse_host(host)
         onion = self._onion_address()
-        return self._base or f"http://{host}", (f"http://{onion}" if onion else "")
+        given = f"http://{host.strip().lower()}" if parsed else "http://127.0.0.1"
+        if parsed and parsed[0].endswith(".onion"):
+            return given, given
+        return self._base or given, (f"http://{onion}" if onion else "")
+
+
+class McpService:
+    """The SDK's server and stateless JSON transport for this worker, made when first needed.
+
+    The transport's lifespan (its task group) must run on the event loop that serves its requests: the
+    asyncio worker's own loop (blog.web.mcp_asgi), or a loop thread of its own under a WSGI server.
+    """
+
+    def __init__(self, state: SiteState, policy: HostPolicy) -> None:
+        self.state, self.policy = state, policy
+
+    def create(self) -> tuple[MCPServer, StreamableHTTPASGIApp]:
+        """Import the SDK and build the server and its transport (no I/O, no loop needed)."""
+        try:
+            from blog.mcp_server import create_server
+        except ImportError as exc:
+            raise McpMountError(f"the MCP SDK cannot be imported: {exc}; reinstall with `make install`") from exc
+        server = create_server(lambda: self.state.snapshot.build,
+                               base_url=lambda host: self.policy.bases(host)[0],
+                               onion_base=lambda host: self.policy.bases(host)[1])
+        return server, _transport(server, self.policy.settings)
 
 
 class McpBridge:
-    """Serve /mcp through the SDK, starting its event loop and lifespan lazily once per worker process."""
+    """Serve /mcp under a WSGI server (sync, gthread): read the body here, then run the SDK on a loop thread.
+
+    The asyncio worker never sends /mcp here: blog.web.mcp_asgi answers it on the worker's own loop.
+    """
 
     def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], state: SiteState, config: Config) -> None:
         self.wsgi_app, self.state = wsgi_app, state
         self.policy = HostPolicy(config, lambda: state.onion_address)
+        self.service = McpService(state, self.policy)
+        self.native = False  # set by the ASGI front: /mcp is answered there and nothing starts here
         self._lock = threading.Lock()
         self._pid = 0
         self._bridge: ASGIMiddleware | None = None
@@ -128,7 +197,7 @@ class McpBridge:
         path = environ.get("PATH_INFO", "")
         if path not in (PATH, PATH + "/"):
             answer = self.wsgi_app(environ, start_response)
-            if self._warmed != os.getpid():
+            if self._warmed != os.getpid() and not self.native:
                 self._warm()
             return answer
         return self.serve(environ, start_response)
@@ -154,15 +223,18 @@ class McpBridge:
         """Answer one request to /mcp."""
         method = environ.get("REQUEST_METHOD", "")
         if method != "POST":
-            return _plain(start_response, "405 Method Not Allowed",
-                          "POST JSON-RPC to /mcp: this endpoint is stateless and answers in JSON, "
-                          "so there is no event stream to GET", [("Allow", "POST")])
-        host = environ.get("HTTP_HOST", "")
-        why = self.policy.refusal(host)
-        if why:
-            log.warning("refused an MCP request: %s", why)
-            return _plain(start_response, "421 Misdirected Request", "this Host is not served here")
+            return _plain(start_response, "405 Method Not Allowed", NOT_POST, [("Allow", "POST")])
+        refused = self.policy.refusal(environ.get("HTTP_HOST", ""), environ.get("HTTP_ORIGIN"))
+        if refused:
+            log.warning("%s", refused[1])
+            return _plain(start_response, STATUS[refused[0]], "this Host or Origin is not served here")
+        body = _read_body(environ)
+        if isinstance(body, tuple):
+            return _plain(start_response, *body)
         environ["PATH_INFO"] = PATH  # the SDK's transport ignores the path; the slash is only cosmetic
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
         try:
             bridge = self._started()
         except McpMountError as exc:
@@ -171,8 +243,7 @@ class McpBridge:
                           [("Retry-After", "5")])
 
         def secured(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            kept = [(k, v) for k, v in headers if k.lower() not in _DROPPED]
-            return start_response(status, kept + HEADERS, exc_info)
+            return start_response(status, secure(headers), exc_info)
 
         return bridge(environ, secured)
 
@@ -189,17 +260,10 @@ class McpBridge:
         return self._bridge
 
     def _start(self) -> ASGIMiddleware:
-        try:
-            from blog.mcp_server import create_server
-        except ImportError as exc:
-            raise McpMountError(f"the MCP SDK cannot be imported: {exc}; reinstall with `make install`") from exc
-        server = create_server(lambda: self.state.snapshot.build,
-                               base_url=lambda host: self.policy.bases(host)[0],
-                               onion_base=lambda host: self.policy.bases(host)[1])
+        server, asgi = self.service.create()
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         failure: list[BaseException] = []
-        asgi = _transport(server, self.policy.settings)
         thread = threading.Thread(target=_run_lifespan, args=(loop, server, ready, failure),
                                   name="mcp-loop", daemon=True)
         thread.start()
@@ -236,6 +300,37 @@ def _run_lifespan(loop: asyncio.AbstractEventLoop, server: MCPServer, ready: thr
 
     loop.create_task(hold())
     loop.run_forever()
+
+
+def secure(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop what the SDK sets that the site does not send, and add the site's JSON-only headers."""
+    return [(k, v) for k, v in headers if k.lower() not in _DROPPED] + HEADERS
+
+
+def _read_body(environ: dict[str, Any]) -> bytes | tuple[str, str]:
+    """Read the whole request body, or return (status, text) when it is too big, short or unframed.
+
+    Handing the SDK a stream that ends before its Content-Length made a2wsgi feed it empty chunks
+    forever (a worker thread at 100 % CPU per dropped upload); the SDK now only ever sees a whole body.
+    """
+    length = environ.get("CONTENT_LENGTH") or ""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    stream = environ["wsgi.input"]
+    if chunked:
+        body = stream.read(MAX_BODY + 1)  # the server decodes the chunks and ends the stream
+    elif length.isdigit():
+        if int(length) > MAX_BODY:
+            return "413 Content Too Large", TOO_LARGE
+        body = stream.read(int(length))
+        if len(body) < int(length):
+            return "400 Bad Request", "the request body ended before its Content-Length"
+    elif length:
+        return "400 Bad Request", "Content-Length is not a number"
+    else:
+        return "411 Length Required", "send the JSON-RPC body with a Content-Length (or chunked)"
+    if len(body) > MAX_BODY:
+        return "413 Content Too Large", TOO_LARGE
+    return body
 
 
 def _plain(start_response: StartResponse, status: str, text: str,
