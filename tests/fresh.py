@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,8 +116,17 @@ def make_run(root: Path, log: Path) -> str:
             stop(process)
 
 
-def make_test(root: Path, log: Path) -> None:
-    """Run `make test` in the root with CI=true; raise with its summary line when it fails."""
+def pytest_summary(log: Path) -> str:
+    """Return pytest's closing counts from a log ("380 passed, 8 skipped"), and the first failed tests."""
+    text = log.read_text(errors="replace")
+    counts = re.findall(r"^=+ (.+?) in [\d.]+s", text, re.M)
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.M)
+    summary = counts[-1] if counts else "no pytest summary"
+    return summary + (f"; {', '.join(failed[:6])}" if failed else "")
+
+
+def make_test(root: Path, log: Path) -> str:
+    """Run `make test` in the root with CI=true; return pytest's counts, or raise with them when it fails."""
     with log.open("ab") as out:
         process = subprocess.Popen(chroot_command(root, "make test"), stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
@@ -126,8 +136,8 @@ def make_test(root: Path, log: Path) -> None:
             stop(process)
             raise RootError(f"make test ran past {TEST_TIMEOUT} s") from None
     if code != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:]
-        raise RootError(f"make test exited {code}: {' '.join(tail)}")
+        raise RootError(f"make test exited {code}: {pytest_summary(log)}")
+    return pytest_summary(log)
 
 
 def minutes(seconds: float) -> str:
@@ -155,8 +165,8 @@ def prove(suite: str) -> tuple[bool, str]:
             make_run(root, log)
             timings.append(f"make run served / and search_blog in {minutes(time.monotonic() - step)}")
             step = time.monotonic()
-            make_test(root, log)
-            timings.append(f"make test passed in {minutes(time.monotonic() - step)}")
+            counts = make_test(root, log)
+            timings.append(f"make test passed in {minutes(time.monotonic() - step)}: {counts}")
         return True, f"{name}: PASS in {minutes(time.monotonic() - started)} ({'; '.join(timings)})"
     except (RootError, OSError, subprocess.SubprocessError) as exc:
         done = "; ".join(timings)
