@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.servers import Gunicorn
+from tests.servers import ROOT, Gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +27,21 @@ CALL = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """One server for the checks that leave nothing behind."""
+    yield from serve(tmp_path_factory.mktemp("hostile"))
+
+
 @pytest.fixture
-def site(content_copy: Path, tmp_path: Path) -> Iterator[Gunicorn]:
-    with Gunicorn(content_copy, tmp_path / "data", workers=2) as server:
+def fresh_site(tmp_path: Path) -> Iterator[Gunicorn]:
+    """A server of its own, for the tests that measure what abuse leaves in the workers."""
+    yield from serve(tmp_path)
+
+
+def serve(root: Path) -> Iterator[Gunicorn]:
+    shutil.copytree(ROOT / "content", root / "content")
+    with Gunicorn(root / "content", root / "data", workers=2) as server:
         warm(server)
         yield server
 
@@ -73,7 +86,8 @@ def mcp_call(site: Gunicorn, timeout: float = 5) -> tuple[dict, float]:
     return answer.json(), time.monotonic() - start
 
 
-def test_dropped_mcp_uploads_leave_no_worker_busy(site: Gunicorn) -> None:
+def test_dropped_mcp_uploads_leave_no_worker_busy(fresh_site: Gunicorn) -> None:
+    site = fresh_site
     for _ in range(50):
         with connect(site.port) as sock:
             sock.sendall(mcp_head(site.port, 100) + b'{"jsonrpc":')
@@ -100,7 +114,8 @@ def answered(site: Gunicorn, rounds: int) -> None:
     assert took[len(took) // 2] < 1.0 and took[-1] < 2.0, took
 
 
-def test_trickling_mcp_bodies_do_not_starve_readers(site: Gunicorn) -> None:
+def test_trickling_mcp_bodies_do_not_starve_readers(fresh_site: Gunicorn) -> None:
+    site = fresh_site
     slow = []
     try:
         for _ in range(32):
@@ -139,7 +154,7 @@ def test_mcp_bodies_over_the_limit_or_unframed_are_refused(site: Gunicorn) -> No
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8000@evil.example", "127.0.0.1:80.evil.example", "evil.example",
-                                  "127.0.0.1:8000:1", "x" * 3000])
+                                  "127.0.0.1:8000:1", "x" * 3000], ids=["at", "dot", "foreign", "two-ports", "long"])
 def test_mcp_host_is_parsed_strictly(site: Gunicorn, host: str) -> None:
     refused = httpx2.post(site.url + "/mcp", json=CALL, headers={**JSON, "Host": host}, timeout=5)
     assert refused.status_code == 421
@@ -189,7 +204,7 @@ def test_what_clients_send_to_mcp_stays_out_of_the_log(site: Gunicorn) -> None:
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"b" * 9000 + b"\r\n\r\n", b"431"),
     (b"GET /<script>alert(1)</script> HTTP/9.9\r\nHost: x\r\n\r\n", b"400"),
     (b"BR<script>OKEN / HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
-])
+], ids=["long-line", "long-header", "bad-version", "bad-method"])
 def test_gunicorns_own_errors_carry_the_headers_and_echo_nothing(site: Gunicorn, request_bytes: bytes,
                                                                    status: bytes) -> None:
     with connect(site.port) as sock:
