@@ -346,3 +346,17 @@ def test_manifest_keeps_unchanged_signatures_until_the_schema_changes(tmp_path: 
         k: v for k, v in manifest.items() if k != "quokka-later"}
     monkeypatch.setattr(store, "SCHEMA_VERSION", "bumped")
     assert not set(store._manifest(new, old, manifest).values()) & set(manifest.values())
+
+
+def test_the_results_cache_stays_within_its_bytes(starter: builds.Build, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blog.index import lookup
+
+    monkeypatch.setattr(lookup, "CACHE_BYTES", 512 * 1024)  # small, so a few hundred queries overflow it
+    words = ["onion", "key", "tor", "gunicorn", "whoosh", "memory", "anchor", "search", "stem", "config"]
+    for n in range(600):
+        query = f"{words[n % 10]} {words[(n // 10) % 10]} q{n}"  # every query a new key, as a client can send
+        index.search(starter, query, limit=10)
+        assert lookup.cached_bytes() <= lookup.CACHE_BYTES
+    assert lookup.cached_bytes() > lookup.CACHE_BYTES // 2  # it does cache: the bound, not emptiness
+    first = index.search(starter, "onion key", limit=5)
+    assert index.search(starter, "onion key", limit=5) is first  # a repeated question is answered from it

@@ -31,10 +31,15 @@ QUESTION_WORDS = 4  # this many words and more: ranked OR straight away (AND ove
 # ranks below a paragraph. Measured on tests/data/questions.yml; see docs/search.md.
 CODE_WEIGHT = 0.6
 RERANK = 10
-CACHE_SIZE = 256  # recent results per worker: agents repeat their questions
+# Recent results per worker (agents repeat their questions), bounded in bytes: the key is the client's
+# query, and one answer can carry 50 whole blocks. docs/reliability.md lists every cache and its bound.
+CACHE_BYTES = 8 * 1024 * 1024
+CITATION_OVERHEAD = 600  # bytes of one Citation beyond its texts: the object, its strings' headers, dates
+SPELLINGS = 1024  # remembered spelling suggestions: a key is a query of at most MAX_QUERY characters
 FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
-_cache: OrderedDict[tuple, Results] = OrderedDict()
+_cache: OrderedDict[tuple, tuple[Results, int]] = OrderedDict()
+_cached_bytes = 0
 _spellings: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 _cache_lock = threading.Lock()
 _entries: dict[tuple[str, int], dict[str, Entry]] = {}
@@ -70,7 +75,7 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]
+            return _cache[key][0]
     handle = open_searcher(build.index_dir)
     try:
         with handle.lock:
@@ -80,11 +85,34 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
         forget(build.index_dir) if build.index_dir else None
         log.error("the search index %s failed mid-search: %s; it will be rebuilt", build.index_dir, exc)
         raise IndexUnavailable(UNAVAILABLE) from exc
-    with _cache_lock:
-        _cache[key] = results
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    _remember(key, results)
     return results
+
+
+def _size(key: tuple, results: Results) -> int:
+    """Estimate what one cached answer holds, in bytes (texts, snippets, URLs, and the key's query)."""
+    texts = sum(len(c.text) + len(c.snippet) + len(c.url) + len(c.onion_url) + len(c.title) + CITATION_OVERHEAD
+                for c in results.citations)
+    return texts + sum(len(part) for part in key if isinstance(part, str)) + CITATION_OVERHEAD
+
+
+def _remember(key: tuple, results: Results) -> None:
+    global _cached_bytes
+    size = _size(key, results)
+    if size > CACHE_BYTES // 16:
+        return  # an answer that big is cheaper to compute again than to keep
+    with _cache_lock:
+        old = _cache.pop(key, None)
+        _cached_bytes += size - (old[1] if old else 0)
+        _cache[key] = (results, size)
+        while _cached_bytes > CACHE_BYTES:
+            _, (_, dropped) = _cache.popitem(last=False)
+            _cached_bytes -= dropped
+
+
+def cached_bytes() -> int:
+    """Return the bytes the results cache holds now (for tests and docs)."""
+    return _cached_bytes
 
 
 def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Plan, mask: wq.Query | None,
@@ -173,7 +201,7 @@ def _spelling(searcher: Searcher, build: Build, stem: str) -> str | None:
         spelled = word.lower() if word else None
     with _cache_lock:
         _spellings[key] = spelled
-        while len(_spellings) > CACHE_SIZE * 4:
+        while len(_spellings) > SPELLINGS:
             _spellings.popitem(last=False)
     return spelled
 
