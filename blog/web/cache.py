@@ -6,10 +6,78 @@ import datetime as dt
 import gzip
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from threading import Lock
+from typing import Any, Generic, TypeVar
 
 from flask import Request, Response
+
+PAGE_BUDGET = 32 * 2**20  # bytes of rendered pages per worker (bodies, gzip copies, keys, headers)
+PAGE_LARGEST = PAGE_BUDGET * 3 // 4  # a bigger page is served but not kept: llms-full.txt of ~1,200 entries
+PAGE_LIMIT = 4096  # entries, so that tiny pages cannot grow the map's own table without end
+OVERHEAD = 512  # bytes an entry costs beyond its payload (objects, the key tuple, the map's slot), rounded up
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def size_of(*parts: Any) -> int:
+    """Return the payload bytes of strings, bytes and (nested) tuples or lists of them, 8 for anything else."""
+    total = 0
+    for part in parts:
+        if isinstance(part, str | bytes):
+            total += len(part)
+        elif isinstance(part, tuple | list):
+            total += size_of(*part) + 8 * len(part)
+        else:
+            total += 8
+    return total
+
+
+class ByteLRU(Generic[K, V]):
+    """A map bounded in bytes and in entries that forgets the least recently used entry first."""
+
+    def __init__(self, measure: Callable[[K, V], int], budget: int, largest: int, limit: int) -> None:
+        self.measure, self.budget, self.largest, self.limit = measure, budget, largest, limit
+        self.items: OrderedDict[K, V] = OrderedDict()
+        self._sizes: dict[K, int] = {}
+        self.total = 0  # bytes held, as counted by put()
+        self._lock = Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> bool:
+        """Keep value under key, forgetting the least recently used; refuse one bigger than `largest`."""
+        size = self.measure(key, value) + OVERHEAD
+        with self._lock:
+            self._forget(key)
+            if size > self.largest:
+                return False
+            self.items[key] = value
+            self._sizes[key] = size
+            self.total += size
+            while self.total > self.budget or len(self.items) > self.limit:
+                self._forget(next(iter(self.items)))
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self.items.clear()
+            self._sizes.clear()
+            self.total = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _forget(self, key: K) -> None:
+        if self.items.pop(key, None) is not None:
+            self.total -= self._sizes.pop(key)
 
 
 @dataclass(frozen=True)
@@ -22,6 +90,11 @@ class CachedPage:
     mimetype: str
     last_modified: dt.datetime
     status: int = 200
+
+    @property
+    def size(self) -> int:
+        """Return the bytes this page holds."""
+        return len(self.body) + len(self.gzipped) + len(self.etag) + len(self.mimetype)
 
     @classmethod
     def make(cls, text: str, mimetype: str, last_modified: dt.datetime, status: int = 200) -> CachedPage:
@@ -71,28 +144,12 @@ def _not_modified(request: Request, etag: str, last_modified: dt.datetime | None
     return bool(since and last_modified and last_modified <= since)
 
 
-class PageCache:
-    """A bounded map from (build, epoch, base, path) to a CachedPage."""
+class PageCache(ByteLRU[tuple, CachedPage]):
+    """Rendered pages by (build, epoch, base, onion, name, path, query variant), within PAGE_BUDGET bytes."""
 
-    def __init__(self, limit: int = 4096) -> None:
-        self._pages: OrderedDict[tuple, CachedPage] = OrderedDict()
-        self._limit = limit
-        self._lock = Lock()
+    def __init__(self, budget: int = PAGE_BUDGET, largest: int = PAGE_LARGEST, limit: int = PAGE_LIMIT) -> None:
+        super().__init__(lambda key, page: page.size + size_of(key), budget, largest, limit)
 
-    def get(self, key: tuple) -> CachedPage | None:
-        with self._lock:
-            page = self._pages.get(key)
-            if page is not None:
-                self._pages.move_to_end(key)
-            return page
-
-    def put(self, key: tuple, page: CachedPage) -> None:
-        with self._lock:
-            self._pages[key] = page
-            self._pages.move_to_end(key)
-            while len(self._pages) > self._limit:
-                self._pages.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pages.clear()
+    @property
+    def _pages(self) -> OrderedDict[tuple, CachedPage]:
+        return self.items

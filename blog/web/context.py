@@ -1,9 +1,10 @@
-"""Per-request helpers shared by the blueprints: the build, the host's base URL, cached responses."""
+"""Per-request helpers shared by the blueprints: the build, the request's base URL, cached responses."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from flask import Response, current_app, render_template, request
 
@@ -12,6 +13,7 @@ from blog.config import Config
 from blog.web.cache import CachedPage, PageCache
 from blog.web.fastpath import MARK
 from blog.web.state import SiteState
+from blog.web.urls import Base, host_of, resolve
 
 Producer = Callable[[], tuple[str, str, dt.datetime]]  # (text, mimetype, last modified)
 
@@ -28,20 +30,19 @@ def build() -> Build:
     return state().snapshot.build
 
 
-def request_host() -> str:
-    return request.host.rsplit(":", 1)[0].lower() if request.host else ""
+def base() -> Base:
+    """Return where this request's absolute links point (blog.web.urls.resolve: the rule and why)."""
+    return resolve(host_of(request.environ), config().base_url, state().onion_address)
 
 
 def is_onion_request() -> bool:
     """Tell whether the request came to an onion host (the only case with no clearnet URL allowed)."""
-    return request_host().endswith(".onion")
+    return base().onion
 
 
 def base_url() -> str:
-    """Return the absolute base for links that must be absolute: the onion host, or the clearnet one."""
-    if is_onion_request():
-        return f"http://{request.host}"
-    return config().base_url.rstrip("/") or request.host_url.rstrip("/")
+    """Return the absolute base for links that must be absolute: the onion host, or the site's address."""
+    return base().url
 
 
 def onion_base() -> str:
@@ -50,18 +51,38 @@ def onion_base() -> str:
     return f"http://{address}" if address else ""
 
 
-def cached(name: str, produce: Producer, status: int = 200) -> Response:
-    """Serve a response from this build's cache, producing it once on a miss."""
+def cached(name: str, produce: Producer, status: int = 200, params: tuple[str, ...] = ()) -> Response:
+    """Serve a response from this build's cache, producing it once on a miss.
+
+    `params` names the query parameters the page reads: the page is kept once per their values, and
+    any other query string gets the same answer (it cannot change the page).
+    """
+    variant = _variant(params)
     snapshot = state().snapshot
-    key = (snapshot.build.id, snapshot.epoch, base_url(), onion_base(), name, request.full_path)
+    where = base()
+    key = (snapshot.build.id, snapshot.epoch, where.url, where.onion, onion_base(), name, request.path, variant)
     cache: PageCache = current_app.extensions["blog.cache"]
     page = cache.get(key)
     if page is None:
         text, mimetype, modified = produce()
         page = CachedPage.make(text, mimetype, modified, status)
         cache.put(key, page)
-    request.environ[MARK] = page.etag  # the fast path may replay this answer
+    request.environ[MARK] = (page.etag, params)  # the fast path may replay this answer
     return page.respond(request)
+
+
+def canonical_path() -> str:
+    """Return the path and the part of the query the page reads (all of it for a page that is not cached)."""
+    mark = request.environ.get(MARK)
+    if mark is None:
+        return request.full_path.rstrip("?")
+    variant = _variant(mark[1])
+    return f"{request.path}?{urlencode(variant)}" if variant else request.path
+
+
+def _variant(params: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # What fastpath.query_variant() computes from the raw query, from the request's own parse.
+    return tuple((k, v) for k, v in request.args.items(multi=True) if k in params) if params else ()
 
 
 def page(template: str, **context: object) -> str:

@@ -2,56 +2,95 @@
 
 Flask's routing, request context and header hook cost more than half of a cached page view (see
 docs/performance.md). Every cached page is a pure function of the build, the onion address and what the
-request says (host, scheme, path, query, whether it takes gzip), so the first answer Flask gives for such a
-request is recorded byte for byte and replayed until the build or the onion address changes. Anything the
-recorder has not seen — other methods, If-Modified-Since, errors, search, /mcp — goes to Flask unchanged.
+request says (scheme, the base its Host resolves to, path, the query parameters the page reads, whether it
+takes gzip), so the first answer Flask gives for such a request is recorded byte for byte and replayed
+until the build or the onion address changes. Anything the recorder has not seen — other methods,
+If-Modified-Since, errors, search, /mcp, a path Flask has not answered yet — goes to Flask unchanged.
+
+The page tells the recorder which query parameters it reads (context.cached() puts them in the environ
+with the ETag); the recorder keeps them per path, so `/feed.atom?cb=1` and `?cb=2` are one answer and
+`/?page=2` another. Recorded answers are bounded in bytes (BUDGET) and the least recently used go first.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 
 from flask import Flask
 from werkzeug.http import parse_etags
 
+from blog.web.cache import ByteLRU, size_of
 from blog.web.state import SiteState
+from blog.web.urls import host_of, resolve
 
 log = logging.getLogger(__name__)
 
-MARK = "blog.cached_etag"  # set in the WSGI environ by context.cached() when it answered from the cache
+MARK = "blog.cached"  # set in the WSGI environ by context.cached(): (etag, the query parameters the page reads)
+BUDGET = 16 * 2**20  # bytes of recorded answers per worker (bodies, headers, keys)
+LARGEST = BUDGET // 8  # a bigger answer goes through Flask's page cache: 150 µs is nothing beside its bytes
 LIMIT = 4096  # recorded answers per worker, like the page cache
 
 StartResponse = Callable[..., Any]
 Recorded = tuple[str, list[tuple[str, str]], bytes]
+Variant = tuple[tuple[str, str], ...]
+
+
+class Answer(NamedTuple):
+    """A recorded answer, or (recorded None) only the query parameters its path reads."""
+
+    snapshot: object
+    onion: str
+    etag: str
+    params: tuple[str, ...]
+    recorded: Recorded | None
 
 
 class FastPath:
     """Answer repeated GETs of cached pages from recorded responses; pass everything else to the app."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], state: SiteState, limit: int = LIMIT) -> None:
-        self.app, self.state, self.limit = app, state, limit
-        self._answers: dict[tuple[str, ...], tuple[object, str, str, Recorded]] = {}
-        self._writing = threading.Lock()
+    def __init__(self, app: Callable[..., Iterable[bytes]], state: SiteState, limit: int = LIMIT,
+                 budget: int = BUDGET, largest: int = LARGEST) -> None:
+        self.app, self.state = app, state
+        self._store: ByteLRU[tuple, Answer] = ByteLRU(_measure, budget, largest, limit)
         self.replayed = 0  # answers served without Flask, for tests and the bench
+
+    @property
+    def limit(self) -> int:
+        return self._store.limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._store.limit = value
+
+    @property
+    def _answers(self) -> dict[tuple, Answer]:
+        return self._store.items
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "GET" or "HTTP_IF_MODIFIED_SINCE" in environ:
             return self.app(environ, start_response)
-        key = _key(environ)
-        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        found = self._answers.get(key)
         snapshot, onion = self.state.snapshot, self.state.onion_address
-        if found is not None and found[0] is snapshot and found[1] == onion:
-            etag = found[2]
-            if if_none_match is None or not parse_etags(if_none_match).contains_weak(etag):
-                return self._replay(found[3], start_response)
-            not_modified = self._answers.get((*key, "304"))
-            if not_modified is not None and not_modified[0] is snapshot and not_modified[1] == onion:
-                return self._replay(not_modified[3], start_response)
-        return self._record(key, environ, start_response, snapshot, onion)
+        key = _key(environ, self.state.config.base_url, onion)
+        found = self._store.get(key)
+        if found is not None and found.params:
+            variant = query_variant(environ, found.params)
+            if variant is None:
+                return self.app(environ, start_response)
+            if variant:
+                key = (*key, variant)
+                found = self._store.get(key)
+        if found is not None and found.recorded is not None and found.snapshot is snapshot and found.onion == onion:
+            if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+            if if_none_match is None or not parse_etags(if_none_match).contains_weak(found.etag):
+                return self._replay(found.recorded, start_response)
+            not_modified = self._store.get((*key, "304"))
+            if (not_modified is not None and not_modified.recorded is not None
+                    and not_modified.snapshot is snapshot and not_modified.onion == onion):
+                return self._replay(not_modified.recorded, start_response)
+        return self._record(environ, start_response, snapshot, onion)
 
     def _replay(self, answer: Recorded, start_response: StartResponse) -> list[bytes]:
         self.replayed += 1
@@ -59,8 +98,8 @@ class FastPath:
         start_response(status, list(headers))
         return [body]
 
-    def _record(self, key: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse,
-                snapshot: object, onion: str) -> Iterable[bytes]:
+    def _record(self, environ: dict[str, Any], start_response: StartResponse, snapshot: object,
+                onion: str) -> Iterable[bytes]:
         seen: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -68,8 +107,8 @@ class FastPath:
             return start_response(status, headers, exc_info)
 
         body = self.app(environ, capture)
-        etag = environ.get(MARK)
-        if etag is None or not seen or seen[2] is not None:
+        mark = environ.get(MARK)
+        if mark is None or not seen or seen[2] is not None:
             return body
         status: str = seen[0]
         code = status.split(" ", 1)[0]
@@ -81,12 +120,15 @@ class FastPath:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-        if self.state.snapshot is snapshot:  # a reload during the request would make the answer stale
-            answer_key = key if code == "200" else (*key, "304")
-            with self._writing:  # reads stay lock-free; only recording (rare) takes the lock
-                if len(self._answers) >= self.limit:
-                    self._answers.pop(next(iter(self._answers)))
-                self._answers[answer_key] = (snapshot, onion, etag, (status, list(seen[1]), data))
+        etag, params = mark
+        variant = query_variant(environ, params)
+        if self.state.snapshot is snapshot and variant is not None:  # a reload during the request: stale
+            key = _key(environ, self.state.config.base_url, onion)
+            if variant and self._store.get(key) is None:  # remember what the path reads, for the next request
+                self._store.put(key, Answer(snapshot, onion, etag, params, None))
+            answer_key = (*key, variant) if variant else key
+            self._store.put((*answer_key, "304") if code == "304" else answer_key,
+                            Answer(snapshot, onion, etag, params, (status, list(seen[1]), data)))
         return [data]
 
 
@@ -97,9 +139,31 @@ def init_app(app: Flask) -> None:
     app.wsgi_app = fast  # type: ignore[method-assign]
 
 
-def _key(environ: dict[str, Any]) -> tuple[str, ...]:
-    """Return everything in a GET that a cached page's bytes and headers depend on."""
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+def query_variant(environ: dict[str, Any], params: tuple[str, ...]) -> Variant | None:
+    """Return the (name, value) pairs of the query that a page reading `params` sees; None if undecodable.
+
+    Parsed as werkzeug parses request.args, so that one variant is one answer.
+    """
+    query = environ.get("QUERY_STRING", "")
+    if not params or not query:
+        return ()
+    if query.isascii() and "%" not in query and "+" not in query:  # nothing to decode: split as parse_qsl does
+        pairs = [piece.partition("=")[::2] for piece in query.split("&") if piece]
+    else:
+        try:
+            pairs = parse_qsl(query.encode("latin1").decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+        except UnicodeError:
+            return None
+    return tuple(pair for pair in pairs if pair[0] in params)
+
+
+def _key(environ: dict[str, Any], base_url: str, onion: str) -> tuple:
+    """Return everything in a GET that a cached page's bytes and headers depend on, but its query."""
     gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
-    return (environ.get("wsgi.url_scheme", "http"), host, environ.get("SCRIPT_NAME", ""),
-            environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), "gzip" if gzip else "")
+    base = resolve(host_of(environ), base_url, onion)
+    return (environ.get("wsgi.url_scheme", "http"), base.url, base.onion, environ.get("SCRIPT_NAME", ""),
+            environ.get("PATH_INFO", ""), "gzip" if gzip else "")
+
+
+def _measure(key: tuple, answer: Answer) -> int:
+    return size_of(key, answer.etag, answer.params, answer.recorded or ())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 from blog.web.assets import content_security_policy
-from blog.web.context import is_onion_request, onion_base
+from blog.web.context import canonical_path, is_onion_request, onion_base
 
 
 def init_app(app: Flask) -> None:
@@ -26,5 +26,6 @@ def init_app(app: Flask) -> None:
         headers.pop("Set-Cookie", None)
         onion = onion_base()
         if onion and not is_onion_request() and not request.path.startswith("/mcp"):
-            headers["Onion-Location"] = f"{onion}{request.full_path.rstrip('?')}"
+            # The part of the query a cached page reads: a replayed answer carries this header too.
+            headers["Onion-Location"] = f"{onion}{canonical_path()}"
         return response

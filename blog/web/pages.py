@@ -52,7 +52,7 @@ def home():
                     reading=order if number == 1 else [])
         return html, "text/html", _latest(entries)
 
-    return cached("home", produce)
+    return cached("home", produce, params=("page",))
 
 
 @bp.get("/log/<slug>")
