@@ -200,6 +200,7 @@ def test_the_order_onion_host_then_base_url_then_loopback_then_onion_address() -
     assert resolve("evil.example", "", ours) == resolve("", "", ours)
     assert resolve("evil.example", "", ours).url == f"http://{ours}" and not resolve("evil.example", "", ours).onion
     assert resolve("evil.example", "", "").url == FALLBACK
+    assert resolve("127.0.0.1" + " " * 8000, "", ours) == resolve("", "", ours)  # not kept in the memo whole
 
 
 @pytest.mark.parametrize("path", [*MACHINE_TEXTS, "/", "/log/verify-config"])

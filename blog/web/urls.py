@@ -30,7 +30,9 @@ class Base:
     onion: bool  # the request itself came over an onion service: no clearnet link, no Onion-Location
 
 
-@lru_cache(maxsize=512)  # keyed on the raw Host: a flood of random Hosts costs a parse each, not memory
+LONGEST = 80  # an onion name with a port is 68 characters, a loopback Host at most 47
+
+
 def resolve(host: str, base_url: str, onion_address: str) -> Base:
     """Return the base for a request to `host` (the raw Host header) on a site with these addresses.
 
@@ -39,6 +41,12 @@ def resolve(host: str, base_url: str, onion_address: str) -> Base:
     it is loopback (a developer's browser); else the onion address; else a fixed loopback base. A Host
     anyone can send never reaches an absolute link on a site with an address of its own.
     """
+    # A longer Host is neither onion nor loopback, so it resolves as no Host does; the memo stays small.
+    return _resolve(host if len(host) <= LONGEST else "", base_url, onion_address)
+
+
+@lru_cache(maxsize=512)  # keyed on the raw Host: a flood of random Hosts costs a parse each, not memory
+def _resolve(host: str, base_url: str, onion_address: str) -> Base:
     host, base_url, onion_address = host.lower(), base_url.rstrip("/"), onion_address.lower()
     onion = _ONION.fullmatch(host)
     if onion and _valid_port(onion["port"]) and (onion["name"] == onion_address or is_v3_onion(onion["name"])):
