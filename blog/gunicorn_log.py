@@ -72,7 +72,11 @@ class SafeLogger(Logger):
         handler._blog = True  # type: ignore[attr-defined]
         handler.setFormatter(BoundedFormatter(self.error_fmt, self.datefmt))
         handler.addFilter(quiet)
-        root.addHandler(handler)  # the root keeps its level (WARNING): what Python printed before, formatted
+        root.addHandler(handler)
+        # The app's own events at the server's level (a reload, a rebuilt index, the MCP transport started);
+        # the SDK's INFO lines are one per request, which the access log already has.
+        root.setLevel(self.loglevel)
+        logging.getLogger("mcp").setLevel(max(self.loglevel, logging.WARNING))
 
     def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         atoms = super().atoms(resp, req, environ, request_time)

@@ -194,7 +194,7 @@ def test_preloaded_app_starts_the_transport_in_each_worker(tmp_path: Path) -> No
     server = Gunicorn(tmp_path / "content", tmp_path / "data", workers=2)
     server.args.insert(-1, "--preload")
     with server:
-        answers = [httpx2.post(server.url + "/mcp", json=INIT, headers=JSON) for _ in range(8)]
+        answers = [httpx2.post(server.url + "/mcp", json=INIT, headers=JSON, timeout=60) for _ in range(8)]
         assert [a.status_code for a in answers] == [200] * 8
         started = {int(pid) for pid in re.findall(r"MCP transport started in worker (\d+)", server.log())}
         assert started and started <= set(server.worker_pids())  # never in the master, before the fork

@@ -22,6 +22,7 @@ from flask import Flask
 
 from blog.config import Config
 from blog.web.state import SiteState, freeze_heap
+from blog.web.urls import resolve
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -147,12 +148,11 @@ class HostPolicy:
 
     def bases(self, host: str) -> tuple[str, str]:
         """Return (base URL, onion base URL) for a request to host; onion requests get onion URLs only."""
-        parsed = parse_host(host)
         onion = self._onion_address()
-        given = f"http://{host.strip().lower()}" if parsed else "http://127.0.0.1"
-        if parsed and parsed[0].endswith(".onion"):
-            return given, given
-        return self._base or given, (f"http://{onion}" if onion else "")
+        base = resolve(host, self._base, onion)  # the same rule as the pages' links (blog/web/urls.py)
+        if base.onion:
+            return base.url, base.url
+        return base.url, (f"http://{onion}" if onion else "")
 
 
 class McpService:
