@@ -120,8 +120,15 @@ def new_user_root(suite: str) -> Path:
     return pristine_root(suite, NEW_USER, flavour="newuser")
 
 
+# Never copied: what the Makefile, pip and the tests make (git ignores them too, when there is a .git).
+LOCAL_ONLY = {".git", ".venv", "var", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "dist"}
+
+
 def working_tree_files() -> list[str]:
     """Return the working tree's files, committed and uncommitted alike, without what git ignores (.venv, var/)."""
+    if not (ROOT / ".git").exists():  # an unpacked tarball, or a copy made by this very function
+        return sorted(str(path.relative_to(ROOT)) for path in ROOT.rglob("*") if path.is_file()
+                      and not LOCAL_ONLY & set(path.relative_to(ROOT).parts) and path.suffix != ".pyc")
     listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT)
     if listed.returncode != 0:
         raise RootError(f"git ls-files failed: {listed.stderr}")
@@ -129,10 +136,12 @@ def working_tree_files() -> list[str]:
 
 
 def copy_working_tree(target: Path) -> None:
-    """Copy the working tree into target, as a fresh clone with its uncommitted changes would be."""
+    """Copy the working tree into target as a fresh clone with its uncommitted changes: .git included."""
     for name in working_tree_files():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target / name)
+        shutil.copy2(ROOT / name, target / name, follow_symlinks=False)  # blog/tor/torrc.template is a link
+    if (ROOT / ".git").is_dir():
+        shutil.copytree(ROOT / ".git", target / ".git", ignore=shutil.ignore_patterns("*.lock"))
 
 
 def tree_digest(packages: str, *names: str) -> str:
