@@ -176,16 +176,27 @@ def prove(suite: str) -> tuple[bool, str]:
         remove_tree(work)
 
 
-def main(argv: list[str] | None = None) -> int:
+def releases_from(argv: list[str] | None) -> list[str]:
+    """Return the releases named on the command line, all of them when none is named."""
     parser = argparse.ArgumentParser(prog="make fresh", description=__doc__.splitlines()[0])
-    parser.add_argument("releases", nargs="*", default=list(RELEASES), choices=list(RELEASES),
-                        help="Debian codenames (default: all)")
-    args = parser.parse_args(argv)
+    # No `choices` on the positional: with nargs="*" and nothing given, Python 3.11's argparse checks the
+    # default list itself against the choices and refuses it, so plain `make fresh` failed.
+    parser.add_argument("releases", nargs="*", metavar="RELEASE",
+                        help=f"Debian codenames, any of {', '.join(RELEASES)} (default: all)")
+    named = parser.parse_args(argv).releases
+    unknown = [name for name in named if name not in RELEASES]
+    if unknown:
+        parser.error(f"unknown release {', '.join(unknown)}; choose from {', '.join(RELEASES)}")
+    return named or list(RELEASES)
+
+
+def main(argv: list[str] | None = None) -> int:
+    releases = releases_from(argv)
     if os.geteuid() != 0:
         print("make fresh needs root: mmdebstrap, chroot and mount", file=sys.stderr)
         return 2
     results = []
-    for suite in args.releases:
+    for suite in releases:
         ok, line = prove(suite)
         print(line, flush=True)
         results.append(ok)

@@ -108,3 +108,12 @@ def test_the_makefile_installs_the_package_list() -> None:
                             check=True).stdout.split()
     assert listed == debian_packages()
     assert "libatomic1" in listed, "Playwright's node driver links libatomic.so.1"
+
+
+def test_make_fresh_takes_every_release_when_none_is_named() -> None:
+    from tests.fresh import RELEASES, releases_from
+
+    assert releases_from([]) == list(RELEASES)  # plain `make fresh`
+    assert releases_from(["trixie"]) == ["trixie"]
+    with pytest.raises(SystemExit):
+        releases_from(["sid"])
