@@ -29,7 +29,8 @@ POINTER = "current"
 KEEP_BUILDS = 3
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
 RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps after reading them
-BUILD_FORMAT = 2  # what a saved build holds; a build of another format is rebuilt, not read
+BUILD_FORMAT = 3  # what a saved build holds; a build of another format is rebuilt, not read
+# 3: the content room became a package (blog.content.*), so a format-2 pickle names modules that are gone.
 
 
 class BuildError(Exception):
@@ -336,7 +337,8 @@ def load(builds_dir: Path, build_id: str) -> Build:
     try:
         with path.open("rb") as handle:
             build = pickle.load(handle)  # noqa: S301 - written by this software into its own 0700 directory
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        # AttributeError and ImportError: a build pickled by a version whose classes lived elsewhere.
         raise BuildError(f"cannot read build {path}: {exc} (run `blog build`)") from exc
     if getattr(build, "format", 1) != BUILD_FORMAT:
         raise BuildError(f"build {path} was written by another version of this software (run `blog build`)")

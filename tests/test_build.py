@@ -53,6 +53,16 @@ def test_a_build_of_another_format_is_refused_and_rebuilt(config: Config) -> Non
     assert again.site.entries[0].body == first.site.entries[0].body
 
 
+def test_a_build_naming_modules_that_are_gone_is_refused_and_rebuilt(config: Config) -> None:
+    first = publish.publish(config)
+    # What a build pickled before the content room became a package looks like to this version.
+    (first.path / builds.SNAPSHOT).write_bytes(b"cblog.contenttext\nText\n.")
+    with pytest.raises(builds.BuildError, match="cannot read build"):
+        builds.load_current(config.builds_dir)
+    again = publish.publish(config, force=True)
+    assert builds.load_current(config.builds_dir).id == again.id
+
+
 def test_an_unchanged_entry_is_copied_not_rendered_again(config: Config) -> None:
     first = publish.publish(config)
     entry = first.site.entries[0]

@@ -243,7 +243,7 @@ def test_worker_rss_with_the_index_open_stays_under_target(tmp_path: Path) -> No
     per_entry = (figures["rss_open"] - figures["rss_start"]) / RSS_SAMPLE
     predicted = figures["rss_start"] + per_entry * 1000
     assert predicted <= RSS_TARGET_MB, f"{predicted:.0f} MB predicted at 1,000 entries: {figures}"
-    # Holding every entry's Markdown (before blog/contenttext.py) measured 340 MB at 10,000 entries.
+    # Holding every entry's Markdown (before blog/content/text.py) measured 340 MB at 10,000 entries.
     at_10k = figures["rss_start"] + per_entry * 10_000
     assert at_10k <= RSS_TARGET_10K_MB, f"{at_10k:.0f} MB predicted at 10,000 entries: {figures}"
     assert figures["rss_open"] - figures["rss_build"] <= 15, f"opening the index cost too much: {figures}"

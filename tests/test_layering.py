@@ -10,10 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent / "blog"
 # room -> the rooms it may import (besides itself and config, which everything may read)
 ALLOWED = {
     "config": set(),
-    "contentcheck": set(),
-    "contenttext": set(),
-    "contentread": {"contentcheck"},
-    "content": {"contentcheck", "contentread", "contenttext"},
+    "content": set(),
     "render": set(),
     "build": {"content", "render"},
     "index": {"content", "render", "build"},

@@ -1,35 +1,20 @@
-"""The operator's content: entries, pages and the reading order, parsed and checked strictly."""
+"""The content tree read strictly: every file parsed and checked, every problem collected with its line."""
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from blog.contentcheck import ContentError, ContentProblems, unsafe_html_problems
-from blog.contentread import Reader, key_line
-from blog.contenttext import Text, Written
+from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
+from blog.content.model import Entry, Page, ReadingItem, Site, Update
+from blog.content.read import Reader, key_line
+from blog.content.text import Text
 
-__all__ = [
-    "ContentError",
-    "ContentProblems",
-    "Entry",
-    "Page",
-    "ReadingItem",
-    "Site",
-    "Update",
-    "check_site",
-    "load_site",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["check_site", "load_site"]
 
 ENTRY_NAME = re.compile(r"^(?P<day>\d{4}-\d{2}-\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
 PAGE_NAME = re.compile(r"^(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
@@ -51,107 +36,6 @@ PAGE_KEYS: dict[str, tuple[bool, str]] = {
     "title": (True, 'a quoted string, e.g. title: "Start here"'),
     "summary": (True, "one sentence"),
 }
-
-
-@dataclass(frozen=True)
-class Update:
-    """A dated correction to a published entry."""
-
-    date: dt.datetime
-    reason: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Entry(Written):
-    """One dated log entry, as written by the operator."""
-
-    slug: str
-    title: str
-    date: dt.datetime
-    tags: tuple[str, ...]
-    summary: str
-    text: Text  # the Markdown, in memory or in the saved build: see blog/contenttext.py
-    path: Path
-    body_line: int
-    draft: bool = False
-    series: str = ""
-    updates: tuple[Update, ...] = ()
-    upstream: tuple[Any, ...] = ()
-
-    @property
-    def url(self) -> str:
-        return f"/log/{self.slug}"
-
-    @property
-    def last_updated(self) -> dt.datetime:
-        return max([self.date, *(u.date for u in self.updates)])
-
-    @property
-    def body_hash(self) -> str:
-        return self.text.digest
-
-    def is_published(self, now: dt.datetime) -> bool:
-        return not self.draft and self.date <= now
-
-
-@dataclass(frozen=True)
-class Page(Written):
-    """A standing page: start here, the thesis, the manifesto, the roadmap, about."""
-
-    slug: str
-    title: str
-    summary: str
-    text: Text
-    path: Path
-    body_line: int
-
-    @property
-    def url(self) -> str:
-        return f"/pages/{self.slug}"
-
-
-@dataclass(frozen=True)
-class ReadingItem:
-    """One step of the reading order shown on the home page."""
-
-    kind: str  # "page" | "entry"
-    slug: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Site:
-    """All entries (drafts and scheduled ones included), pages and the reading order."""
-
-    entries: tuple[Entry, ...]
-    pages: dict[str, Page]
-    reading_order: tuple[ReadingItem, ...] = ()
-    root: Path = field(default=Path())
-
-    def published(self, now: dt.datetime | None = None) -> list[Entry]:
-        """Return the entries a reader may see now, newest first."""
-        now = now or utcnow()
-        return [e for e in self.entries if e.is_published(now)]
-
-    @functools.cached_property
-    def by_slug(self) -> dict[str, Entry]:
-        """Every entry (drafts and scheduled ones too) by slug."""
-        return {e.slug: e for e in self.entries}
-
-    def entry(self, slug: str, now: dt.datetime | None = None) -> Entry | None:
-        """Return a published entry by slug."""
-        found = self.by_slug.get(slug)
-        return found if found is not None and found.is_published(now or utcnow()) else None
-
-    def next_publication(self, now: dt.datetime) -> dt.datetime | None:
-        """Return when the next scheduled (non-draft) entry goes live, if any."""
-        future = [e.date for e in self.entries if not e.draft and e.date > now]
-        return min(future) if future else None
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _read_entry(path: Path, root: Path) -> tuple[Entry | None, list[ContentError]]:

@@ -11,7 +11,7 @@ from typing import Any
 import frontmatter
 import yaml
 
-from blog.contentcheck import ContentError
+from blog.content.check import ContentError
 
 __all__ = ["Reader", "as_time", "key_line"]
 

@@ -1,0 +1,26 @@
+"""The operator's content: entries, pages and the reading order, parsed and checked strictly.
+
+`model` holds what is written, `load` reads a content tree, `read` one file, `check` the problems and the
+raw-HTML rules, `text` an entry's Markdown (in memory, or read back from its saved build).
+"""
+
+from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
+from blog.content.load import check_site, load_site
+from blog.content.model import Entry, Page, ReadingItem, Site, Update, utcnow
+from blog.content.text import Text, Written
+
+__all__ = [
+    "ContentError",
+    "ContentProblems",
+    "Entry",
+    "Page",
+    "ReadingItem",
+    "Site",
+    "Text",
+    "Update",
+    "Written",
+    "check_site",
+    "load_site",
+    "unsafe_html_problems",
+    "utcnow",
+]
