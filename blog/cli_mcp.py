@@ -20,9 +20,9 @@ from mcp.shared.exceptions import MCPError
 from blog.config import Config, ConfigError, load_config
 from blog.content import ContentProblems
 from blog.mcp_server import create_server
+from blog.serving.current import SiteState
 from blog.tor import egress
 from blog.tor.errors import TorError
-from blog.web.state import SiteState
 
 log = logging.getLogger(__name__)
 

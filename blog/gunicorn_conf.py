@@ -6,6 +6,8 @@ import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
 import gunicorn.util
 
+from blog.serving.headers import NO_STORE, security_headers
+
 # Slow clients must not starve readers. gthread parses request headers on a pool thread with a blocking
 # socket and no deadline, so 256 clients trickling one header line every 2 s held all 16 threads and
 # readers timed out (docs/reliability.md). gunicorn's asyncio worker parses headers on its event loop:
@@ -95,10 +97,8 @@ gunicorn.asgi.protocol._CACHED_SERVER_HEADER = b""  # the asyncio worker's banne
 
 # gunicorn answers malformed requests itself (400, 414, 431, 501) before the app sees them. Its answers
 # quoted the bad token back and carried none of the site's headers; these carry a fixed text and the
-# same policy as every other answer.
-ERROR_HEADERS = (("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-                 ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-                 ("Cache-Control", "no-store"))
+# same headers as every other answer (blog/serving/headers.py).
+ERROR_HEADERS = (*security_headers(), NO_STORE)
 
 
 def _plain_error(self, status, message, extra_headers=()):  # type: ignore[no-untyped-def]

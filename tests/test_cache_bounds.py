@@ -16,11 +16,11 @@ import pytest
 from flask import request
 from werkzeug.test import Client
 
+from blog.serving.urls import FALLBACK, is_v3_onion, loopback_authority, resolve
 from blog.web import create_app, fastpath
 from blog.web.cache import PAGE_BUDGET, CachedPage, PageCache
 from blog.web.context import _variant
 from blog.web.fastpath import query_variant
-from blog.web.urls import FALLBACK, is_v3_onion, loopback_authority, resolve
 from tests.conftest import make_config
 from tests.servers import Gunicorn
 

@@ -15,14 +15,16 @@ ALLOWED = {
     "build": {"content", "render"},
     "index": {"content", "render", "build"},
     "publish": {"content", "render", "build", "index", "honesty"},
-    "mcp": {"content", "render", "build", "index", "publish"},
-    "web": {"content", "render", "build", "index", "publish", "mcp"},
+    # publish: until the builder lands (issue 16 part 1)
+    "serving": {"content", "build", "index", "publish"},
+    "mcp": {"content", "render", "build", "index", "publish", "serving"},
+    "web": {"content", "render", "build", "index", "publish", "serving", "mcp"},
     "tor": set(),
     "onionbalance": {"tor"},
     "links": {"tor", "content"},
     "honesty": {"content", "render", "build", "tor"},
     "gunicorn_log": set(),
-    "gunicorn_conf": {"gunicorn_log"},
+    "gunicorn_conf": {"gunicorn_log", "serving"},
     "cli": None,  # the one room that wires the others together
 }
 

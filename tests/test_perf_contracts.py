@@ -11,8 +11,8 @@ import pytest
 from flask import template_rendered
 
 from blog import publish
+from blog.serving import current as state_module
 from blog.web import create_app
-from blog.web import state as state_module
 from tests.conftest import make_config
 
 CACHED = ["/", "/log/verify-config", "/log/verify-config.md", "/tags", "/tags/tor", "/archive", "/archive/2026",

@@ -12,8 +12,8 @@ import pytest
 
 from blog import publish
 from blog.content import ContentProblems
+from blog.serving import current as state_module
 from blog.web import create_app
-from blog.web import state as state_module
 from tests.conftest import DATA, make_config
 
 ROUTES = ["/", "/log/verify-config", "/log/gunicorn-banner", "/log/verify-config.md", "/tags", "/tags/tor",

@@ -7,10 +7,10 @@ import logging
 from flask import Flask
 
 from blog.config import Config, load_config
+from blog.serving.current import SiteState
 from blog.web import errors, fastpath, feeds, headers, mcp_asgi, mcp_mount, pages, revisions, search
 from blog.web.assets import stylesheet
 from blog.web.cache import PageCache
-from blog.web.state import SiteState
 
 log = logging.getLogger(__name__)
 

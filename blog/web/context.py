@@ -10,10 +10,10 @@ from flask import Response, current_app, render_template, request
 
 from blog.build import Build
 from blog.config import Config
+from blog.serving.current import SiteState
+from blog.serving.urls import Base, host_of, resolve
 from blog.web.cache import CachedPage, PageCache
 from blog.web.fastpath import MARK
-from blog.web.state import SiteState
-from blog.web.urls import Base, host_of, resolve
 
 Producer = Callable[[], tuple[str, str, dt.datetime]]  # (text, mimetype, last modified)
 
@@ -31,7 +31,7 @@ def build() -> Build:
 
 
 def base() -> Base:
-    """Return where this request's absolute links point (blog.web.urls.resolve: the rule and why)."""
+    """Return where this request's absolute links point (blog.serving.urls.resolve: the rule and why)."""
     return resolve(host_of(request.environ), config().base_url, state().onion_address)
 
 

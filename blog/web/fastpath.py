@@ -22,9 +22,9 @@ from urllib.parse import parse_qsl
 from flask import Flask
 from werkzeug.http import parse_etags
 
+from blog.serving.current import SiteState
+from blog.serving.urls import host_of, resolve
 from blog.web.cache import ByteLRU, size_of
-from blog.web.state import SiteState
-from blog.web.urls import host_of, resolve
 
 log = logging.getLogger(__name__)
 

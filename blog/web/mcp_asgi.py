@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
+from blog.serving.current import freeze_heap
 from blog.web.mcp_mount import (
     HEADERS,
     MAX_BODY,
@@ -29,7 +30,6 @@ from blog.web.mcp_mount import (
     McpMountError,
     secure,
 )
-from blog.web.state import freeze_heap
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp

@@ -21,8 +21,9 @@ from a2wsgi import ASGIMiddleware
 from flask import Flask
 
 from blog.config import Config
-from blog.web.state import SiteState, freeze_heap
-from blog.web.urls import resolve
+from blog.serving.current import SiteState, freeze_heap
+from blog.serving.headers import NEVER, NO_STORE, security_headers
+from blog.serving.urls import resolve
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -36,15 +37,9 @@ logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
 PATH = "/mcp"
 MAX_BODY = 64 * 1024  # the site's own request limit: a tool call is a few hundred bytes
 STARTUP_TIMEOUT = 10.0
-# The bridge's answers skip Flask's after_request, so they carry their own (JSON-only) headers.
-HEADERS = [
-    ("X-Content-Type-Options", "nosniff"),
-    ("Cache-Control", "no-store"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-    ("Cross-Origin-Resource-Policy", "same-origin"),
-]
-_DROPPED = {"server", "set-cookie", "x-content-type-options", "cache-control"}
+# The bridge's answers skip Flask's after_request, so they add the site's one list themselves.
+HEADERS = [*security_headers(), NO_STORE]
+_DROPPED = {name.lower() for name in NEVER} | {name.lower() for name, _ in HEADERS}  # ours replace the SDK's
 STATUS = {403: "403 Forbidden", 421: "421 Misdirected Request"}
 NOT_POST = ("POST JSON-RPC to /mcp: this endpoint is stateless and answers in JSON, so there is no event "
             "stream to GET")
@@ -149,7 +144,7 @@ class HostPolicy:
     def bases(self, host: str) -> tuple[str, str]:
         """Return (base URL, onion base URL) for a request to host; onion requests get onion URLs only."""
         onion = self._onion_address()
-        base = resolve(host, self._base, onion)  # the same rule as the pages' links (blog/web/urls.py)
+        base = resolve(host, self._base, onion)  # the same rule as the pages' links (blog/serving/urls.py)
         if base.onion:
             return base.url, base.url
         return base.url, (f"http://{onion}" if onion else "")

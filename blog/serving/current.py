@@ -1,4 +1,4 @@
-"""What a worker serves: the current build, swapped in when a new one is published."""
+"""What a web worker or the stdio MCP server serves: the current build, swapped in when a new one is published."""
 
 from __future__ import annotations
 
