@@ -47,7 +47,7 @@ def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
 
         app = worker.asgi
         pool = WSGIMiddleware(app, workers=app_threads)
-        # The app's own ASGI front answers /mcp on this worker's loop (blog/web/mcp_asgi.py).
+        # The app's own ASGI front answers /mcp on this worker's loop (blog/mcp/front.py).
         make_front = getattr(app, "extensions", {}).get("blog.asgi_front")
         worker.asgi = make_front(pool) if make_front else pool
         _keep_the_backlog(worker)

@@ -181,7 +181,7 @@ def test_the_bundled_log_passes_check_with_its_lock(content_copy: Path) -> None:
 
 def test_citations_say_when_the_cited_paragraph_last_changed(locked: Path, tmp_path: Path) -> None:
     from blog import index
-    from blog.mcp_tools import BlogTools
+    from blog.mcp.tools import BlogTools
     from blog.web import create_app
 
     edit_body(locked)

@@ -72,5 +72,12 @@ def test_rooms_import_only_downstream() -> None:
 
 
 def test_web_and_mcp_never_touch_tor() -> None:
-    for path in list((ROOT / "web").rglob("*.py")) + list(ROOT.glob("mcp*.py")):
+    for path in list((ROOT / "web").rglob("*.py")) + list((ROOT / "mcp").rglob("*.py")):
         assert not any(i.startswith("blog.tor") or i.startswith("stem") for i in imports_of(path)), path
+
+
+def test_mcp_never_imports_web() -> None:
+    paths = list((ROOT / "mcp").rglob("*.py"))
+    assert paths, "no blog/mcp/ package"
+    for path in paths:
+        assert not any(room_of(i) == "web" for i in imports_of(path)), path

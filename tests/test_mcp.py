@@ -14,7 +14,7 @@ from mcp import Client, StdioServerParameters
 from blog import build as builds
 from blog import publish
 from blog.config import Config
-from blog.mcp_server import create_server
+from blog.mcp.server import create_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://log.example.org"

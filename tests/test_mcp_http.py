@@ -163,7 +163,7 @@ def test_oversized_bodies_are_refused_before_parsing(site: Gunicorn) -> None:
 
 
 def test_host_policy_follows_the_onion_address(tmp_path: Path) -> None:
-    from blog.web.mcp_mount import HostPolicy
+    from blog.mcp.hosts import HostPolicy
     from tests.conftest import make_config
 
     address = [""]

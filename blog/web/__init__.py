@@ -7,8 +7,10 @@ import logging
 from flask import Flask
 
 from blog.config import Config, load_config
+from blog.mcp import front
+from blog.mcp.http import McpBridge
 from blog.serving.current import SiteState
-from blog.web import errors, fastpath, feeds, headers, mcp_asgi, mcp_mount, pages, revisions, search
+from blog.web import errors, fastpath, feeds, headers, pages, revisions, search
 from blog.web.assets import stylesheet
 from blog.web.cache import PageCache
 
@@ -38,9 +40,17 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(feeds.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(revisions.bp)
-    mcp_mount.mount(app, config)  # does nothing when mcp_enabled is off
+    mount_mcp(app, config)
     fastpath.init_app(app)
     # What gunicorn's asyncio worker runs, given the app on its thread pool (blog/gunicorn_conf.py).
-    app.extensions["blog.asgi_front"] = lambda pool: mcp_asgi.front(app, pool)
+    app.extensions["blog.asgi_front"] = lambda pool: front.front(app.extensions.get("blog.mcp"), pool)
     return app
 
+
+def mount_mcp(app: Flask, config: Config) -> None:
+    """Serve MCP at /mcp on this app (stateless, JSON responses), unless mcp_enabled is off."""
+    if not config.mcp_enabled:
+        return
+    bridge = McpBridge(app.wsgi_app, app.extensions["blog.state"], config)
+    app.extensions["blog.mcp"] = bridge
+    app.wsgi_app = bridge  # type: ignore[method-assign]

@@ -13,7 +13,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from blog import index
 from blog.build import Build
 from blog.content import Entry, Page, utcnow
-from blog.mcp_models import (
+from blog.mcp.models import (
     Anchor,
     CitedParagraph,
     EntryDetail,

@@ -16,10 +16,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from blog.serving.current import freeze_heap
-from blog.web.mcp_mount import (
+from blog.mcp.http import (
     HEADERS,
     MAX_BODY,
     NOT_POST,
@@ -30,6 +27,7 @@ from blog.web.mcp_mount import (
     McpMountError,
     secure,
 )
+from blog.serving.current import freeze_heap
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
@@ -64,9 +62,9 @@ class Gone(Exception):
 class SiteFront:
     """The ASGI app the asyncio worker runs: /mcp natively, the rest through the WSGI thread pool."""
 
-    def __init__(self, flask_app: Flask, pool: ASGIApp) -> None:
-        self.pool = pool
-        self.bridge: McpBridge = flask_app.extensions["blog.mcp"]
+    def __init__(self, bridge: McpBridge, pool: ASGIApp) -> None:
+        self.pool = pool  # the site's WSGI app on a thread pool, as an ASGI app
+        self.bridge = bridge
         self.bridge.native = True  # the WSGI bridge starts nothing in this worker
         self._transport: StreamableHTTPASGIApp | None = None
         self._starting: asyncio.Task[StreamableHTTPASGIApp] | None = None
@@ -229,6 +227,6 @@ async def _plain(send: Send, status: int, text: str, extra: tuple[tuple[str, str
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def front(flask_app: Flask, pool: ASGIApp) -> ASGIApp:
-    """Return the worker's ASGI app: the front when the app serves MCP, else the pool alone."""
-    return SiteFront(flask_app, pool) if "blog.mcp" in flask_app.extensions else pool
+def front(bridge: McpBridge | None, pool: ASGIApp) -> ASGIApp:
+    """Return the worker's ASGI app: the front when the site serves MCP (a bridge), else the pool alone."""
+    return SiteFront(bridge, pool) if bridge is not None else pool

@@ -3,6 +3,7 @@
 The SDK is imported when a worker first needs it, not when the app is created: importing it builds its
 pydantic models, which took most of a worker's start (docs/performance.md, cold start). A worker starts it
 in a thread after its first answered request, so an agent's first call rarely waits for the import.
+Which hosts it answers lives in blog/mcp/hosts.py; the asyncio worker's own front in blog/mcp/front.py.
 """
 
 from __future__ import annotations
@@ -11,19 +12,16 @@ import asyncio
 import io
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from a2wsgi import ASGIMiddleware
-from flask import Flask
 
 from blog.config import Config
+from blog.mcp.hosts import HostPolicy
 from blog.serving.current import SiteState, freeze_heap
 from blog.serving.headers import NEVER, NO_STORE, security_headers
-from blog.serving.urls import resolve
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -52,109 +50,11 @@ class McpMountError(Exception):
     """The MCP transport could not start in this worker."""
 
 
-_HOST = re.compile(r"(?P<name>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]{2,45}\])(?::(?P<port>[0-9]{1,5}))?")
-_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>[^/?#@]+)")
-
-
-def parse_host(value: str) -> tuple[str, int | None] | None:
-    """Split a Host header into (lower-case name, port), or None unless it is exactly `name[:port]`.
-
-    Splitting on the last colon would take `127.0.0.1:8000@evil.example` or `127.0.0.1:80.evil.example`
-    for a loopback host; the whole value must match, and the port must be a number in range.
-    """
-    match = _HOST.fullmatch(value.strip().lower()) if len(value) <= 300 else None
-    if match is None:
-        return None
-    port = match["port"]
-    if port is not None and not 0 < int(port) < 65536:
-        return None
-    return match["name"], int(port) if port is not None else None
-
-
-def parse_origin(value: str) -> tuple[str, str, int | None] | None:
-    """Split an Origin header into (scheme, host name, port), or None unless it is `scheme://name[:port]`."""
-    match = _ORIGIN.fullmatch(value.strip().lower()) if len(value) <= 320 else None
-    host = parse_host(match["host"]) if match else None
-    return (match["scheme"], *host) if match and host else None
-
-
-class HostPolicy:
-    """Which Host (and Origin) headers /mcp answers: the clearnet host, loopback, and the onion address."""
-
-    def __init__(self, config: Config, onion_address: Callable[[], str]) -> None:
-        self._onion_address = onion_address
-        self._base = config.base_url.rstrip("/")
-        clearnet = parse_host(urlsplit(config.base_url).netloc) if config.base_url else None
-        self._fixed = {"127.0.0.1", "localhost", "[::1]"} | ({clearnet[0]} if clearnet else set())
-        self._onion = ""
-        self.allowed_hosts: list[str] = []
-        self.allowed_origins: list[str] = []
-        self._settings: TransportSecuritySettings | None = None
-        self._sync()
-
-    @property
-    def settings(self) -> TransportSecuritySettings:
-        """The SDK's DNS-rebinding settings, made on first use (importing the SDK) and kept in step."""
-        if self._settings is None:
-            from mcp.server.transport_security import TransportSecuritySettings
-
-            self._settings = TransportSecuritySettings(enable_dns_rebinding_protection=True,
-                                                       allowed_hosts=self.allowed_hosts,
-                                                       allowed_origins=self.allowed_origins)
-        return self._settings
-
-    def _names(self) -> set[str]:
-        onion = self._onion_address().lower()
-        if onion != self._onion:
-            self._sync()
-        return self._fixed | ({self._onion} if self._onion else set())
-
-    def _sync(self) -> None:
-        """Rebuild the SDK's lists; the onion address may appear after the worker started."""
-        onion = self._onion_address().lower()
-        self._onion = onion
-        hosts = sorted(self._fixed | ({onion} if onion else set()))
-        # The SDK checks again after refusal() has (strictly); its `name:*` is a prefix match, so it only
-        # ever sees hosts that passed here. Tor clients send the bare onion name: list both forms.
-        self.allowed_hosts = hosts + [f"{h}:*" for h in hosts]
-        self.allowed_origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + \
-                               [f"{scheme}://{h}:*" for h in hosts for scheme in ("http", "https")]
-        if self._settings is not None:
-            self._settings.allowed_hosts = self.allowed_hosts
-            self._settings.allowed_origins = self.allowed_origins
-
-    def refusal(self, host: str, origin: str | None = None) -> tuple[int, str] | None:
-        """Return (status, why) when the Host or Origin header is refused, or None when both are allowed.
-
-        The reason names the allowed hosts but never repeats what the client sent.
-        """
-        allowed = self._names()
-        parsed = parse_host(host) if host else None
-        known = ", ".join(sorted(allowed))
-        if parsed is None or parsed[0] not in allowed:
-            what = "no Host header" if not host else "a Host header that is not this site's"
-            return 421, (f"refused a request with {what} (allowed: {known}); set base_url to the public "
-                         "address, or wait for the onion address to be published")
-        if origin:
-            seen = parse_origin(origin)
-            if seen is None or seen[1] not in allowed:
-                return 403, f"refused a request with an Origin that is not this site's (allowed: {known})"
-        return None
-
-    def bases(self, host: str) -> tuple[str, str]:
-        """Return (base URL, onion base URL) for a request to host; onion requests get onion URLs only."""
-        onion = self._onion_address()
-        base = resolve(host, self._base, onion)  # the same rule as the pages' links (blog/serving/urls.py)
-        if base.onion:
-            return base.url, base.url
-        return base.url, (f"http://{onion}" if onion else "")
-
-
 class McpService:
     """The SDK's server and stateless JSON transport for this worker, made when first needed.
 
     The transport's lifespan (its task group) must run on the event loop that serves its requests: the
-    asyncio worker's own loop (blog.web.mcp_asgi), or a loop thread of its own under a WSGI server.
+    asyncio worker's own loop (blog.mcp.front), or a loop thread of its own under a WSGI server.
     """
 
     def __init__(self, state: SiteState, policy: HostPolicy) -> None:
@@ -163,7 +63,7 @@ class McpService:
     def create(self) -> tuple[MCPServer, StreamableHTTPASGIApp]:
         """Import the SDK and build the server and its transport (no I/O, no loop needed)."""
         try:
-            from blog.mcp_server import create_server
+            from blog.mcp.server import create_server
         except ImportError as exc:
             raise McpMountError(f"the MCP SDK cannot be imported: {exc}; reinstall with `make install`") from exc
         server = create_server(lambda: self.state.snapshot.build,
@@ -175,7 +75,7 @@ class McpService:
 class McpBridge:
     """Serve /mcp under a WSGI server (sync, gthread): read the body here, then run the SDK on a loop thread.
 
-    The asyncio worker never sends /mcp here: blog.web.mcp_asgi answers it on the worker's own loop.
+    The asyncio worker never sends /mcp here: blog.mcp.front answers it on the worker's own loop.
     """
 
     def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], state: SiteState, config: Config) -> None:
@@ -334,13 +234,3 @@ def _plain(start_response: StartResponse, status: str, text: str,
     start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
                             *(extra or []), *HEADERS])
     return [body]
-
-
-def mount(app: Flask, config: Config) -> None:
-    """Serve MCP at /mcp on this app (stateless, JSON responses), unless mcp_enabled is off."""
-    if not config.mcp_enabled:
-        return
-    state: SiteState = app.extensions["blog.state"]
-    bridge = McpBridge(app.wsgi_app, state, config)
-    app.extensions["blog.mcp"] = bridge
-    app.wsgi_app = bridge  # type: ignore[method-assign]

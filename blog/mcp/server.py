@@ -14,8 +14,8 @@ from pydantic import Field
 from blog import __version__
 from blog.build import Build
 from blog.content import utcnow
-from blog.mcp_models import EntryDetail, EntryList, ReadingOrder, SearchAnswer
-from blog.mcp_tools import Base, BlogTools, Links
+from blog.mcp.models import EntryDetail, EntryList, ReadingOrder, SearchAnswer
+from blog.mcp.tools import Base, BlogTools, Links
 
 __all__ = ["INSTRUCTIONS", "Base", "Links", "create_server"]
 
