@@ -18,7 +18,7 @@ import pytest
 from test_browser import visit
 from tor_helpers import EchoHTTP, RecordingSocks
 
-from blog.cli import _check_bind
+from blog.cli.site import _check_bind
 from tests.conftest import ROOT, make_config
 from tests.servers import Gunicorn
 

@@ -351,7 +351,7 @@ def run_cli(args: list[str], tmp_path: Path, env: dict[str, str] | None = None, 
     import click
     from click.testing import CliRunner
 
-    from blog.cli_tor import register
+    from blog.cli.tor import register
 
     group = click.Group()
     register(group)

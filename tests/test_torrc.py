@@ -90,7 +90,7 @@ def test_blog_torrc_renders_the_hidden_service_block_on_request(tmp_path: Path) 
     import click
     from click.testing import CliRunner
 
-    from blog.cli_tor import register
+    from blog.cli.tor import register
 
     group = click.Group()
     register(group)

@@ -2,6 +2,7 @@
 
 from blog.tor.errors import (
     AuthenticationError,
+    ControlNotSetError,
     ControlUnreachableError,
     CookieUnreadableError,
     EgressError,
@@ -15,6 +16,7 @@ from blog.tor.errors import (
 
 __all__ = [
     "AuthenticationError",
+    "ControlNotSetError",
     "ControlUnreachableError",
     "CookieUnreadableError",
     "EgressError",

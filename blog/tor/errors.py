@@ -17,6 +17,13 @@ class TorNotInstalledError(TorError):
         )
 
 
+class ControlNotSetError(TorError):
+    """tor_mode = attach, but no tor_control says where the running tor is controlled."""
+
+    def __init__(self) -> None:
+        super().__init__("tor_mode = attach needs tor_control (/run/tor/control or HOST:PORT)")
+
+
 class ControlUnreachableError(TorError):
     """Nothing answers on the configured control socket or port."""
 

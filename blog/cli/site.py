@@ -1,63 +1,39 @@
-"""The `blog` command: the only module that wires the rooms together."""
+"""`blog check`, `build`, `reload`, `index`, `new` and `serve`: the site itself; `register(cli)` adds them."""
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import click
 
 from blog import publish
 from blog.build import BuildError
-from blog.config import Config, ConfigError, load_config
+from blog.cli.common import config_of, echo_problems
+from blog.cli.honesty import check_problems
+from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
 from blog.index import SearchError
-
-log = logging.getLogger("blog")
-
-
-def _config(ctx: click.Context) -> Config:
-    try:
-        return load_config(**ctx.obj)
-    except ConfigError as exc:
-        raise click.ClickException(f"{exc} (fix the setting in blog.toml or the BLOG_* variable)") from exc
+from blog.tor.errors import TorError
+from blog.tor.mode import onion_service_for
+from blog.tor.onion import OnionService
 
 
-@click.group(help="Serve one operator's engineering log to readers (web, onion) and agents (MCP).")
-@click.option("--content", "content_dir", type=click.Path(path_type=Path), help="Content folder (content_dir).")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for builds, index, keys.")
-@click.option("-v", "--verbose", is_flag=True, help="Log more.")
-@click.pass_context
-def cli(ctx: click.Context, content_dir: Path | None, data_dir: Path | None, verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
-    logging.Formatter.converter = time.gmtime  # log times in UTC, like everything else
-    # stem logs every control command at DEBUG; that is noise unless asked for
-    logging.getLogger("stem").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    ctx.obj = {"content_dir": content_dir, "data_dir": data_dir}
-
-
-@cli.command()
+@click.command()
 @click.option("--upstream", is_flag=True, help="Also ask the forges, through tor, whether merge claims hold.")
 @click.pass_context
 def check(ctx: click.Context, upstream: bool) -> None:
     """Check every file under content/ and print every problem, one per line."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     site, problems = check_site(cfg.content_dir)
     if site is not None:
-        from blog.cli_honesty import check_problems
-
         problems = check_problems(cfg, site, upstream)
-    for problem in problems:
-        click.echo(str(problem), err=True)
+    echo_problems(problems)
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) in {cfg.content_dir}; nothing was published")
     assert site is not None
@@ -71,8 +47,7 @@ def _publish(cfg: Config, force: bool = False) -> None:
     try:
         build = publish.publish(cfg, force=force)
     except ContentProblems as problems:
-        for problem in problems.problems:
-            click.echo(str(problem), err=True)
+        echo_problems(problems.problems)
         count = len(problems.problems)
         raise click.ClickException(f"{count} problem(s); the site keeps serving its last good build") from problems
     except (BuildError, SearchError) as exc:  # a full or read-only disk: the old build and index stay current
@@ -80,35 +55,35 @@ def _publish(cfg: Config, force: bool = False) -> None:
     click.echo(f"build {build.id} is current ({len(build.site.entries)} entries, index {build.index_dir})")
 
 
-@cli.command()
+@click.command()
 @click.option("--force", is_flag=True, help="Rebuild even when the content has not changed.")
 @click.pass_context
 def build(ctx: click.Context, force: bool) -> None:
     """Check, render and index the content, then switch the running site to it."""
-    _publish(_config(ctx), force)
+    _publish(config_of(ctx), force)
 
 
-@cli.command()
+@click.command()
 @click.pass_context
 def reload(ctx: click.Context) -> None:
     """Publish changed content; running workers serve it within a second (errors keep the last good build)."""
-    _publish(_config(ctx))
+    _publish(config_of(ctx))
 
 
-@cli.command(name="index")
+@click.command(name="index")
 @click.pass_context
 def index_cmd(ctx: click.Context) -> None:
     """Rebuild the search index from content/."""
-    _publish(_config(ctx), force=True)
+    _publish(config_of(ctx), force=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("title")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.pass_context
 def new(ctx: click.Context, title: str, tags: tuple[str, ...]) -> None:
     """Create today's entry from a template and print its path."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     now = utcnow().replace(microsecond=0)
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "entry"
     path = cfg.content_dir / "log" / f"{now:%Y-%m-%d}-{slug}.md"
@@ -138,22 +113,21 @@ def _check_bind(cfg: Config, bind: str) -> None:
             "same machine. Bind to 127.0.0.1 or a unix socket, or set allow_public_bind = true if you mean it.")
 
 
-@cli.command()
+@click.command()
 @click.option("--bind", help="Address to listen on (default from config: 127.0.0.1:8000).")
 @click.option("--workers", type=int, help="Gunicorn worker processes.")
 @click.option("--tor/--no-tor", "use_tor", default=None, help="Publish the onion service (default: tor_mode).")
 @click.pass_context
 def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bool | None) -> None:
     """Build if needed, publish the onion service when tor is available, and run gunicorn."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     bind = bind or cfg.bind
     _check_bind(cfg, bind)
     try:
         build = publish.ensure_current(cfg)
         click.echo(f"serving build {build.id}: {len(build.site.published())} entries")
     except ContentProblems as problems:
-        for problem in problems.problems:
-            click.echo(str(problem), err=True)
+        echo_problems(problems.problems)
         raise click.ClickException("the content has problems and there is no earlier build to serve") from problems
     env = dict(os.environ, BLOG_CONTENT_DIR=str(cfg.content_dir), BLOG_DATA_DIR=str(cfg.data_dir))
     if workers:
@@ -171,7 +145,7 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
     sys.exit(code)
 
 
-def _start_onion(cfg: Config, bind: str, use_tor: bool | None):
+def _start_onion(cfg: Config, bind: str, use_tor: bool | None) -> _Running | None:
     """Publish the onion service when asked to or when tor_mode allows; return a context or None."""
     mode = cfg.tor_mode
     if use_tor is False or mode == "off":
@@ -179,11 +153,11 @@ def _start_onion(cfg: Config, bind: str, use_tor: bool | None):
     if mode == "auto" and not cfg.tor_control and not shutil.which("tor"):
         click.echo("no tor binary: serving without an onion service (apt-get install tor to add one)")
         return None
-    from blog.cli_tor import onion_service_for
-    from blog.tor.errors import TorError
-
     target = bind if bind.startswith("unix:") else bind.replace("localhost", "127.0.0.1")
-    service = onion_service_for(cfg, target)
+    try:
+        service = onion_service_for(cfg, target)
+    except TorError as exc:
+        raise click.ClickException(str(exc)) from exc
     if service is None:
         return None
     try:
@@ -198,29 +172,17 @@ def _start_onion(cfg: Config, bind: str, use_tor: bool | None):
 class _Running:
     """Keep the onion service published while gunicorn runs; withdraw it afterwards."""
 
-    def __init__(self, service: object) -> None:
+    def __init__(self, service: OnionService) -> None:
         self.service = service
 
     def __enter__(self) -> _Running:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.service.stop()  # type: ignore[attr-defined]
+        self.service.stop()
 
 
-def _register_rooms() -> None:
-    for module in ("blog.cli_tor", "blog.cli_mcp", "blog.cli_honesty", "blog.cli_onionbalance"):
-        try:
-            room = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        room.register(cli)
-
-
-_register_rooms()
-
-if __name__ == "__main__":  # pragma: no cover
-    cli()
-
+def register(cli: click.Group) -> None:
+    """Add the site's own commands to the blog CLI."""
+    for command in (check, build, reload, index_cmd, new, serve):
+        cli.add_command(command)

@@ -9,30 +9,22 @@ import click
 import httpx2
 from mcp.shared.exceptions import MCPError
 
-from blog.config import Config, ConfigError, load_config
+from blog.cli.common import config_of, echo_problems
 from blog.content import ContentProblems
 from blog.mcp import stdio
 from blog.tor import egress
 from blog.tor.errors import TorError
 
 
-def _config(ctx: click.Context) -> Config:
-    try:
-        return load_config(**(ctx.obj or {}))
-    except ConfigError as exc:
-        raise click.ClickException(f"{exc} (fix the setting in blog.toml or the BLOG_* variable)") from exc
-
-
 @click.command("mcp")
 @click.pass_context
 def mcp_command(ctx: click.Context) -> None:
     """Serve the log to an agent over stdio (MCP); follows `blog build` while it runs."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     try:
         stdio.serve_current(cfg)
     except ContentProblems as problems:
-        for problem in problems.problems:
-            click.echo(str(problem), err=True)
+        echo_problems(problems.problems)
         raise click.ClickException("the content has problems and there is no earlier build to serve; "
                                    "fix them (see `blog check`) and start again") from problems
 
@@ -60,7 +52,7 @@ async def _bridge(url: str, socks: str) -> None:
 def mcp_connect(ctx: click.Context, url: str, tor_socks: str | None) -> None:
     """Serve a remote log's /mcp on stdio, reaching it only through Tor (names resolved by tor)."""
     url = _check_url(url)
-    socks = tor_socks or _config(ctx).tor_socks
+    socks = tor_socks or config_of(ctx).tor_socks
     try:
         egress.proxy_url(socks)
         anyio.run(_bridge, url, socks)

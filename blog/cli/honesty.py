@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from blog.config import Config, ConfigError, load_config
+from blog.cli.common import config_of, echo_problems
+from blog.config import Config
 from blog.content import ContentError, ContentProblems, Site, load_site, utcnow
 from blog.honesty import HonestyError
 from blog.honesty.claims import PullState, disagreements, read_cache, write_cache
@@ -13,19 +14,11 @@ from blog.honesty.snapshot import problems as honesty_problems
 from blog.honesty.upstream import parse_overrides, site_pulls, verify
 
 
-def _config(ctx: click.Context) -> Config:
-    try:
-        return load_config(**ctx.find_root().obj)
-    except ConfigError as exc:
-        raise click.ClickException(f"{exc} (fix the setting in blog.toml or the BLOG_* variable)") from exc
-
-
 def _site(cfg: Config) -> Site:
     try:
         return load_site(cfg.content_dir)
     except ContentProblems as problems:
-        for problem in problems.problems:
-            click.echo(str(problem), err=True)
+        echo_problems(problems.problems)
         raise click.ClickException("fix the content first (`blog check`)") from problems
 
 
@@ -61,7 +54,7 @@ def check_problems(cfg: Config, site: Site, upstream: bool = False) -> list[Cont
 @click.command("lock", help="Record newly published entries and dated updates in content/published.lock.")
 @click.pass_context
 def lock_command(ctx: click.Context) -> None:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     site = _site(cfg)
     try:
         changes = record(site, cfg.content_dir, utcnow())
@@ -81,7 +74,7 @@ def upstream() -> None:
 @click.option("--socks", help="Tor's SOCKS port (default: tor_socks).")
 @click.pass_context
 def verify_command(ctx: click.Context, socks: str | None) -> None:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     site = _site(cfg)
     states = _verify(cfg, site, socks)
     try:

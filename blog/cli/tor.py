@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from blog.config import Config, ConfigError, load_config
+from blog.cli.common import config_of
 from blog.links import LinkResult, check_links, dead_links, extract_links
 from blog.tor import egress, keys
 from blog.tor.control import connect
 from blog.tor.errors import TorError
-from blog.tor.onion import OnionService, status_from
+from blog.tor.mode import control_for
+from blog.tor.onion import status_from
 from blog.tor.torrc import DEBIAN_DEFAULTS, TorrcValues, render_torrc, verify_torrc
-
-
-def _config(ctx: click.Context) -> Config:
-    try:
-        return load_config(**(ctx.obj or {}))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def control_for(cfg: Config) -> str | None:
-    """Return where this config's tor is controlled, or None when no tor is configured or installed."""
-    if cfg.tor_mode == "off":
-        return None
-    if cfg.tor_mode == "attach" or (cfg.tor_mode == "auto" and cfg.tor_control):
-        if not cfg.tor_control:
-            raise click.ClickException("tor_mode = attach needs tor_control (/run/tor/control or HOST:PORT)")
-        return cfg.tor_control
-    if cfg.tor_mode == "auto" and shutil.which("tor") is None:
-        return None
-    return str(cfg.data_dir / "tor" / "control")  # the private tor's socket, while the app runs
-
-
-def onion_service_for(cfg: Config, target: str) -> OnionService | None:
-    """Build the OnionService the config asks for (None when tor_mode is off or auto finds no tor)."""
-    control = control_for(cfg)
-    if control is None:
-        return None
-    launch = cfg.tor_mode == "launch" or (cfg.tor_mode == "auto" and not cfg.tor_control)
-    return OnionService(
-        control=None if launch else control, data_dir=cfg.data_dir, key_path=cfg.onion_key_path,
-        target=target, max_streams=cfg.onion_max_streams, single_hop=cfg.onion_single_hop,
-    )
 
 
 @click.group(help="Manage the onion service: status, and moving its key.")
@@ -58,10 +26,13 @@ def onion() -> None:
 @onion.command(help="Show the onion address, whether its descriptor is published, and tor's bootstrap.")
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     address = cfg.onion_address or keys.known_address(cfg.onion_key_path)
     click.echo(f"address:    {address + '.onion' if address else '(not published yet)'}")
-    control = control_for(cfg)
+    try:
+        control = control_for(cfg)
+    except TorError as exc:
+        raise click.ClickException(str(exc)) from exc
     if control is None:
         click.echo("tor:        off (tor_mode = off, or no tor installed)")
         return
@@ -83,7 +54,7 @@ def status(ctx: click.Context) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.pass_context
 def export_command(ctx: click.Context, path: Path) -> None:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     try:
         keys.export_key(cfg.onion_key_path, path)
     except TorError as exc:
@@ -96,7 +67,7 @@ def export_command(ctx: click.Context, path: Path) -> None:
 @click.option("--yes", is_flag=True, help="Replace an existing key without asking.")
 @click.pass_context
 def import_command(ctx: click.Context, path: Path, yes: bool) -> None:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     if cfg.onion_key_path.exists() and not yes:
         click.confirm(f"{cfg.onion_key_path} exists; replacing it changes the onion address. Go on?",
                       abort=True)
@@ -118,7 +89,7 @@ def import_command(ctx: click.Context, path: Path, yes: bool) -> None:
 @click.pass_context
 def torrc_command(ctx: click.Context, onion_dir: str, target: str, verify: bool,
                   defaults_torrc: Path | None, output: Path | None) -> None:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     options: dict[str, Any] = {"socks_port": cfg.tor_socks, "single_hop": cfg.onion_single_hop,
                                "onion_max_streams": cfg.onion_max_streams, "onion_dir": onion_dir,
                                "onion_target": target}
@@ -141,7 +112,7 @@ def torrc_command(ctx: click.Context, onion_dir: str, target: str, verify: bool,
 @click.option("--socks", help="Tor's SOCKS port (default: tor_socks).")
 @click.pass_context
 def links_command(ctx: click.Context, socks: str | None) -> None:
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     links = extract_links(cfg.content_dir)
     urls = {link.url for link in links}
     click.echo(f"checking {len(urls)} URLs ({len(links)} links) through tor at {socks or cfg.tor_socks}",
