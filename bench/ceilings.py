@@ -108,11 +108,13 @@ def in_process(content_dir: Path, data_dir: Path, types: list[PageType], bare_ta
     from werkzeug.test import EnvironBuilder
 
     from bench import servers
+    from blog.builder import prepare
     from blog.config import load_config
     from blog.web import create_app
 
     config = load_config(path=Path("/nonexistent"), env={}, content_dir=content_dir, data_dir=data_dir,
                          tor_mode="off")
+    prepare(config)
     app = create_app(config)
     os.environ[servers.BARE_TABLE] = str(bare_table)
     servers._table = None

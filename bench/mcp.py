@@ -101,6 +101,7 @@ def in_process(content: Path, root: Path, path: str, blocks: int = 40, per_block
     """
     from werkzeug.test import EnvironBuilder
 
+    from blog.builder import prepare
     from blog.config import load_config
     from blog.web import create_app
 
@@ -108,6 +109,7 @@ def in_process(content: Path, root: Path, path: str, blocks: int = 40, per_block
     for enabled in (True, False):
         cfg = load_config(path=Path("/nonexistent"), env={}, content_dir=content, data_dir=root / "inproc",
                           tor_mode="off", mcp_enabled=enabled)
+        prepare(cfg)
         apps[enabled] = create_app(cfg)
     best = {True: float("inf"), False: float("inf")}
 

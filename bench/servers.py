@@ -70,11 +70,11 @@ class Process:
         return time.monotonic() - self.started_at
 
     def children(self) -> list[int]:
-        """Return the PIDs of the process's direct children (gunicorn workers, nginx workers)."""
+        """Return the PIDs of the process's request workers (gunicorn's or nginx's; not gunicorn's builder)."""
         assert self.process is not None
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True,
                              text=True, check=False).stdout
-        return [int(p) for p in out.split()]
+        return [int(p) for p in out.split() if not _is_builder(int(p))]
 
     def stop(self) -> None:
         """Stop the process (TERM, then KILL of its own group)."""
@@ -193,3 +193,10 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _is_builder(pid: int) -> bool:
+    try:
+        return b"blog.builder" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

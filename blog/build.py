@@ -9,6 +9,7 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT = "site.pickle"
 POINTER = "current"
+BUILDER_PID = "builder.pid"  # in the data directory: where a worker finds the builder to ask for a repair
+REPAIR_SIGNAL = signal.SIGUSR2  # what a worker sends the builder when it finds the index unusable
 KEEP_BUILDS = 3
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
 RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps after reading them
@@ -357,3 +360,19 @@ def load_current(builds_dir: Path) -> Build | None:
     build = load(builds_dir, pointer["build"])
     build.index_dir = Path(pointer["index"]) if pointer.get("index") else None
     return build
+
+
+def ask_for_repair(data_dir: Path) -> bool:
+    """Ask the running builder to rebuild an unusable index now; return whether one was asked.
+
+    A worker never writes under the data directory, so it signals the process named in `builder.pid`,
+    after checking that the process is a builder (a stale file may name any process by now).
+    """
+    try:
+        pid = int((data_dir / BUILDER_PID).read_text(encoding="ascii").strip())
+        if b"blog.builder" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
+        os.kill(pid, REPAIR_SIGNAL)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -6,6 +6,7 @@ import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
 import gunicorn.util
 
+from blog.builder import Supervisor
 from blog.serving.headers import NO_STORE, security_headers
 
 # Slow clients must not starve readers. gthread parses request headers on a pool thread with a blocking
@@ -38,6 +39,40 @@ loglevel = os.environ.get("BLOG_LOG_LEVEL", "info")
 proc_name = "engineering-log"
 forwarded_allow_ips = ""
 control_socket_disable = True
+
+
+# Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
+_builder = Supervisor()
+
+
+def on_starting(server) -> None:  # type: ignore[no-untyped-def]
+    """Have a build to serve before the first worker starts: publish changed content or keep the last good."""
+    _builder.first_build()
+
+
+def when_ready(server) -> None:  # type: ignore[no-untyped-def]
+    """Start the builder and look after it on every turn of the master's loop (about once a second)."""
+    _builder.start()
+    manage_workers = server.manage_workers
+
+    def manage_workers_and_builder() -> None:
+        manage_workers()
+        _builder.keep_alive()
+
+    server.manage_workers = manage_workers_and_builder
+
+
+def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
+    """A replaced worker used to publish changed content at its start; now the builder does, once."""
+    _builder.nudge()
+
+
+def on_reload(server) -> None:  # type: ignore[no-untyped-def]
+    _builder.nudge()
+
+
+def on_exit(server) -> None:  # type: ignore[no-untyped-def]
+    _builder.stop()
 
 
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]

@@ -61,11 +61,18 @@ def config(site_dir: Path, tmp_path: Path) -> Config:
     return make_config(site_dir, tmp_path / "data")
 
 
-@pytest.fixture
-def app(config: Config):
+def make_app(config: Config):
+    """Build as gunicorn's master does before its workers start, then create one worker's app."""
+    from blog.builder import prepare
     from blog.web import create_app
 
+    prepare(config)
     return create_app(config)
+
+
+@pytest.fixture
+def app(config: Config):
+    return make_app(config)
 
 
 @pytest.fixture

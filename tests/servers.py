@@ -65,6 +65,7 @@ class Gunicorn:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx2.get(self.url + "/", timeout=2).status_code == 200 and self._all_workers_up():
@@ -92,6 +93,14 @@ class Gunicorn:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def worker_pids(self) -> list[int]:
+        """The master's request workers (not its builder process)."""
+        return [pid for pid in self._children() if not _is_builder(pid)]
+
+    def builder_pids(self) -> list[int]:
+        """The master's builder process (blog/builder.py): one while the site runs."""
+        return [pid for pid in self._children() if _is_builder(pid)]
+
+    def _children(self) -> list[int]:
         assert self.process is not None
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True,
                              text=True, check=False).stdout
@@ -128,3 +137,10 @@ class Gunicorn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _is_builder(pid: int) -> bool:
+    try:
+        return b"blog.builder" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

@@ -17,11 +17,11 @@ from flask import request
 from werkzeug.test import Client
 
 from blog.serving.urls import FALLBACK, is_v3_onion, loopback_authority, resolve
-from blog.web import create_app, fastpath
+from blog.web import fastpath
 from blog.web.cache import PAGE_BUDGET, CachedPage, PageCache
 from blog.web.context import _variant
 from blog.web.fastpath import query_variant
-from tests.conftest import make_config
+from tests.conftest import make_app, make_config
 from tests.servers import Gunicorn
 
 GZIP = {"Accept-Encoding": "gzip"}
@@ -64,7 +64,7 @@ def test_a_page_is_kept_once_for_a_thousand_query_strings(app, path: str) -> Non
 
 def test_the_home_page_is_kept_once_per_page_number(site_dir: Path, tmp_path: Path) -> None:
     onion = v3_onion(1)
-    app = create_app(make_config(site_dir, tmp_path / "data", page_size=1, onion_address=onion))
+    app = make_app(make_config(site_dir, tmp_path / "data", page_size=1, onion_address=onion))
     client = app.test_client()
     cache, fast = app.extensions["blog.cache"], app.extensions["blog.fastpath"]
     for n in range(300):
@@ -83,7 +83,7 @@ def test_the_home_page_is_kept_once_per_page_number(site_dir: Path, tmp_path: Pa
 @pytest.mark.parametrize("query", ["?cb=9&page=2", "?page=2&page=1", "?page=%32&cb=1", "?cb=1", "?pa%67e=2",
                                    "?page=2&x=%ff%fe", "?;page=2", "?page", "?page=1+"])
 def test_a_replayed_page_is_what_flask_answers_for_that_query(site_dir: Path, tmp_path: Path, query: str) -> None:
-    app = create_app(make_config(site_dir, tmp_path / "data", page_size=1, onion_address=v3_onion(2)))
+    app = make_app(make_config(site_dir, tmp_path / "data", page_size=1, onion_address=v3_onion(2)))
     client = app.test_client()
     for warm in ("/?page=1", "/?page=2", "/?cb=0", "/"):  # record every variant once, plain and gzip
         for headers in ({}, GZIP):
@@ -147,7 +147,7 @@ def test_both_caches_stay_in_budget_when_filled_with_large_answers(site_dir: Pat
     (site_dir / "log" / "2026-10-30-large.md").write_text(
         '---\ntitle: "Large"\ndate: 2026-10-30T12:00:00Z\ntags: [tor]\nsummary: "Large."\n---\n\n'
         + "\n\n".join(random.Random(3).randbytes(3000).hex() for _ in range(60)) + "\n")
-    app = create_app(make_config(site_dir, tmp_path / "data"))
+    app = make_app(make_config(site_dir, tmp_path / "data"))
     cache, fast = app.extensions["blog.cache"], app.extensions["blog.fastpath"]
     cache.budget, fast._store.budget = 3 * MIB, 2 * MIB
     client = app.test_client()
@@ -207,7 +207,7 @@ def test_the_order_onion_host_then_base_url_then_loopback_then_onion_address() -
 def test_a_strangers_host_never_reaches_a_page(site_dir: Path, tmp_path: Path, path: str) -> None:
     onion = v3_onion(7)
     for cfg_onion, expected in (("", FALLBACK), (onion, f"http://{onion}")):
-        app = create_app(make_config(site_dir, tmp_path / f"data-{bool(cfg_onion)}", onion_address=cfg_onion))
+        app = make_app(make_config(site_dir, tmp_path / f"data-{bool(cfg_onion)}", onion_address=cfg_onion))
         client = app.test_client()
         for host in ("evil.example", "127.0.0.1:80.evil.example", "127.0.0.1:8000@evil.example"):
             body = client.get(path, headers={"Host": host}).data.decode()

@@ -37,11 +37,11 @@ def report_cases():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from blog.web import create_app
+    from tests.conftest import make_app
 
     root = tmp_path_factory.mktemp("fuzz")
     shutil.copytree(DATA / "site", root / "content")
-    app = create_app(make_config(root / "content", root / "data"))
+    app = make_app(make_config(root / "content", root / "data"))
     return app.test_client()
 
 

@@ -101,9 +101,9 @@ def test_the_update_makes_check_pass_and_the_page_show_the_log_and_the_earlier_t
     assert "verify-config: recorded revision 2 (the PoW flag needs tor's GPL build)" in output
     assert len(read_lock(locked)["verify-config"]) == 2
 
-    from blog.web import create_app
+    from tests.conftest import make_app
 
-    client = create_app(make_config(locked, tmp_path / "data")).test_client()
+    client = make_app(make_config(locked, tmp_path / "data")).test_client()
     page = client.get("/log/verify-config").get_data(as_text=True)
     assert "Updated 2026-11-01</time>: the PoW flag needs tor&#39;s GPL build — from the tor log" in page
     assert 'href="/log/verify-config/revisions/1"' in page
@@ -147,10 +147,10 @@ def test_paragraph_changed_dates_each_block(locked: Path, tmp_path: Path) -> Non
 
 
 def test_the_feed_carries_an_update_as_an_update(locked: Path, tmp_path: Path) -> None:
-    from blog.web import create_app
+    from tests.conftest import make_app
 
     def atom(data: str) -> dict[str, tuple[str, str, str]]:
-        client = create_app(make_config(locked, tmp_path / data)).test_client()
+        client = make_app(make_config(locked, tmp_path / data)).test_client()
         root = etree.fromstring(client.get("/feed.atom").data)
         ns = {"a": "http://www.w3.org/2005/Atom"}
         return {e.findtext("a:title", namespaces=ns): (e.findtext("a:id", namespaces=ns),
@@ -182,7 +182,7 @@ def test_the_bundled_log_passes_check_with_its_lock(content_copy: Path) -> None:
 def test_citations_say_when_the_cited_paragraph_last_changed(locked: Path, tmp_path: Path) -> None:
     from blog import index
     from blog.mcp.tools import BlogTools
-    from blog.web import create_app
+    from tests.conftest import make_app
 
     edit_body(locked)
     add_update(locked)
@@ -196,5 +196,5 @@ def test_citations_say_when_the_cited_paragraph_last_changed(locked: Path, tmp_p
 
     answer = BlogTools(lambda: build, "http://log.example", "").search(None, "six minutes", 3, None, None, None)
     assert answer.results[0].paragraph_changed == "2026-11-01T10:00:00Z"
-    page = create_app(cfg).test_client().get("/search?q=six+minutes").get_data(as_text=True)
+    page = make_app(cfg).test_client().get("/search?q=six+minutes").get_data(as_text=True)
     assert "this paragraph changed 2026-11-01" in page

@@ -20,16 +20,15 @@ ALLOWED: dict[str, set[str]] = {
     "index": {"content", "render", "build", "child"},
     "honesty": {"content", "render", "build", "tor"},
     "publish": {"content", "render", "build", "index", "honesty"},
-    # publish: until the builder lands (issue 16 part 1)
-    "serving": {"content", "build", "index", "publish"},
+    "builder": {"content", "build", "index", "publish"},
+    "serving": {"content", "build", "index"},
     "mcp": {"content", "render", "build", "index", "serving"},
-    # publish: until the builder lands (issue 16 part 1)
-    "web": {"content", "render", "build", "index", "publish", "serving", "mcp"},
+    "web": {"content", "render", "build", "index", "serving", "mcp"},
     "tor": set(),
     "links": set(),
     "onionbalance": {"tor"},
     "gunicorn_log": set(),
-    "gunicorn_conf": {"gunicorn_log", "serving"},
+    "gunicorn_conf": {"gunicorn_log", "serving", "builder"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the one room that wires the others together; nothing imports it
 

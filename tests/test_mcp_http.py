@@ -204,10 +204,10 @@ WARM_UP = r'''
 import json, logging, sys, time
 from pathlib import Path
 from tests.conftest import make_config
-from blog.web import create_app
+from tests.conftest import make_app
 
 logging.basicConfig(level=logging.INFO)
-app = create_app(make_config(Path(sys.argv[1]), Path(sys.argv[2])))
+app = make_app(make_config(Path(sys.argv[1]), Path(sys.argv[2])))
 imported_at_create = sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp."))
 client = app.test_client()
 assert client.get("/").status_code == 200

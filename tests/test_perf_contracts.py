@@ -12,8 +12,7 @@ from flask import template_rendered
 
 from blog import publish
 from blog.serving import current as state_module
-from blog.web import create_app
-from tests.conftest import make_config
+from tests.conftest import make_app, make_config
 
 CACHED = ["/", "/log/verify-config", "/log/verify-config.md", "/tags", "/tags/tor", "/archive", "/archive/2026",
           "/pages/start-here", "/feed.atom", "/feed.rss", "/sitemap.xml", "/robots.txt", "/llms.txt"]
@@ -113,7 +112,7 @@ def test_a_newly_published_onion_address_reaches_replayed_pages(site_dir: Path, 
                                                                 monkeypatch) -> None:
     monkeypatch.setattr(state_module, "CHECK_EVERY", 0.0)
     cfg = make_config(site_dir, tmp_path / "data", onion_key_path=tmp_path / "onion" / "key")
-    client = create_app(cfg).test_client()
+    client = make_app(cfg).test_client()
     for _ in range(2):
         assert "Onion-Location" not in client.get("/log/verify-config").headers
     (tmp_path / "onion").mkdir()

@@ -11,14 +11,13 @@ import pytest
 from whoosh.analysis import StemmingAnalyzer
 
 from blog import index
-from blog.web import create_app
 from blog.web.context import build as current_build
-from tests.conftest import make_config
+from tests.conftest import make_app, make_config
 
 
 @pytest.fixture
 def site(content_copy: Path, tmp_path: Path):
-    app = create_app(make_config(content_copy, tmp_path / "data"))
+    app = make_app(make_config(content_copy, tmp_path / "data"))
     return app, app.test_client()
 
 

@@ -165,9 +165,9 @@ def test_verification_over_the_private_tor_network(tornet, site_dir: Path, tmp_p
         checked = states["https://github.com/torproject/stem/pull/142"].checked
         assert "merged on 2026-03-02 (checked" in output
 
-        from blog.web import create_app
+        from tests.conftest import make_app
 
-        page = create_app(make_config(site_dir, tmp_path / "data")).test_client().get("/log/verify-config")
+        page = make_app(make_config(site_dir, tmp_path / "data")).test_client().get("/log/verify-config")
         text = page.get_data(as_text=True)
         assert f"merged on 2026-03-02 (checked {checked:%Y-%m-%d})" in text
         assert "pull/3301</a>: open (checked" in text

@@ -13,8 +13,7 @@ import pytest
 from blog import publish
 from blog.content import ContentProblems
 from blog.serving import current as state_module
-from blog.web import create_app
-from tests.conftest import DATA, make_config
+from tests.conftest import DATA, make_app, make_config
 
 ROUTES = ["/", "/log/verify-config", "/log/gunicorn-banner", "/log/verify-config.md", "/tags", "/tags/tor",
           "/archive", "/archive/2026", "/archive/2026/10", "/pages/start-here", "/pages/about", "/feed.atom",
@@ -105,7 +104,7 @@ def test_gzip_when_accepted(client) -> None:
 def test_onion_location_on_clearnet_only_and_no_clearnet_urls_on_onion(site_dir: Path, tmp_path: Path) -> None:
     onion = "a" * 56 + ".onion"
     cfg = make_config(site_dir, tmp_path / "data", base_url="https://log.example.org", onion_address=onion)
-    client = create_app(cfg).test_client()
+    client = make_app(cfg).test_client()
     clear = client.get("/log/verify-config")
     assert clear.headers["Onion-Location"] == f"http://{onion}/log/verify-config"
     assert "https://log.example.org/log/" in client.get("/feed.atom").data.decode()
@@ -183,14 +182,14 @@ def test_reload_with_errors_keeps_the_last_good_build(config, client, monkeypatc
 
 def test_a_new_worker_starts_from_the_last_good_build(config, client) -> None:
     (config.content_dir / "log" / "2026-10-02-verify-config.md").write_text("---\ntitle: [broken\n---\n")
-    fresh = create_app(config).test_client()
+    fresh = make_app(config).test_client()
     assert b"What broke" in fresh.get("/log/verify-config").data
 
 
 def test_no_build_and_broken_content_fails_loudly(tmp_path: Path) -> None:
     shutil.copytree(DATA / "broken", tmp_path / "content")
     with pytest.raises(ContentProblems):
-        create_app(make_config(tmp_path / "content", tmp_path / "data"))
+        make_app(make_config(tmp_path / "content", tmp_path / "data"))
 
 
 def test_a_worker_that_cannot_publish_serves_the_last_good_build(config, client) -> None:
@@ -200,5 +199,5 @@ def test_a_worker_that_cannot_publish_serves_the_last_good_build(config, client)
     index_root.write_text("not a folder")
     path = config.content_dir / "log" / "2026-10-02-verify-config.md"
     path.write_text(path.read_text().replace("What broke", "What went wrong"))
-    fresh = create_app(config).test_client()
+    fresh = make_app(config).test_client()
     assert b"What broke" in fresh.get("/log/verify-config").data

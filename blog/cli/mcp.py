@@ -9,6 +9,7 @@ import click
 import httpx2
 from mcp.shared.exceptions import MCPError
 
+from blog import builder
 from blog.cli.common import config_of, echo_problems
 from blog.content import ContentProblems
 from blog.mcp import stdio
@@ -22,6 +23,7 @@ def mcp_command(ctx: click.Context) -> None:
     """Serve the log to an agent over stdio (MCP); follows `blog build` while it runs."""
     cfg = config_of(ctx)
     try:
+        builder.prepare(cfg)  # the CLI builds; what follows `current` only reads
         stdio.serve_current(cfg)
     except ContentProblems as problems:
         echo_problems(problems.problems)

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from blog import publish
+from blog import builder, publish
 from blog.build import BuildError
 from blog.cli.common import config_of, echo_problems
 from blog.cli.honesty import check_problems
@@ -124,7 +124,7 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
     bind = bind or cfg.bind
     _check_bind(cfg, bind)
     try:
-        build = publish.ensure_current(cfg)
+        build = builder.prepare(cfg)  # changed content, or the last good build when it has problems
         click.echo(f"serving build {build.id}: {len(build.site.published())} entries")
     except ContentProblems as problems:
         echo_problems(problems.problems)

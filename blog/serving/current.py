@@ -9,9 +9,8 @@ import time
 from dataclasses import dataclass
 
 from blog import build as builds
-from blog import index, publish
 from blog.config import Config
-from blog.content import ContentProblems, utcnow
+from blog.content import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +38,11 @@ class SiteState:
         self._onion = config.onion_address
 
     def start(self) -> None:
-        """Load the current build, publishing one first when there is none or the content changed."""
-        try:
-            build = publish.ensure_current(self.config)
-        except ContentProblems as problems:
-            build = builds.load_current(self.config.builds_dir)
-            if build is None:
-                raise
-            log.error("content has %d problem(s); serving the last good build %s:\n%s",
-                      len(problems.problems), build.id, problems)
-        except (builds.BuildError, index.SearchError, OSError) as exc:
-            # A full disk or a read-only data directory while publishing new content must not keep a
-            # worker from booting (gunicorn would stop the whole site): serve what was last built.
-            build = builds.load_current(self.config.builds_dir)
-            if build is None:
-                raise
-            log.error("could not publish the content (%s); serving the last good build %s", exc, build.id)
+        """Load the current build; the builder (blog/builder.py) or `blog build` has made it."""
+        build = builds.load_current(self.config.builds_dir)
+        if build is None:
+            raise builds.BuildError(f"there is no build in {self.config.builds_dir}: run `blog build` "
+                                    "(gunicorn's master makes one before its workers start)")
         self._install(build)
 
     def _install(self, build: builds.Build) -> None:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Create the app: load (or publish) the current build, register the page families."""
+    """Create the app over the current build (workers only read it), register the page families."""
     config = config or load_config()
     app = Flask(__name__)
     app.config.update(SESSION_COOKIE_NAME=None, MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import Blueprint, abort, make_response, request
 from flask.typing import ResponseReturnValue
 
-from blog import index, publish
-from blog.config import Config
-from blog.content import ContentProblems
+from blog import build as builds
+from blog import index
 from blog.web.cache import gzip_if_accepted
 from blog.web.context import build, config, page
 
@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("search", __name__)
 
+ASK_EVERY = 5.0  # seconds between one worker's requests for a repair
+_asked = [0.0]
+_asking = threading.Lock()
 MAX_PAGE = 50  # page_size * MAX_PAGE stays within index.lookup.MAX_DEPTH
-_rebuilding = threading.Lock()
 
 
 @bp.get("/search")
@@ -40,7 +42,7 @@ def search() -> ResponseReturnValue:
             results = index.search(build(), query, limit=size, offset=(number - 1) * size)
         except index.IndexUnavailable as exc:
             status, error = 503, str(exc)
-            _rebuild_in_background(config())
+            _ask_for_repair()
         except index.SearchError as exc:
             abort(400, description=f"{exc}.")
     pages = -(-results.total // size) if results else 0
@@ -63,18 +65,11 @@ def _page_number(raw: str) -> int:
     return number
 
 
-def _rebuild_in_background(cfg: Config) -> None:
-    """Rebuild a missing or damaged index while the rest of the site keeps answering."""
-    if not _rebuilding.acquire(blocking=False):
-        return
-
-    def work() -> None:
-        try:
-            log.error("the search index is unusable; rebuilding it from %s", cfg.content_dir)
-            publish.ensure_current(cfg)
-        except (ContentProblems, index.SearchError, OSError) as exc:
-            log.error("could not rebuild the search index: %s", exc)
-        finally:
-            _rebuilding.release()
-
-    threading.Thread(target=work, name="index-rebuild", daemon=True).start()
+def _ask_for_repair() -> None:
+    """Ask the builder to rebuild the index (a worker never writes it); the rest of the site keeps answering."""
+    with _asking:
+        if time.monotonic() - _asked[0] < ASK_EVERY:
+            return
+        _asked[0] = time.monotonic()
+    if not builds.ask_for_repair(config().data_dir):
+        log.error("the search index is unusable and no builder is running: run `blog index`")

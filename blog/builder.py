@@ -1,0 +1,212 @@
+"""The one builder of a running site: it publishes before the workers start, then repairs and republishes.
+
+Request workers only read `current`. Everything a running site writes under the data directory is done
+here, in a process of its own that the gunicorn master starts and supervises (blog/gunicorn_conf.py):
+
+- before any worker starts, `prepare()` publishes changed content or keeps the last good build;
+- while the site runs, a worker that finds the index missing or damaged answers 503 with Retry-After and
+  asks the builder (a signal, see `build.ask_for_repair`), which rebuilds it at once; the builder also
+  looks at the index every half minute by itself, so damage nobody searched into is repaired too;
+- when gunicorn replaces a worker or reloads (HUP), the master nudges the builder, which publishes changed
+  content as a new worker used to do at its start.
+
+The builder is single-threaded, so a build never forks inside a threaded process, and a crash in it never
+costs a reader's request: the master starts it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from blog import build as builds
+from blog import index, publish
+from blog.config import Config, load_config
+from blog.content import ContentProblems
+
+log = logging.getLogger(__name__)
+
+LOOK_EVERY = 30.0  # seconds between the builder's own looks at the current index
+TICK = 0.5  # how long the loop sleeps when nothing asks for it
+RESTART_AFTER = 2.0  # a builder that died is started again at most this often
+STOP_WITHIN = 10.0  # seconds the builder gets to finish a build at shutdown before it is killed
+
+
+class NoBuild(RuntimeError):
+    """There is no build to serve and none can be made (gunicorn prints a RuntimeError and exits)."""
+
+
+def prepare(config: Config) -> builds.Build:
+    """Return the build to serve: publish changed content, or keep the last good build and say why."""
+    try:
+        return publish.ensure_current(config)
+    except ContentProblems as problems:
+        build = builds.load_current(config.builds_dir)
+        if build is None:
+            raise
+        log.error("content has %d problem(s); serving the last good build %s:\n%s",
+                  len(problems.problems), build.id, problems)
+        return build
+    except (builds.BuildError, index.SearchError, OSError) as exc:
+        # A full disk or a read-only data directory while publishing new content must not stop the site:
+        # serve what was last built.
+        build = builds.load_current(config.builds_dir)
+        if build is None:
+            raise
+        log.error("could not publish the content (%s); serving the last good build %s", exc, build.id)
+        return build
+
+
+def index_is_usable(config: Config) -> bool:
+    """Tell whether the current build's index opens (reads only the pointer, never the whole build)."""
+    try:
+        pointer = builds.current_pointer(config.builds_dir)
+    except builds.BuildError:
+        return False
+    return pointer is not None and index.is_usable(Path(pointer.get("index") or ""))
+
+
+def repair(config: Config) -> bool:
+    """Rebuild a missing or damaged index; return whether there was anything to repair."""
+    if index_is_usable(config):
+        return False
+    log.error("the search index is unusable; rebuilding it from %s", config.content_dir)
+    prepare(config)
+    return True
+
+
+class Builder:
+    """The builder process's loop: repair when needed, publish when nudged, stop when told or orphaned."""
+
+    def __init__(self, config: Config, parent: int) -> None:
+        self.config = config
+        self.parent = parent
+        self.nudged = False  # publish changed content (a worker was replaced, or HUP)
+        self.wanted = False  # look at the index and repair it (a worker found it unusable, or it is time)
+        self.stopping = False
+
+    def run(self) -> None:
+        """Loop until SIGTERM or until the process that started the builder is gone."""
+        signal.signal(signal.SIGUSR1, self._nudge)
+        signal.signal(signal.SIGHUP, self._nudge)
+        signal.signal(builds.REPAIR_SIGNAL, self._repair)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self._write_pid()
+        log.info("builder ready (pid %d)", os.getpid())
+        looked = time.monotonic()
+        while not self.stopping and os.getppid() == self.parent:
+            if time.monotonic() - looked >= LOOK_EVERY:
+                self.wanted = True
+            if self.nudged or self.wanted:
+                self.step()
+                looked = time.monotonic()
+            time.sleep(TICK)  # a signal ends the sleep early; the next turn sees its flag
+
+    def step(self) -> None:
+        """Do what was asked; a failure is logged, and the next request tries again."""
+        nudged, self.nudged, self.wanted = self.nudged, False, False
+        try:
+            if nudged:
+                prepare(self.config)
+            else:
+                repair(self.config)
+        except (ContentProblems, builds.BuildError, index.SearchError, OSError) as exc:
+            log.error("the builder could not publish: %s", exc)
+
+    def _write_pid(self) -> None:
+        data_dir = self.config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = data_dir / f".{builds.BUILDER_PID}.{os.getpid()}"
+        temporary.write_text(f"{os.getpid()}\n", encoding="ascii")
+        os.replace(temporary, data_dir / builds.BUILDER_PID)
+
+    def _repair(self, _signum: int, _frame: FrameType | None) -> None:
+        self.wanted = True
+
+    def _nudge(self, _signum: int, _frame: FrameType | None) -> None:
+        self.nudged = True
+
+    def _stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+
+class Supervisor:
+    """The gunicorn master's handle on the builder process: start it, keep it alive, nudge it, stop it."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+
+    @staticmethod
+    def first_build() -> None:
+        """Prepare a build in a child process before any worker starts; raise NoBuild when none can be served."""
+        # A child, not the master itself: the master forks every worker and stays small and single-threaded.
+        done = subprocess.run([sys.executable, "-m", "blog.builder", "--once"], check=False)
+        if done.returncode != 0:
+            raise NoBuild("there is no build to serve (the builder's errors are above); fix the content "
+                          "and run `blog build`, or start again")
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, "-m", "blog.builder", "--parent", str(os.getpid())])
+
+    def keep_alive(self) -> None:
+        """Start the builder again when it has died (the master calls this about once a second)."""
+        if self.process is None or self.process.poll() is None:
+            return
+        if time.monotonic() - self._started < RESTART_AFTER:
+            return
+        log.error("the builder exited with %s; starting it again", self.process.returncode)
+        self.start()
+
+    def nudge(self) -> None:
+        """Ask the builder to publish changed content now."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m blog.builder", description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="prepare a build to serve and exit")
+    parser.add_argument("--parent", type=int, help="exit when this process is gone")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S +0000")
+    logging.Formatter.converter = time.gmtime
+    config = load_config()
+    if args.once:
+        try:
+            build = prepare(config)
+        except ContentProblems as problems:
+            log.error("the content has problems and there is no earlier build to serve:\n%s", problems)
+            return 1
+        except (builds.BuildError, index.SearchError, OSError) as exc:
+            log.error("could not build the site: %s", exc)
+            return 1
+        log.info("build %s is ready to serve", build.id)
+        return 0
+    Builder(config, args.parent or os.getppid()).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
