@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +15,8 @@ from whoosh.analysis import StemmingAnalyzer
 
 from blog import index
 from blog.web.context import build as current_build
-from tests.conftest import make_app, make_config
+from tests.conftest import ROOT, make_app, make_config
+from tests.tor_helpers import wait_for
 
 
 @pytest.fixture
@@ -99,7 +103,23 @@ def test_search_pages_are_not_stored(site: tuple) -> None:
     assert "no-store" in client.get("/search?q=tor").headers["Cache-Control"]
 
 
-def test_damaged_index_answers_503_then_is_rebuilt(site: tuple) -> None:
+@pytest.fixture
+def builder(content_copy: Path, tmp_path: Path):
+    """The builder process a served site runs beside its workers (blog/builder.py), for the in-process app."""
+    env = dict(os.environ, BLOG_CONTENT_DIR=str(content_copy), BLOG_DATA_DIR=str(tmp_path / "data"),
+               BLOG_TOR_MODE="off")
+    env.pop("BLOG_CONFIG", None)
+    process = subprocess.Popen([sys.executable, "-m", "blog.builder", "--parent", str(os.getpid())], env=env,
+                               cwd=ROOT)
+    try:
+        wait_for(lambda: (tmp_path / "data" / "builder.pid").exists(), what="the builder")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_damaged_index_answers_503_then_is_rebuilt(site: tuple, builder: subprocess.Popen[bytes]) -> None:
     app, client = site
     with app.test_request_context():
         damaged = current_build().index_dir

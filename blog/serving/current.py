@@ -38,11 +38,15 @@ class SiteState:
         self._onion = config.onion_address
 
     def start(self) -> None:
-        """Load the current build; the builder (blog/builder.py) or `blog build` has made it."""
+        """Load the current build, which the builder (blog/builder.py) or `blog build` has made.
+
+        With gunicorn's `--preload` the app is created in the master before the master's first build, so
+        a missing build is loaded at the first request instead (`snapshot` says so if there is none then).
+        """
         build = builds.load_current(self.config.builds_dir)
         if build is None:
-            raise builds.BuildError(f"there is no build in {self.config.builds_dir}: run `blog build` "
-                                    "(gunicorn's master makes one before its workers start)")
+            log.info("no build in %s yet; the first request loads it", self.config.builds_dir)
+            return
         self._install(build)
 
     def _install(self, build: builds.Build) -> None:
@@ -57,12 +61,14 @@ class SiteState:
     def snapshot(self) -> Snapshot:
         """Return the snapshot to serve, after at most one cheap check per second."""
         now = time.monotonic()
-        if now - self._checked >= CHECK_EVERY:
+        if now - self._checked >= CHECK_EVERY or self._snapshot is None:
             with self._lock:
-                if now - self._checked >= CHECK_EVERY:
+                if now - self._checked >= CHECK_EVERY or self._snapshot is None:
                     self._checked = now
                     self._refresh()
-        assert self._snapshot is not None, "SiteState.start() was not called"
+        if self._snapshot is None:
+            raise builds.BuildError(f"there is no build in {self.config.builds_dir}: run `blog build` "
+                                    "(gunicorn's master makes one before its workers start)")
         return self._snapshot
 
     def _refresh(self) -> None:
