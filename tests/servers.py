@@ -92,6 +92,22 @@ class Gunicorn:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_mcp(self, timeout: float = 120.0) -> None:
+        """Ask for pages until every worker has started its MCP transport (imported after its first page).
+
+        A figure measured before then includes a one-off import of the SDK: tens of MiB in one worker,
+        and seconds of wait for the first tool call on a busy machine.
+        """
+        deadline = time.monotonic() + timeout
+        while self.log().count("MCP transport started in worker") < self.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the workers did not start their MCP transport within {timeout} s:\n{self.log()}")
+            try:
+                httpx2.get(self.url + "/", timeout=10)
+            except httpx2.HTTPError:
+                pass
+            time.sleep(0.2)
+
     def worker_pids(self) -> list[int]:
         """The master's request workers (not its builder process)."""
         return [pid for pid in self._children() if not _is_builder(pid)]

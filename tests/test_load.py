@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("load")
     with Gunicorn(ROOT / "content", root / "data", workers=2) as running:
+        running.wait_for_mcp()  # measure the site, not the SDK's one-off import in each worker
         yield running
 
 
