@@ -292,7 +292,7 @@ def test_identifier_hint_scan_equals_its_regex(starter: builds.Build) -> None:
 def test_length_norms_match_whooshs_field_lengths_across_segments(tmp_path: Path, small: Path) -> None:
     from whoosh import index as windex
 
-    from blog.index import postings
+    from blog.index.engine import postings
 
     data = tmp_path / "data"
     old = quality.build_content(small, data)

@@ -10,7 +10,7 @@ from whoosh import index as windex
 
 from bench.corpus import write_corpus
 from blog import build as builds
-from blog.index.bulk import BulkWriter
+from blog.index.engine.bulk import BulkWriter
 from blog.index.schema import documents, make_schema
 from blog.index.store import WRITER
 from tests.conftest import ROOT

@@ -12,7 +12,8 @@ from bench.corpus import write_corpus
 from bench.search import queries
 from blog import build as builds
 from blog import index
-from blog.index import full, lookup
+from blog.index import lookup
+from blog.index.engine import full
 
 ENTRIES = 30
 
@@ -78,7 +79,7 @@ def test_a_failing_child_falls_back_to_one_process(corpus: builds.Build, tmp_pat
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(full.sys, "executable", "/bin/false")
-    with caplog.at_level(logging.WARNING, logger="blog.index.full"):
+    with caplog.at_level(logging.WARNING, logger="blog.index.engine.full"):
         done = _write(corpus, tmp_path / "ix", 1, monkeypatch)
     assert "two processes" not in done
     assert "writing the index in two processes failed (exit status 1" in caplog.text

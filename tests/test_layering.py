@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "blog"
 DOCS = ROOT.parent / "docs" / "architecture.md"
+ENGINE = ROOT / "index" / "engine"
+BENCH = ROOT.parent / "bench"
 
 # room -> the rooms it may import (besides itself and config, which every room may read). A room is a
 # module or a package directly under blog/: blog.<room> or blog.<room>.<anything>.
@@ -107,3 +110,79 @@ def test_the_architecture_page_draws_the_same_table() -> None:
             may = re.sub(r"\([^)]*\)", "", cells[2])  # "(until ...)" notes are for the reader
             drawn[cells[0]] = set(ALLOWED) - {cells[0]} if "every other room" in may else set(re.findall(r"\w+", may))
     assert drawn == ALLOWED, "docs/architecture.md's room table differs from ALLOWED"
+
+
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _outside_engine() -> list[Path]:
+    """Return the project's modules outside blog/index/engine/ (the engine's own tests may look inside)."""
+    return sorted(p for p in [*ROOT.rglob("*.py"), *BENCH.rglob("*.py")] if ENGINE not in p.parents)
+
+
+def test_only_the_engine_imports_its_modules() -> None:
+    """The rest of blog/ (and bench/) reads the engine through its face: blog.index.engine's __all__."""
+    import blog.index.engine as face
+
+    problems = []
+    for path in _outside_engine():
+        for node in ast.walk(_parsed(path)):
+            if isinstance(node, ast.Import):
+                problems += [f"{path}: import {a.name}" for a in node.names if a.name.startswith("blog.index.engine.")]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("blog.index.engine."):
+                    problems.append(f"{path}: from {node.module} import ...")
+                elif node.module == "blog.index.engine":
+                    problems += [f"{path}: from blog.index.engine import {a.name} (not in its __all__)"
+                                 for a in node.names if a.name not in face.__all__]
+                elif node.module == "blog.index":
+                    problems += [f"{path}: from blog.index import engine" for a in node.names if a.name == "engine"]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_engine_reads_only_the_schema_of_the_public_side() -> None:
+    """lookup, query, store and model sit above the engine; it imports only the schema from beside them."""
+    problems = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        for imported in imports_of(path):
+            if imported.startswith("blog.index.") and not imported.startswith(
+                    ("blog.index.engine", "blog.index.schema")):
+                problems.append(f"{path.relative_to(ROOT)} imports {imported}")
+    assert not problems, "\n".join(problems)
+
+
+def _whoosh_private_names() -> set[str]:
+    """Return every private name Whoosh's own source defines: functions, methods, attributes, globals."""
+    import whoosh
+
+    names: set[str] = set()
+    for path in Path(whoosh.__file__).parent.rglob("*.py"):
+        with warnings.catch_warnings():  # Whoosh's own source has invalid escape sequences
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = _parsed(path)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_only_the_engine_touches_whooshs_private_names() -> None:
+    """Outside blog/index/engine/, no module of blog/ imports or reads a name Whoosh keeps private."""
+    private = _whoosh_private_names()
+    assert {"_lenfield", "_perdoc", "_write_block", "_read_ids"} <= private  # the scan sees Whoosh's source
+    problems = []
+    for path in (p for p in _outside_engine() if ROOT in p.parents):
+        for node in ast.walk(_parsed(path)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "whoosh":
+                problems += [f"{path}:{node.lineno}: from {node.module} import {a.name}"
+                             for a in node.names if a.name.startswith("_")]
+            elif (isinstance(node, ast.Attribute) and node.attr in private
+                  and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                problems.append(f"{path}:{node.lineno}: .{node.attr}")
+    assert not problems, "Whoosh's private names belong in blog/index/engine/:\n" + "\n".join(problems)

@@ -1,7 +1,7 @@
 """The paragraph index (Whoosh): one document per citable block; search() returns citations.
 
 The names below are loaded on first use: the child process of a two-process build imports only the
-writing side (blog/index/full.py), not the search side and numpy.
+writing side (blog/index/engine/full.py), not the search side and numpy.
 """
 
 from __future__ import annotations

@@ -16,9 +16,8 @@ from whoosh.searching import Searcher
 from blog.build import Build
 from blog.content import Entry, utcnow
 from blog.index import query as q
-from blog.index import rank
+from blog.index.engine import Plan, Scored
 from blog.index.model import Citation, IndexUnavailable, Results, SearchError
-from blog.index.rank import Plan
 from blog.index.store import _BROKEN, check_intact, forget, open_searcher
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ def cached_bytes() -> int:
 def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Plan, mask: wq.Query | None,
          limit: int, offset: int, base_url: str, onion_base: str) -> Results:
     want = offset + limit
-    scored = rank.Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
+    scored = Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
     keys: list[tuple[str, float]] = []
     total, mode = 0, "and"
     if not is_question(text, parsed) or not plan.loose:

@@ -29,7 +29,7 @@ from whoosh.searching import Searcher
 
 from blog.build import Build
 from blog.content import Entry
-from blog.index.full import WRITER, write_full
+from blog.index.engine import WRITER, write_full
 from blog.index.model import IndexUnavailable
 from blog.index.schema import documents
 

@@ -22,7 +22,7 @@ from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
-from blog.index import postings
+from blog.index.engine import postings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Full index builds: one segment in this process, or two written at once by this process and a child.
 
 A full build of 1,000 entries is a few seconds of pure Python per core. Above PARALLEL_FROM entries a child
-Python (`python -m blog.index.segment_worker`, a fresh interpreter: never a fork, since publishing also
+Python (`python -m blog.index.engine.segment_worker`, a fresh interpreter: never a fork, since publishing also
 runs inside a threaded gunicorn worker, and not multiprocessing's spawn, which re-runs the parent's main
 script) writes the first part of the entries as a segment of its own, in a directory beside the index,
 while this process writes the rest. The child's segment files are then moved in and one commit records
@@ -25,8 +25,8 @@ from typing import IO
 from whoosh import index as windex
 
 from blog.content import Entry
-from blog.index.bulk import BulkWriter
-from blog.index.codec import WritingCodec
+from blog.index.engine.bulk import BulkWriter
+from blog.index.engine.codec import WritingCodec
 from blog.index.schema import block_documents, entry_fields, make_schema
 from blog.render import Block, Rendered
 
@@ -40,7 +40,7 @@ SEGMENT_POSTINGS = 4_000_000
 PARALLEL_FROM = 200  # entries; below this, starting a Python process costs more than it saves
 CHILD_SHARE = 0.47  # of the blocks: the child spends about 0.3 s starting before it writes anything
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 SEGMENT, INDEX, ERRORS = "segment.pickle", "index", "stderr.txt"  # the child's files in its directory
 
 # What a process needs to index an entry's blocks: entry_fields() and the blocks, both plain picklable data.
@@ -103,7 +103,7 @@ def _write_two(entries: Sequence[Entry], rendered: Mapping[str, Rendered], direc
     path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
     # Started first: the child spends its first 0.3 s importing, while this process gathers the blocks.
     with (side / ERRORS).open("wb") as errors:
-        child = subprocess.Popen([sys.executable, "-m", "blog.index.segment_worker", str(side)],
+        child = subprocess.Popen([sys.executable, "-m", "blog.index.engine.segment_worker", str(side)],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
                                  env={**os.environ, "PYTHONPATH": path})
     feeder: threading.Thread | None = None

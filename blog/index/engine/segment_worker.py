@@ -1,17 +1,17 @@
-"""The child of a two-process full build: `python -m blog.index.segment_worker DIR`, the entries on stdin."""
+"""The child of a two-process full build: `python -m blog.index.engine.segment_worker DIR`, the entries on stdin."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from blog.index.full import write_segment
+from blog.index.engine.full import write_segment
 
 
 def main(argv: list[str]) -> int:
     """Write the segment the parent asked for; exit 2 on a wrong command line."""
     if len(argv) != 2:
-        sys.stderr.write("usage: python -m blog.index.segment_worker DIR\n")
+        sys.stderr.write("usage: python -m blog.index.engine.segment_worker DIR\n")
         return 2
     write_segment(Path(argv[1]), sys.stdin.buffer)
     return 0

@@ -19,7 +19,7 @@ from whoosh.fields import FieldType
 from whoosh.util.numeric import length_to_byte
 from whoosh.writing import SegmentWriter
 
-from blog.index.codec import LENGTH_OF_BYTE
+from blog.index.engine.codec import LENGTH_OF_BYTE
 
 # One term's postings in one field: document numbers, weights (doubles, as the pool kept them), values.
 _Run = tuple[array, array, list[bytes]]

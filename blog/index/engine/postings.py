@@ -20,7 +20,7 @@ from whoosh.scoring import BM25FScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import length_to_byte
 
-from blog.index.codec import LENGTH_OF_BYTE
+from blog.index.engine.codec import LENGTH_OF_BYTE
 
 POSTING_CACHE_BYTES = 6 * 2**20  # decoded postings per worker: reading a block costs more than scoring it
 Postings = tuple[np.ndarray, np.ndarray]  # documents (int32) and what the term adds to each one's score
