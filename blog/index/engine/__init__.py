@@ -2,8 +2,9 @@
 
 Whoosh's own matchers and writers were too slow for a log of thousands of entries (docs/search.md), so the
 modules in here read and write Whoosh's W3 format with Whoosh's own encoders and BM25F, reaching into names
-Whoosh does not document. The rest of blog/ imports only the names below, never a module of this package,
-and never touches a private name of Whoosh's; tests/test_layering.py pins both.
+Whoosh does not document (every one is listed in whoosh_private.py and checked against the installed
+Whoosh by tests/test_index_engine.py). The rest of blog/ imports only the names below, never a module of
+this package, and never touches a private name of Whoosh's; tests/test_layering.py pins both.
 
 The names are loaded on first use: the child Python of a two-process build imports only the writing side,
 not the scoring side and numpy.

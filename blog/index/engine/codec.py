@@ -13,6 +13,10 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3Codec, W3PerDocReader, W3Segm
 from whoosh.filedb.filestore import Storage
 from whoosh.util.numeric import byte_to_length
 
+from blog.index.engine import whoosh_private
+
+whoosh_private.require()  # a Whoosh without the names the engine reaches for fails here, naming them
+
 # A length byte decoded as the stock reader does it: 0 means no length recorded (None).
 LENGTH_OF_BYTE: list[int | None] = [None] + [byte_to_length(b) for b in range(1, 256)]
 

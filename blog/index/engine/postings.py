@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3PerDocReader, _lenfield
-from whoosh.matching import FilterMatcher
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3PerDocReader, _lenfield
+from whoosh.columns import NumericColumn
+from whoosh.matching import FilterMatcher, ListMatcher, Matcher
 from whoosh.reading import IndexReader
 from whoosh.scoring import BM25FScorer
 from whoosh.searching import Searcher
-from whoosh.util.numeric import length_to_byte
 
 from blog.index.engine.codec import LENGTH_OF_BYTE
+from blog.index.engine.whoosh_private import WhooshChanged
 
 POSTING_CACHE_BYTES = 6 * 2**20  # decoded postings per worker: reading a block costs more than scoring it
 Postings = tuple[np.ndarray, np.ndarray]  # documents (int32) and what the term adds to each one's score
@@ -100,21 +101,21 @@ class _PostingCache:
                 self.used -= old_ids.nbytes + old_added.nbytes
 
 
-def _blocks(matcher: object) -> Iterable[tuple[list[int], list[float]]]:
-    """Yield a posting list's (ids, weights) a block at a time (W3 codec), or a posting at a time."""
-    read_ids = getattr(matcher, "_read_ids", None)
-    read_weights = getattr(matcher, "_read_weights", None)
-    next_block = getattr(matcher, "_next_block", None)
-    if read_ids and read_weights and next_block:
-        while matcher.is_active():  # type: ignore[attr-defined]
-            read_ids()
-            read_weights()
-            yield matcher._ids, matcher._weights  # type: ignore[attr-defined]
-            next_block()
-        return
-    while matcher.is_active():  # type: ignore[attr-defined]
-        yield [matcher.id()], [matcher.weight()]  # type: ignore[attr-defined]
-        matcher.next()  # type: ignore[attr-defined]
+def _blocks(matcher: Matcher) -> Iterable[tuple[Sequence[int], Sequence[float]]]:
+    """Yield a posting list's (ids, weights) a block at a time, or its postings inlined in the term info."""
+    if isinstance(matcher, W3LeafMatcher):
+        while matcher.is_active():
+            matcher._read_ids()
+            matcher._read_weights()
+            yield matcher._ids, matcher._weights
+            matcher._next_block()
+    elif isinstance(matcher, ListMatcher):  # a term with fewer postings than the codec's inline limit
+        while matcher.is_active():
+            yield [matcher.id()], [matcher.weight()]
+            matcher.next()
+    else:
+        raise WhooshChanged(f"Whoosh read postings with a {type(matcher).__name__}; the index engine reads "
+                            "W3LeafMatcher blocks and ListMatcher inlined postings only")
 
 
 def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -> np.ndarray:
@@ -129,27 +130,27 @@ def _norms(reader: IndexReader, field: str, k1: float, b: float, avgfl: float) -
             base, per = k1 * (1 - b), k1 * b / avgfl
             table = np.array([base + per * (length or 0) for length in LENGTH_OF_BYTE])
             # 8 bytes a document: at 10,000 entries a list of float objects would hold 28 MB per worker
-            parts = [table[np.frombuffer(bytes(_length_bytes(sub, field)), dtype=np.uint8)]
+            parts = [table[np.frombuffer(_length_bytes(sub, field), dtype=np.uint8)]
                      for sub, _ in reader.leaf_readers()]
             found = np.concatenate(parts) if parts else np.zeros(0)
             _lengths[field] = found
         return found
 
 
-def _length_bytes(sub: IndexReader, field: str) -> Iterable[int]:
+def _length_bytes(sub: IndexReader, field: str) -> bytes:
     """Return a segment's length byte per document for a field (0: none), its whole column at once."""
-    per_doc = getattr(sub, "_perdoc", None)
-    if isinstance(per_doc, W3PerDocReader):
-        count = sub.doc_count_all()
-        column = per_doc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
-        if column is None:
-            return bytes(count)
-        if getattr(column, "_fixedlen", 0) == 1:  # one byte a document: read the column in one call
-            raw = column._dbfile.get(column._basepos, column._count)
-        else:
-            raw = bytes(column.load())
-        return raw + bytes(max(0, count - len(raw)))  # documents past the column's end have no length
-    return [length_to_byte(sub.doc_field_length(d, field) or 0) for d in range(sub.doc_count_all())]
+    per_doc = sub._perdoc  # type: ignore[attr-defined]
+    if not isinstance(per_doc, W3PerDocReader):
+        raise WhooshChanged(f"a segment's per-document reader is a {type(per_doc).__name__}, not the "
+                            "W3PerDocReader whose length columns the index engine reads")
+    count = sub.doc_count_all()
+    column = per_doc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
+    if column is None:
+        return bytes(count)
+    if not isinstance(column, NumericColumn.Reader) or column._fixedlen != 1:
+        raise WhooshChanged(f"a length column is a {type(column).__name__}, not one byte a document")
+    raw = column._dbfile.get(column._basepos, column._count)
+    return raw + bytes(max(0, count - len(raw)))  # documents past the column's end have no length
 
 
 _postings = _PostingCache(POSTING_CACHE_BYTES)
