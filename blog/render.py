@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import pickle
 import re
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +14,8 @@ from lxml import html as lxml_html
 from lxml.etree import ParserError
 from pygments.formatter import Formatter
 from pygments.formatters import get_formatter_by_name
+
+from blog import child as python_child
 
 log = logging.getLogger(__name__)
 
@@ -236,57 +234,29 @@ def render(text: str, md: markdown.Markdown | None = None) -> Rendered:
 
 PARALLEL_FROM = 200  # documents; below this, starting a Python process costs more than it saves
 CHILD_SHARE = 0.47  # of the Markdown, by length: the child spends about 0.3 s starting
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def render_all(bodies: dict[str, str]) -> dict[str, Rendered]:
+    """Render every document, keyed as given (in this process)."""
+    return {key: render(body) for key, body in bodies.items()}
 
 
 def render_many(bodies: dict[str, str]) -> dict[str, Rendered]:
     """Render many documents, keyed as given; from PARALLEL_FROM on, a child Python renders part of them."""
     keys = list(bodies)
     if len(keys) < PARALLEL_FROM:
-        return {key: render(bodies[key]) for key in keys}
+        return render_all(bodies)
     total, share, cut = sum(map(len, bodies.values())), 0, 0
     while cut < len(keys) and share < total * CHILD_SHARE:
         share += len(bodies[keys[cut]])
         cut += 1
-    theirs = {key: bodies[key] for key in keys[:cut]}
-    # A fresh interpreter, not a fork (this runs inside threaded gunicorn workers) nor multiprocessing's
-    # spawn (which re-runs the parent's main script); pipes carry the pickles both ways.
-    path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
-    child = subprocess.Popen([sys.executable, "-m", "blog.render"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
-    answer: dict[str, bytes] = {}
-
-    def talk() -> None:
-        answer["out"], answer["err"] = child.communicate(pickle.dumps(theirs, pickle.HIGHEST_PROTOCOL))
-
-    talker = threading.Thread(target=talk, name="render-child", daemon=True)
-    talker.start()
+    done: dict[str, Rendered] = {}
     try:
-        ours = {key: render(bodies[key]) for key in keys[cut:]}
-        talker.join()
-    finally:
-        if child.poll() is None:
-            child.kill()
-        talker.join()
-    try:
-        if child.returncode:
-            raise ValueError(f"exit status {child.returncode}: {answer['err'].decode(errors='replace')[-2000:]}")
-        done: dict[str, Rendered] = pickle.loads(answer["out"])  # noqa: S301 - our own child's answer
-    except (ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        with python_child.start("blog.render:render_all") as worker:
+            worker.send({key: bodies[key] for key in keys[:cut]})
+            done.update(render_all({key: bodies[key] for key in keys[cut:]}))
+            done.update(worker.result())
+    except python_child.ChildFailed as exc:
         log.warning("rendering in a second process failed (%s); rendering everything here", exc)
-        done = {key: render(body) for key, body in theirs.items()}
-    done.update(ours)
+    done.update(render_all({key: bodies[key] for key in keys if key not in done}))
     return {key: done[key] for key in keys}
-
-
-def _render_stdin() -> None:
-    """Render the pickled {key: Markdown} on stdin; write the pickled {key: Rendered} to stdout."""
-    bodies = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - sent by render_many in our parent
-    sys.stdout.buffer.write(pickle.dumps({k: render(v) for k, v in bodies.items()}, pickle.HIGHEST_PROTOCOL))
-
-
-if __name__ == "__main__":
-    # Import this module under its own name, so that the pickled Rendered and Block name blog.render.
-    from blog.render import _render_stdin as serve
-
-    serve()

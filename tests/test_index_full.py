@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_two_processes_answer_every_query_alike(corpus: builds.Build, tmp_path: 
 def test_a_failing_child_falls_back_to_one_process(corpus: builds.Build, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(full.sys, "executable", "/bin/false")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # blog/child.py starts sys.executable
     with caplog.at_level(logging.WARNING, logger="blog.index.engine.full"):
         done = _write(corpus, tmp_path / "ix", 1, monkeypatch)
     assert "two processes" not in done

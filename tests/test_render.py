@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_render_many_renders_here_when_the_child_fails(tmp_path: Path, monkeypat
 
     bodies = {f"doc-{i}": body for i, body in enumerate(_bodies(tmp_path))}
     monkeypatch.setattr(render_module, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(render_module.sys, "executable", "/bin/false")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # blog/child.py starts sys.executable
     with caplog.at_level(logging.WARNING, logger="blog.render"):
         many = render_module.render_many(bodies)
     assert "rendering in a second process failed (exit status 1" in caplog.text
