@@ -140,13 +140,17 @@ def test_only_published_entries_are_found(tmp_path: Path, small: Path) -> None:
 
 
 def test_citation_fields(tmp_path: Path, small: Path) -> None:
+    from blog.serving.urls import citation_url
+
     build = quality.build_content(small, tmp_path / "data")
-    c = index.search(build, "zebrafish", base_url="https://log.example/", onion_base="http://x.onion").citations[0]
-    assert c.url == f"https://log.example/log/zebra-notes#{c.anchor}"
-    assert c.onion_url == f"http://x.onion/log/zebra-notes#{c.anchor}"
+    c = index.search(build, "zebrafish").citations[0]
+    assert c.slug == "zebra-notes" and c.anchor in {b.anchor for b in build.rendered["zebra-notes"].blocks}
+    assert not hasattr(c, "url") and not hasattr(c, "onion_url"), "the index answers with slugs and anchors"
+    assert citation_url("https://log.example/", c.slug, c.anchor) == f"https://log.example/log/zebra-notes#{c.anchor}"
+    assert citation_url("http://x.onion", c.slug, c.anchor) == f"http://x.onion/log/zebra-notes#{c.anchor}"
+    assert citation_url("", c.slug, c.anchor) == f"/log/zebra-notes#{c.anchor}"
     assert c.title == "zebra-notes" and c.date == dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
     assert c.kind == "p" and c.last_updated == c.date and c.updated is False and c.score > 0
-    assert index.search(build, "zebrafish").citations[0].onion_url == ""
 
 
 def test_spelling_suggestion(tmp_path: Path, small: Path) -> None:

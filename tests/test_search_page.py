@@ -14,6 +14,7 @@ import pytest
 from whoosh.analysis import StemmingAnalyzer
 
 from blog import index
+from blog.serving.urls import citation_url
 from blog.web.context import build as current_build
 from tests.conftest import ROOT, make_app, make_config
 from tests.tor_helpers import wait_for
@@ -69,7 +70,8 @@ def test_page_and_search_agree(site: tuple, query: str) -> None:
     app, client = site
     body = client.get("/search", query_string={"q": query}).get_data(as_text=True)
     with app.test_request_context():
-        expected = [c.url for c in index.search(current_build(), query, limit=10).citations]
+        citations = index.search(current_build(), query, limit=10).citations
+    expected = [citation_url("", c.slug, c.anchor) for c in citations]
     assert expected and _result_links(body) == [html.escape(u) for u in expected]
 
 

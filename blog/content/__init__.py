@@ -6,7 +6,7 @@ raw-HTML rules, `text` an entry's Markdown (in memory, or read back from its sav
 
 from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
 from blog.content.load import check_site, load_site
-from blog.content.model import Entry, Page, ReadingItem, Site, Update, utcnow
+from blog.content.model import Entry, Page, ReadingItem, Site, Update, entry_path, utcnow
 from blog.content.text import Text, Written
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Update",
     "Written",
     "check_site",
+    "entry_path",
     "load_site",
     "unsafe_html_problems",
     "utcnow",

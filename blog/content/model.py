@@ -10,7 +10,12 @@ from typing import Any
 
 from blog.content.text import Text, Written
 
-__all__ = ["Entry", "Page", "ReadingItem", "Site", "Update", "utcnow"]
+__all__ = ["Entry", "Page", "ReadingItem", "Site", "Update", "entry_path", "utcnow"]
+
+
+def entry_path(slug: str) -> str:
+    """Return the path an entry is served at."""
+    return f"/log/{slug}"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class Entry(Written):
 
     @property
     def url(self) -> str:
-        return f"/log/{self.slug}"
+        return entry_path(self.slug)
 
     @property
     def last_updated(self) -> dt.datetime:

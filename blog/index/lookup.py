@@ -1,4 +1,8 @@
-"""search(): the one entry point the search page and the MCP tools share."""
+"""search(): the one entry point the search page and the MCP tools share.
+
+It answers with slugs and anchors; each front end shapes the links from its own base
+(blog.serving.urls.citation_url).
+"""
 
 from __future__ import annotations
 
@@ -50,8 +54,7 @@ UNAVAILABLE = "search is unavailable while its index is rebuilt; try again in a 
 
 
 def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: str | None = None,
-           after: When = None, before: When = None, base_url: str = "", onion_base: str = "",
-           now: dt.datetime | None = None) -> Results:
+           after: When = None, before: When = None, now: dt.datetime | None = None) -> Results:
     """Find the published paragraphs that answer a query, best first; raise SearchError on a bad query."""
     if not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
@@ -69,7 +72,7 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     now = now or utcnow()
     hidden, mask = _mask(build, now)
     key = (build.id, str(build.index_dir), query, limit, offset, tag, str(parsed.after), str(parsed.before),
-           base_url, onion_base, hidden)
+           hidden)
     check_intact(build.index_dir)
     with _cache_lock:
         if key in _cache:
@@ -78,8 +81,7 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     handle = open_searcher(build.index_dir)
     try:
         with handle.lock:
-            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset, base_url,
-                           onion_base)
+            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset)
     except _BROKEN as exc:
         forget(build.index_dir) if build.index_dir else None
         log.error("the search index %s failed mid-search: %s; it will be rebuilt", build.index_dir, exc)
@@ -89,8 +91,8 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
 
 
 def _size(key: tuple, results: Results) -> int:
-    """Estimate what one cached answer holds, in bytes (texts, snippets, URLs, and the key's query)."""
-    texts = sum(len(c.text) + len(c.snippet) + len(c.url) + len(c.onion_url) + len(c.title) + CITATION_OVERHEAD
+    """Estimate what one cached answer holds, in bytes (texts, snippets, titles, and the key's query)."""
+    texts = sum(len(c.text) + len(c.snippet) + len(c.title) + CITATION_OVERHEAD
                 for c in results.citations)
     return texts + sum(len(part) for part in key if isinstance(part, str)) + CITATION_OVERHEAD
 
@@ -115,7 +117,7 @@ def cached_bytes() -> int:
 
 
 def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Plan, mask: wq.Query | None,
-         limit: int, offset: int, base_url: str, onion_base: str) -> Results:
+         limit: int, offset: int) -> Results:
     want = offset + limit
     scored = Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
     keys: list[tuple[str, float]] = []
@@ -141,10 +143,8 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
         block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None) if entry else None
         if entry is None or block is None:
             continue  # the index and the build disagree only during a switch; skip rather than fail
-        url = f"{entry.url}#{anchor}"
         citations.append(Citation(
-            slug=slug, title=entry.title, date=entry.date, anchor=anchor, url=base_url.rstrip("/") + url,
-            onion_url=onion_base.rstrip("/") + url if onion_base else "", heading_path=block.heading_path,
+            slug=slug, title=entry.title, date=entry.date, anchor=anchor, heading_path=block.heading_path,
             kind=block.kind, text=block.text, snippet=snippet(block.text, terms), score=round(score, 4),
             last_updated=entry.last_updated, updated=bool(entry.updates),
             paragraph_changed=build.block_changed(slug, anchor) or entry.date))

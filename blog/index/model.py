@@ -21,9 +21,7 @@ class Citation:
     slug: str
     title: str
     date: dt.datetime
-    anchor: str
-    url: str  # entry URL + '#anchor'; absolute when a base_url was given
-    onion_url: str  # '' unless an onion_base was given
+    anchor: str  # the block's stable anchor; blog.serving.urls.citation_url(base, slug, anchor) links to it
     heading_path: tuple[str, ...]
     kind: str  # p | li | code | table | h
     text: str

@@ -24,6 +24,7 @@ from blog.mcp.models import (
     SearchAnswer,
     UpdateNote,
 )
+from blog.serving.urls import citation_url
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class BlogTools:
         build, links = self.get_build(), self.links(ctx)
         try:
             results = index.search(build, query, limit=limit, tag=tag or None, after=after or None,
-                                   before=before or None, base_url=links.base, onion_base=links.onion)
+                                   before=before or None)
         except index.SearchError as exc:
             raise ToolError(str(exc)) from exc
         entries = {e.slug: e for e in build.site.entries}
@@ -111,8 +112,10 @@ class BlogTools:
 
     def _cite(self, citation: index.Citation, entry: Entry, links: Links) -> CitedParagraph:
         return CitedParagraph(
-            title=entry.title, slug=entry.slug, date=_iso(entry.date), url=links.url(citation.url),
-            onion_url=citation.onion_url or None, anchor=citation.anchor,
+            title=entry.title, slug=entry.slug, date=_iso(entry.date),
+            url=citation_url(links.base, citation.slug, citation.anchor),
+            onion_url=citation_url(links.onion, citation.slug, citation.anchor) if links.onion else None,
+            anchor=citation.anchor,
             heading_path=list(citation.heading_path), kind=citation.kind, text=citation.text,
             score=round(float(citation.score), 4),
             updated=bool(entry.updates), last_updated=_iso(entry.last_updated),
@@ -129,7 +132,7 @@ class BlogTools:
         return EntryDetail(
             **_summary(entry, links).model_dump(), kind="entry", markdown=entry.body,
             anchors=[Anchor(anchor=b.anchor, kind=b.kind, heading_path=list(b.heading_path),
-                            url=links.url(f"{entry.url}#{b.anchor}")) for b in blocks],
+                            url=citation_url(links.base, entry.slug, b.anchor)) for b in blocks],
             updates=[UpdateNote(date=_iso(u.date), reason=u.reason, note=u.note) for u in entry.updates])
 
     def _page(self, build: Build, page: Page, links: Links) -> EntryDetail:

@@ -1,7 +1,9 @@
-"""The absolute base a request's links get: the onion it came to, the configured address, or loopback.
+"""The absolute base a request's links get, and the one shape of a link that cites a paragraph.
 
-A pure function of the Host header, the configured `base_url` and the onion address, with no Flask, so
-that the fast path can key recorded answers on it and the MCP room can give its tools the same links.
+resolve() is a pure function of the Host header, the configured `base_url` and the onion address, with no
+Flask, so that the fast path can key recorded answers on it and the MCP room can give its tools the same
+links. citation_url() turns a base and what search() returns (an entry's slug, a block's anchor) into
+the link the search page and the MCP tools both cite.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from blog.content import entry_path
 
 FALLBACK = "http://127.0.0.1:8000"  # the default bind: links stay on loopback when nothing better is known
 
@@ -59,6 +63,11 @@ def _resolve(host: str, base_url: str, onion_address: str) -> Base:
     if onion_address:
         return Base(f"http://{onion_address}", False)
     return Base(FALLBACK, False)
+
+
+def citation_url(base: str, slug: str, anchor: str) -> str:
+    """Return the link to one block of an entry: base ('' for a link within the site), its path, #anchor."""
+    return f"{base.rstrip('/')}{entry_path(slug)}#{anchor}"
 
 
 def loopback_authority(host: str) -> str:

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from blog import build as builds
 from blog import index
+from blog.serving.urls import citation_url
 from blog.web.cache import gzip_if_accepted
 from blog.web.context import build, config, page
 
@@ -47,7 +48,7 @@ def search() -> ResponseReturnValue:
             abort(400, description=f"{exc}.")
     pages = -(-results.total // size) if results else 0
     body = page("search.html", query=query, results=results, error=error, number=number,
-                pages=min(pages, MAX_PAGE))
+                pages=min(pages, MAX_PAGE), citation_url=citation_url)
     response = make_response(body, status)
     response.cache_control.no_store = True
     if status == 503:
