@@ -1,4 +1,9 @@
-"""Rendered responses kept per build as bytes, precompressed once, answered with 304s when unchanged."""
+"""The one cache of rendered answers: pages kept per build as bytes, precompressed once, 304s when unchanged.
+
+Flask fills it through context.cached(); the fast path (blog/web/fastpath.py) replays from the same entries
+without entering Flask, so a page is held once: its body, its gzip copy, and the status line and headers
+Flask sent with them, recorded the first time for each encoding and for a 304.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,16 @@ import gzip
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from threading import Lock
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from flask import Request, Response
 
-PAGE_BUDGET = 32 * 2**20  # bytes of rendered pages per worker (bodies, gzip copies, keys, headers)
+if TYPE_CHECKING:
+    from blog.serving.urls import Base
+
+PAGE_BUDGET = 32 * 2**20  # bytes of cached answers per worker (bodies, gzip copies, keys, recorded headers)
 PAGE_LARGEST = PAGE_BUDGET * 3 // 4  # a bigger page is served but not kept: llms-full.txt of ~1,200 entries
 PAGE_LIMIT = 4096  # entries, so that tiny pages cannot grow the map's own table without end
 OVERHEAD = 512  # bytes an entry costs beyond its payload (objects, the key tuple, the map's slot), rounded up
@@ -66,6 +74,17 @@ class ByteLRU(Generic[K, V]):
                 self._forget(next(iter(self.items)))
             return True
 
+    def remeasure(self, key: K, value: V) -> None:
+        """Count value's bytes again after it grew in place, if it is still what key holds."""
+        size = self.measure(key, value) + OVERHEAD
+        with self._lock:
+            if self.items.get(key) is not value:
+                return
+            self.total += size - self._sizes[key]
+            self._sizes[key] = size
+            while self.total > self.budget:
+                self._forget(next(iter(self.items)))
+
     def clear(self) -> None:
         with self._lock:
             self.items.clear()
@@ -80,9 +99,12 @@ class ByteLRU(Generic[K, V]):
             self.total -= self._sizes.pop(key)
 
 
+Reply = tuple[str, list[tuple[str, str]], bool]  # status line, headers, whether the body is the gzip copy
+
+
 @dataclass(frozen=True)
 class CachedPage:
-    """A finished response body with its validators and a gzip copy."""
+    """A finished response body with its validators, a gzip copy, and the answers Flask sent with them."""
 
     body: bytes
     gzipped: bytes
@@ -90,6 +112,11 @@ class CachedPage:
     mimetype: str
     last_modified: dt.datetime
     status: int = 200
+    params: tuple[str, ...] = ()  # the query parameters the page reads
+    snapshot: object = field(default=None, compare=False)  # the build it was made from (serving.current.Snapshot)
+    onion: str = ""  # the onion address when it was made
+    # What the fast path replays, by (takes gzip, is a 304): recorded once from Flask's own answer.
+    replies: dict[tuple[bool, bool], Reply] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -97,10 +124,16 @@ class CachedPage:
         return len(self.body) + len(self.gzipped) + len(self.etag) + len(self.mimetype)
 
     @classmethod
-    def make(cls, text: str, mimetype: str, last_modified: dt.datetime, status: int = 200) -> CachedPage:
+    def make(cls, text: str, mimetype: str, last_modified: dt.datetime, status: int = 200,
+             params: tuple[str, ...] = (), snapshot: object = None, onion: str = "") -> CachedPage:
         body = text.encode("utf-8")
         etag = hashlib.sha256(body).hexdigest()[:20]
-        return cls(body, gzip.compress(body, 9, mtime=0), etag, mimetype, last_modified, status)
+        return cls(body, gzip.compress(body, 9, mtime=0), etag, mimetype, last_modified, status, params,
+                   snapshot, onion)
+
+    def fresh(self, snapshot: object, onion: str) -> bool:
+        """Tell whether the page was made from this build for this onion address."""
+        return self.snapshot is snapshot and self.onion == onion
 
     def respond(self, request: Request) -> Response:
         """Answer the request: 304 when the client has it, gzip when the client takes it."""
@@ -144,12 +177,35 @@ def _not_modified(request: Request, etag: str, last_modified: dt.datetime | None
     return bool(since and last_modified and last_modified <= since)
 
 
-class PageCache(ByteLRU[tuple, CachedPage]):
-    """Rendered pages by (build, epoch, base, onion, name, path, query variant), within PAGE_BUDGET bytes."""
+@dataclass(frozen=True)
+class Reads:
+    """What a path's page reads of the query, kept where the page itself would be when only variants are kept."""
+
+    params: tuple[str, ...]
+
+
+class PageCache(ByteLRU[tuple, CachedPage | Reads]):
+    """Rendered pages by page_key() (and the query variant), within PAGE_BUDGET bytes."""
 
     def __init__(self, budget: int = PAGE_BUDGET, largest: int = PAGE_LARGEST, limit: int = PAGE_LIMIT) -> None:
-        super().__init__(lambda key, page: page.size + size_of(key), budget, largest, limit)
+        super().__init__(_measure, budget, largest, limit)
 
     @property
-    def _pages(self) -> OrderedDict[tuple, CachedPage]:
+    def _pages(self) -> OrderedDict[tuple, CachedPage | Reads]:
         return self.items
+
+
+def page_key(environ: dict[str, Any], base: Base) -> tuple:
+    """Return everything in a GET that a cached page's bytes and headers depend on, but its query and encoding.
+
+    The build and the onion address are checked on the entry (CachedPage.fresh), so a new build replaces
+    a page in place instead of leaving the old one to age out.
+    """
+    return (environ.get("wsgi.url_scheme", "http"), base.url, base.onion, environ.get("SCRIPT_NAME", ""),
+            environ.get("PATH_INFO", ""))
+
+
+def _measure(key: tuple, entry: CachedPage | Reads) -> int:
+    if isinstance(entry, Reads):
+        return size_of(key, entry.params)
+    return entry.size + size_of(key, entry.params, list(entry.replies.values()))

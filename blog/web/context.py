@@ -12,7 +12,7 @@ from blog.build import Build
 from blog.config import Config
 from blog.serving.current import SiteState
 from blog.serving.urls import Base, host_of, resolve
-from blog.web.cache import CachedPage, PageCache
+from blog.web.cache import CachedPage, PageCache, Reads, page_key
 from blog.web.fastpath import MARK
 
 Producer = Callable[[], tuple[str, str, dt.datetime]]  # (text, mimetype, last modified)
@@ -51,23 +51,26 @@ def onion_base() -> str:
     return f"http://{address}" if address else ""
 
 
-def cached(name: str, produce: Producer, status: int = 200, params: tuple[str, ...] = ()) -> Response:
-    """Serve a response from this build's cache, producing it once on a miss.
+def cached(produce: Producer, status: int = 200, params: tuple[str, ...] = ()) -> Response:
+    """Serve a response from the page cache, producing it once per build on a miss.
 
-    `params` names the query parameters the page reads: the page is kept once per their values, and
-    any other query string gets the same answer (it cannot change the page).
+    The key is the request's shape (cache.page_key: one path is one view). `params` names the query
+    parameters the page reads: the page is kept once per their values, and any other query string gets
+    the same answer (it cannot change the page).
     """
     variant = _variant(params)
-    snapshot = state().snapshot
-    where = base()
-    key = (snapshot.build.id, snapshot.epoch, where.url, where.onion, onion_base(), name, request.path, variant)
+    current, onion = state().snapshot, state().onion_address
     cache: PageCache = current_app.extensions["blog.cache"]
+    path_key = page_key(request.environ, base())
+    key = (*path_key, variant) if variant else path_key
     page = cache.get(key)
-    if page is None:
+    if not isinstance(page, CachedPage) or not page.fresh(current, onion):
         text, mimetype, modified = produce()
-        page = CachedPage.make(text, mimetype, modified, status)
+        page = CachedPage.make(text, mimetype, modified, status, params, current, onion)
         cache.put(key, page)
-    request.environ[MARK] = (page.etag, params)  # the fast path may replay this answer
+    if variant and cache.get(path_key) is None:  # the fast path looks here for what the path reads
+        cache.put(path_key, Reads(params))
+    request.environ[MARK] = (key, page)  # the fast path may record Flask's answer on the page and replay it
     return page.respond(request)
 
 
@@ -76,7 +79,7 @@ def canonical_path() -> str:
     mark = request.environ.get(MARK)
     if mark is None:
         return request.full_path.rstrip("?")
-    variant = _variant(mark[1])
+    variant = _variant(mark[1].params)
     return f"{request.path}?{urlencode(variant)}" if variant else request.path
 
 

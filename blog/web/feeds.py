@@ -52,7 +52,7 @@ def atom():
         feed.link(href=f"{base_url()}/feed.atom", rel="self")
         return feed.atom_str(pretty=True).decode(), "application/atom+xml", _latest()
 
-    return cached("atom", produce)
+    return cached(produce)
 
 
 @bp.get("/feed.rss")
@@ -64,7 +64,7 @@ def rss():
         feed.description(config().description)
         return feed.rss_str(pretty=True).decode(), "application/rss+xml", _latest()
 
-    return cached("rss", produce)
+    return cached(produce)
 
 
 def _latest():
@@ -85,7 +85,7 @@ def sitemap():
         body.append("</urlset>")
         return "\n".join(body) + "\n", "application/xml", _latest()
 
-    return cached("sitemap", produce)
+    return cached(produce)
 
 
 @bp.get("/robots.txt")
@@ -94,7 +94,7 @@ def robots():
     def produce():
         return f"User-agent: *\nAllow: /\nSitemap: {base_url()}/sitemap.xml\n", "text/plain", build().created
 
-    return cached("robots", produce)
+    return cached(produce)
 
 
 @bp.get("/llms.txt")
@@ -120,7 +120,7 @@ def llms():
                   f"- [Atom feed]({base}/feed.atom)"]
         return "\n".join(lines) + "\n", "text/plain", _latest()
 
-    return cached("llms", produce)
+    return cached(produce)
 
 
 @bp.get("/llms-full.txt")
@@ -133,4 +133,4 @@ def llms_full():
             parts.append(f"\n---\n\n# {e.title}\n\nDate: {e.date:%Y-%m-%d %H:%M} UTC\nURL: {base}{e.url}\n\n{e.body}\n")
         return "".join(parts), "text/plain", _latest()
 
-    return cached("llms-full", produce)
+    return cached(produce)

@@ -52,7 +52,7 @@ def home():
                     reading=order if number == 1 else [])
         return html, "text/html", _latest(entries)
 
-    return cached("home", produce, params=("page",))
+    return cached(produce, params=("page",))
 
 
 @bp.get("/log/<slug>")
@@ -69,7 +69,7 @@ def entry(slug: str):
         html = page("entry.html", entry=current, rendered=build().entry_html(current), newer=newer, older=older)
         return html, "text/html", current.last_updated
 
-    return cached("entry", produce)
+    return cached(produce)
 
 
 @bp.get("/log/<slug>.md")
@@ -81,7 +81,7 @@ def entry_source(slug: str):
             abort(404)
         return current.source, "text/markdown", current.last_updated
 
-    return cached("source", produce)
+    return cached(produce)
 
 
 @bp.get("/tags")
@@ -92,7 +92,7 @@ def tags():
         counts = Counter(t for e in entries for t in e.tags)
         return page("tags.html", counts=sorted(counts.items())), "text/html", _latest(entries)
 
-    return cached("tags", produce)
+    return cached(produce)
 
 
 @bp.get("/tags/<tag>")
@@ -105,7 +105,7 @@ def tag(tag: str):
         html = page("list.html", heading=f"Tagged “{tag}”", entries=entries)
         return html, "text/html", _latest(entries)
 
-    return cached("tag", produce)
+    return cached(produce)
 
 
 @bp.get("/archive")
@@ -119,7 +119,7 @@ def archive():
         years = [(y, sorted(months.items(), reverse=True)) for y, months in sorted(grouped.items(), reverse=True)]
         return page("archive.html", years=years), "text/html", _latest(entries)
 
-    return cached("archive", produce)
+    return cached(produce)
 
 
 @bp.get("/archive/<int:year>")
@@ -133,7 +133,7 @@ def archive_period(year: int, month: int | None = None):
         label = f"{year}" if month is None else f"{year}-{month:02d}"
         return page("list.html", heading=f"Entries from {label}", entries=entries), "text/html", _latest(entries)
 
-    return cached("period", produce)
+    return cached(produce)
 
 
 @bp.get("/pages/<slug>")
@@ -146,4 +146,4 @@ def standing_page(slug: str):
         html = page("page.html", item=current, rendered=build().page_html(current))
         return html, "text/html", build().created
 
-    return cached("page", produce)
+    return cached(produce)

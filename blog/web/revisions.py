@@ -77,7 +77,7 @@ def listing(slug: str):
         html = page("revisions/list.html", entry=entry, revisions=_revisions(slug))
         return html, "text/html", entry.last_updated
 
-    return cached("revisions", produce)
+    return cached(produce)
 
 
 @bp.get("/log/<slug>/revisions/<int:number>")
@@ -96,4 +96,4 @@ def revision(slug: str, number: int):
                     diff=diff, total=len(revisions))
         return html, "text/html", entry.last_updated
 
-    return cached("revision", produce)
+    return cached(produce)
