@@ -75,7 +75,7 @@ fresh: system-deps install-test
 	$(BIN)/python -m tests.fresh $(FRESH_RELEASES)
 
 lint: install-test
-	$(BIN)/ruff check blog tests bench wsgi.py
+	$(BIN)/ruff check blog tests bench processes.py wsgi.py
 
 $(VENV)/.installed-bench: pyproject.toml constraints.txt $(VENV)/.installed-test
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import ceilings, chart, coldstart, pages
-from bench.servers import ROOT, app_server, rss_mib
+from processes import ROOT, Gunicorn, rss_mib
 
 log = logging.getLogger("bench")
 
@@ -69,16 +69,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     types = pages.page_types(content)
     results: dict[str, Any] = {"machine": _machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
                                "page_types": {t.name: t.path for t in types}}
-    app = app_server(content, work / "data", work / "app.log")
-    with app:
-        app.start(timeout=180)
+    with Gunicorn(content, work / "data", log_path=work / "app.log").start(timeout=180) as app:
         results["wire_bytes"] = pages.wire_sizes(app.port, types)
         if not args.no_browser:
             results["browser_requests"] = _guard(lambda: pages.browser_requests(app.url, types))
         results["ceilings"] = ceilings.run(app, types, work, args.seconds, args.rounds)
         if not args.no_others:
             results["load_mix"] = _guard(lambda: _load_mix(app.url))
-        results["rss_after_load_mib"] = {"workers": [round(rss_mib(p), 1) for p in app.children()],
+        results["rss_after_load_mib"] = {"workers": [round(rss_mib(p), 1) for p in app.worker_pids()],
                                          "master": round(rss_mib(app.process.pid), 1) if app.process else 0.0}
         if not args.no_tor:
             from bench import tor_path

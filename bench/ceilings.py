@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.pages import GZIP, PageType, fetch, save_static
-from bench.servers import BenchError, Process, bare_server, nginx_server, write_bare_table
+from bench.servers import BenchError, bare_server, nginx_server, write_bare_table
+from processes import Server
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +59,14 @@ def wrk(url: str, duration: float, headers: dict[str, str] | None = None,
     return Load(rps, p50, p99, total, errors)
 
 
-def run(app: Process, types: list[PageType], work: Path, duration: float, rounds: int = 2) -> dict[str, object]:
+def run(app: Server, types: list[PageType], work: Path, duration: float, rounds: int = 2) -> dict[str, object]:
     """Load each page type on nginx (a), bare WSGI (b) and the app (c), interleaved; return figures."""
     static = work / "static"
     bare_table = work / "bare.json"
     write_bare_table(bare_table, save_static(app.port, types, static))
-    nginx = nginx_server(static, work / "nginx")
-    bare = bare_server(bare_table, work / "bare.log")
     results: dict[str, dict[str, dict[str, float]]] = {"nginx": {}, "bare": {}, "app": {}}
-    with nginx, bare:
-        nginx.start(probe=f"/{types[0].file}")
-        bare.start(probe=types[0].path)
+    with nginx_server(static, work / "nginx").start(probe=f"/{types[0].file}") as nginx, \
+            bare_server(bare_table, work / "bare.log").start(probe=types[0].path) as bare:
         urls = {"nginx": lambda p: f"{nginx.url}/{p.file}", "bare": lambda p: bare.url + p.path,
                 "app": lambda p: app.url + p.path}
         for page in types:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.load import HttpConnection, drive, production_server
-from bench.soak import rss_kib
+from processes import rss_kib
 
 MCP = "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
 

@@ -209,8 +209,8 @@ async def drive(url: str, seconds: float, connections: int, seed: int = 1) -> Lo
 
 
 def production_server(workdir: Path, content: Path | None = None, **kwargs: object):
-    """Return the tests' Gunicorn helper (production config, 127.0.0.1, free port) over a copy of content/."""
-    from tests.servers import Gunicorn
+    """Return the app under its production gunicorn configuration (127.0.0.1, free port) over a copy of content/."""
+    from processes import Gunicorn
 
     shutil.copytree(content or ROOT / "content", workdir / "content")
     return Gunicorn(workdir / "content", workdir / "data", **kwargs)  # type: ignore[arg-type]

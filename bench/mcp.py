@@ -27,7 +27,7 @@ import httpx2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import Gunicorn  # noqa: E402 - the tests' real-gunicorn helper, by PID
+from processes import Gunicorn  # noqa: E402 - the real-gunicorn helper the tests use too, by PID
 
 QUERIES: list[str] = []  # filled from the content: distinct queries, so the search cache rarely answers
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import resource
@@ -27,6 +28,7 @@ from bench.corpus import GLUE, IDENTS, WORDS, write_corpus
 from blog import build as builds
 from blog import index
 from blog.index import lookup
+from processes import rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,10 +56,7 @@ def queries(count: int = 200, seed: int = 11) -> list[str]:
 
 
 def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_mib(os.getpid())
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:

@@ -14,19 +14,9 @@ import time
 from pathlib import Path
 
 from bench.load import drive, production_server
+from processes import rss_kib
 
 WARMUP = 60.0  # seconds: caches fill and the MCP transport starts before memory is compared
-
-
-def rss_kib(pid: int) -> int:
-    """Return a process's resident memory in KiB (0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def main() -> None:

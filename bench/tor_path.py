@@ -9,7 +9,8 @@ import time
 import httpx2
 
 from bench.pages import PageType
-from bench.servers import BenchError, Process
+from bench.servers import BenchError
+from processes import Server
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def _series(client: httpx2.Client, url: str) -> dict[str, float]:
             "total_max_ms": round(max(s[1] for s in samples), 2)}
 
 
-def run(app: Process, types: list[PageType]) -> dict[str, object]:
+def run(app: Server, types: list[PageType]) -> dict[str, object]:
     """Publish the app as an onion on a private Tor network and time home and entry both ways."""
     from tests.tornet import TorNet
 

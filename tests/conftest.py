@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from blog.config import Config, load_config
 
+if TYPE_CHECKING:
+    from processes import Gunicorn
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 
 pytest_plugins = ["tests.tornet.fixtures"]
+
+
+def require_binary(name: str, package: str) -> str:
+    """Return the path of a binary; fail under CI=true when it is missing, skip otherwise."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed: apt-get install {package} (make test installs it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def connection_holders(server: Gunicorn) -> dict[int, int]:
+    """Map the client port of each accepted connection to the pid of the worker holding it (from ss).
+
+    A connection still in the accept queue has no process yet and is left out.
+    """
+    ss = require_binary("ss", "iproute2")
+    out = subprocess.run([ss, "-Htnp", "state", "established", f"( sport = :{server.port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    held = {}
+    for line in out.splitlines():
+        holder = re.search(r"pid=(\d+)", line)
+        if holder:  # columns: Recv-Q Send-Q local peer process
+            held[int(line.split()[3].rsplit(":", 1)[1])] = int(holder.group(1))
+    return held
 
 
 def make_config(content_dir: Path, data_dir: Path, **changes: object) -> Config:
@@ -29,8 +63,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="module")
 def browser():
     """A real headless Chromium (Debian's), driven by Playwright."""
-    from tests.servers import require_binary
-
     chromium = require_binary("chromium", "chromium")
     from playwright.sync_api import sync_playwright
 

@@ -21,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from processes import free_port
 from tests.fresh_root import (
     APP,
     CACHE,
@@ -40,15 +41,6 @@ LOGS = ROOT / "var" / "fresh"
 # make run creates the venv and installs the app first: minutes on a cold pip cache.
 SERVE_TIMEOUT = 900
 TEST_TIMEOUT = 3600
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def chroot_command(root: Path, script: str) -> list[str]:

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
+from processes import free_port
 from tests import fresh_root
+from tests.conftest import require_binary
 from tests.fresh_root import CACHE, remove_tree
-from tests.servers import free_port, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSIBLE = ROOT / "ansible"

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from processes import Gunicorn
 from tests.conftest import ROOT
-from tests.servers import Gunicorn
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = ROOT / "tests" / "artifacts"

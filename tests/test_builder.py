@@ -16,8 +16,8 @@ import httpx2
 import pytest
 from tor_helpers import wait_for
 
+from processes import ROOT, Gunicorn
 from tests.conftest import DATA
-from tests.servers import ROOT, Gunicorn
 
 pytestmark = pytest.mark.slow
 

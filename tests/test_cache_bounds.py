@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import os
 import random
-import re
 import threading
 import time
 from pathlib import Path
@@ -20,8 +19,8 @@ from blog.serving.urls import FALLBACK, is_v3_onion, loopback_authority, resolve
 from blog.web.cache import PAGE_BUDGET, CachedPage, PageCache
 from blog.web.context import _variant
 from blog.web.fastpath import query_variant
+from processes import Gunicorn, rss_kib
 from tests.conftest import make_app, make_config
-from tests.servers import Gunicorn
 
 GZIP = {"Accept-Encoding": "gzip"}
 MACHINE_TEXTS = ["/feed.atom", "/feed.rss", "/sitemap.xml", "/robots.txt", "/llms.txt", "/llms-full.txt"]
@@ -231,9 +230,10 @@ CONNECTIONS = 8
 
 
 def rss(pid: int) -> int:
-    """Return a process's resident set in bytes, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) * 1024
+    """Return a worker's resident set in bytes; a worker that is gone fails the test."""
+    kib = rss_kib(pid)
+    assert kib, f"worker {pid} is gone"
+    return kib * 1024
 
 
 def busting_request(n: int, rng: random.Random) -> tuple[str, dict[str, str]]:

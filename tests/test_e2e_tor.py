@@ -29,7 +29,7 @@ from stem.response.events import HSDescEvent
 
 from blog.tor import egress
 from blog.tor.errors import EgressError
-from tests.servers import free_port
+from processes import free_port, rss_kib
 from tests.tor_helpers import EchoHTTP
 from tests.tornet import TorNet
 
@@ -164,14 +164,6 @@ def _alive(pid: int) -> bool:
     return False
 
 
-def _rss_kib(pid: int) -> int:
-    with contextlib.suppress(FileNotFoundError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 @pytest.fixture(scope="module")
 def served(tornet: TorNet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BlogServe, Uploads]]:
     """Run `blog serve` on a copy of the starter log, attached to the network's service tor."""
@@ -212,7 +204,7 @@ def test_pages_over_the_onion_leak_no_clearnet_url(tornet: TorNet, served: tuple
     home = fetch(tornet, app, "/")
     FIGURES["first_app_fetch_s"] = time.monotonic() - started
     FIGURES["first_app_fetch_since_cold_start_s"] = tornet.since_start()
-    FIGURES["app_rss_mib"] = sum(_rss_kib(pid) for pid in [app.process.pid, *app.descendants()]) / 1024
+    FIGURES["app_rss_mib"] = sum(rss_kib(pid) for pid in [app.process.pid, *app.descendants()]) / 1024
     entry_path = "/log/tor-verify-config"
     assert entry_path in home.text
     responses = {"/": home}

@@ -18,8 +18,8 @@ import httpx2
 import pytest
 from tor_helpers import SystemTor, wait_for
 
-from tests.conftest import DATA, ROOT
-from tests.servers import Gunicorn, free_port
+from processes import Gunicorn, Server, free_port
+from tests.conftest import DATA, ROOT, connection_holders
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +110,7 @@ def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gun
         victim_sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                             b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n"
                             % len(body) + body[:10])
-        victim = wait_for(lambda: server.holders().get(victim_sock.getsockname()[1]),
+        victim = wait_for(lambda: connection_holders(server).get(victim_sock.getsockname()[1]),
                           what="a worker to take the request")
         # Both workers' event loops accept on the shared socket and an idle one may win many times in a
         # row on a busy machine: try until a connection lands on the other worker.
@@ -119,7 +119,8 @@ def test_worker_killed_mid_request_is_replaced_and_others_unaffected(server: Gun
             reader = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
             readers.append(reader)
             assert _fetch(reader, "/") == 200
-            holder = wait_for(lambda: server.holders().get(reader.sock.getsockname()[1]), what="a worker to hold it")
+            holder = wait_for(lambda: connection_holders(server).get(reader.sock.getsockname()[1]),
+                              what="a worker to hold it")
             holders.append(holder)
             if holder != victim:
                 break
@@ -203,12 +204,11 @@ def test_tor_killed_and_restarted_reprovisions_without_restarting_the_app(site_d
                BLOG_TOR_MODE="attach", BLOG_TOR_CONTROL=tor.control, BLOG_WORKERS="1")
     env.pop("BLOG_CONFIG", None)
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        serve = subprocess.Popen([sys.executable, "-m", "blog.cli", "serve", "--bind", f"127.0.0.1:{port}"],
-                                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    serve = Server([sys.executable, "-m", "blog.cli", "serve", "--bind", f"127.0.0.1:{port}"], log_path, port=port,
+                   env=env)
+    url = serve.url
     try:
-        wait_for(lambda: _answers(url), timeout=60, what="blog serve to answer")
+        serve.start(timeout=60)
         wait_for(lambda: "published" in log_path.read_text(), what="the onion service")
         address = re.search(r"([a-z2-7]{56})\.onion", log_path.read_text()).group(1)
         tor.kill()
@@ -221,20 +221,10 @@ def test_tor_killed_and_restarted_reprovisions_without_restarting_the_app(site_d
         tor.start()
         wait_for(lambda: "re-provisioned" in log_path.read_text(), timeout=60, what="re-provisioning")
         assert f"re-provisioned {address}.onion" in log_path.read_text()
-        assert serve.poll() is None, "the app restarted"
+        assert serve.process is not None and serve.process.poll() is None, "the app restarted"
         assert get(url + "/log/verify-config").status_code == 200 and served > 10
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGTERM)
-            try:
-                serve.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
+        serve.stop()
         tor.stop()
 
 
-def _answers(url: str) -> bool:
-    try:
-        return get(url + "/").status_code == 200
-    except httpx2.HTTPError:
-        return False

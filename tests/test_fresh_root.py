@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_binary
 from tests.fresh_root import APP, ROOT, RootError, debian_packages, host_release, mounted, prepared_root, run
-from tests.servers import require_binary
 
 VENV = f"{APP}/.venv"
 # name -> (its version or help call, the ELF files it loads; * is a glob inside the root)

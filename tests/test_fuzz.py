@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blog.content import check_site
+from processes import Gunicorn
 from tests.conftest import DATA, make_config
-from tests.servers import Gunicorn
 
 settings.register_profile("ci", max_examples=150, deadline=2000,
                           suppress_health_check=[HealthCheck.too_slow], derandomize=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.servers import ROOT, Gunicorn
+from processes import ROOT, Gunicorn
 
 pytestmark = pytest.mark.slow
 

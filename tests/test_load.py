@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench import load, slowloris
+from processes import Gunicorn
 from tests.conftest import ROOT
-from tests.servers import Gunicorn
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from processes import Gunicorn, free_port
 from tests.conftest import DATA
-from tests.servers import Gunicorn
 from tests.tor_helpers import RecordingSocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,11 +143,7 @@ def test_mcp_connect_reaches_the_onion_through_socks_with_remote_dns(site: Gunic
 
 
 def test_mcp_connect_says_what_to_do_when_tor_is_not_there(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    dead = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOG_")}
     env.update(BLOG_CONFIG="/dev/null", BLOG_DATA_DIR=str(tmp_path))
     done = subprocess.run([sys.executable, "-m", "blog.cli", "mcp-connect", f"http://{ONION}/mcp",

@@ -29,8 +29,8 @@ from blog import onionbalance
 from blog.cli import cli
 from blog.onionbalance import Instance, OnionbalanceError
 from blog.tor import keys
+from processes import Gunicorn
 from tests.conftest import DATA
-from tests.servers import Gunicorn
 from tests.tornet import TorNet, TorNetError
 from tests.tornet import process as torproc
 from tests.tornet.torrc import Node, Role, render

@@ -19,8 +19,8 @@ from test_browser import visit
 from tor_helpers import EchoHTTP, RecordingSocks
 
 from blog.cli.site import _check_bind
+from processes import Gunicorn
 from tests.conftest import ROOT, make_config
-from tests.servers import Gunicorn
 
 ROUTES = ["/", "/log/verify-config", "/log/verify-config.md", "/log/verify-config/revisions", "/tags", "/tags/tor",
           "/archive", "/archive/2026", "/archive/2026/10", "/pages/about", "/feed.atom", "/feed.rss",

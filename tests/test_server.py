@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.conftest import DATA, ROOT
-from tests.servers import Gunicorn
+from processes import Gunicorn
+from tests.conftest import DATA, ROOT, connection_holders
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def _burst(server: Gunicorn, connections: int) -> list[int]:
         for sock in socks:
             sock.settimeout(10)
             assert sock.recv(12).startswith(b"HTTP/1.1 200")
-        held = Counter(server.holders().values())
+        held = Counter(connection_holders(server).values())
         return sorted((held.get(pid, 0) for pid in server.worker_pids()), reverse=True)
     finally:
         for sock in socks:

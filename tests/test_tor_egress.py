@@ -8,10 +8,11 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from tor_helpers import EchoHTTP, RecordingSocks, free_port
+from tor_helpers import EchoHTTP, RecordingSocks
 
 from blog.tor import egress
 from blog.tor.errors import EgressError
+from processes import free_port
 
 BLOG = Path(__file__).resolve().parent.parent / "blog"
 EGRESS = BLOG / "tor" / "egress.py"

@@ -6,10 +6,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from tor_helpers import free_port, require_tor
+from tor_helpers import require_tor
 
 from blog.tor.errors import TargetRefusedError, TorrcError
 from blog.tor.torrc import TEMPLATE, TorrcValues, render_torrc, verify_torrc
+from processes import free_port
 
 
 def values(tmp_path: Path, **changes: object) -> TorrcValues:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import DATA, make_config
-from tor_helpers import free_port
 
 from blog.cli import cli
 from blog.honesty import HonestyError
 from blog.honesty.claims import read_cache
 from blog.honesty.forges import parse_state, parse_url
 from blog.honesty.upstream import parse_overrides
+from processes import free_port
 
 FORGE = DATA / "forge"
 ROUTES = {k: v for k, v in json.loads((FORGE / "routes.json").read_text()).items() if k.startswith("/")}

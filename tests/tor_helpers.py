@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from processes import free_port
+
 
 def require_tor() -> str:
     """Return the tor binary; fail under CI=true when it is missing, skip otherwise."""
@@ -27,13 +29,6 @@ def require_tor() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return tor
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:

@@ -17,6 +17,7 @@ import httpx2
 from stem import Signal
 from stem.control import Controller
 
+from processes import rss_kib
 from tests.tornet import onion, process
 from tests.tornet.process import TorNetError
 from tests.tornet.torrc import Node, Role, Voting, render
@@ -289,7 +290,7 @@ class TorNet:
 
     def _sample(self) -> None:
         while self._sampling.is_set():
-            total = sum(process.rss_kib(pid) for pid in self.pids().values())
+            total = sum(rss_kib(pid) for pid in self.pids().values())
             self._peak_rss_kib = max(self._peak_rss_kib, total)
             time.sleep(0.5)
 

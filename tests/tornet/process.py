@@ -103,17 +103,6 @@ def _stop_leftovers() -> None:
         stop_many(procs, grace=3.0)
 
 
-def rss_kib(pid: int) -> int:
-    """Return the resident set size of `pid` in KiB, or 0 when it has gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return 0
-
-
 def log_tail(path: Path, lines: int = 15) -> str:
     """Return the last `lines` lines of a tor log, for error messages."""
     text = ""
