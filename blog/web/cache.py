@@ -99,7 +99,8 @@ class ByteLRU(Generic[K, V]):
             self.total -= self._sizes.pop(key)
 
 
-Reply = tuple[str, list[tuple[str, str]], bool]  # status line, headers, whether the body is the gzip copy
+# Status line, headers, body: the page's own body or gzip copy (a reference, not a copy), or b"" for a 304.
+Reply = tuple[str, list[tuple[str, str]], bytes]
 
 
 @dataclass(frozen=True)
@@ -208,4 +209,4 @@ def page_key(environ: dict[str, Any], base: Base) -> tuple:
 def _measure(key: tuple, entry: CachedPage | Reads) -> int:
     if isinstance(entry, Reads):
         return size_of(key, entry.params)
-    return entry.size + size_of(key, entry.params, list(entry.replies.values()))
+    return entry.size + size_of(key, entry.params, [reply[:2] for reply in entry.replies.values()])

@@ -63,21 +63,19 @@ class FastPath:
                 return self.app(environ, start_response)
             if variant:
                 found = self.cache.get((*key, variant))
-        if isinstance(found, CachedPage) and found.fresh(snapshot, onion):
+        if isinstance(found, CachedPage) and found.snapshot is snapshot and found.onion == onion:  # .fresh(), inline
             if_none_match = environ.get("HTTP_IF_NONE_MATCH")
             unchanged = if_none_match is not None and parse_etags(if_none_match).contains_weak(found.etag)
             reply = found.replies.get(("gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""), unchanged))
             if reply is not None:
-                return self._replay(found, reply, start_response)
+                return self._replay(reply, start_response)
         return self._record(environ, start_response, snapshot, onion)
 
-    def _replay(self, page: CachedPage, reply: Reply, start_response: StartResponse) -> list[bytes]:
+    def _replay(self, reply: Reply, start_response: StartResponse) -> list[bytes]:
         self.replayed += 1
-        status, headers, gzipped = reply
+        status, headers, body = reply
         start_response(status, list(headers))
-        if status.startswith("304"):
-            return [b""]
-        return [page.gzipped if gzipped else page.body]
+        return [body]
 
     def _record(self, environ: dict[str, Any], start_response: StartResponse, snapshot: object,
                 onion: str) -> Iterable[bytes]:
@@ -104,14 +102,16 @@ class FastPath:
         key, page = mark
         # Recorded only when the bytes sent are the page's own, so that a replay is Flask's answer byte for
         # byte, and when the page is this build's: a reload during the request leaves nothing stale behind.
+        own: bytes | None = None  # the page's own bytes object, replayed by reference
         if code == "304":
-            own, gzipped = data == b"", False
-        else:
-            gzipped = data == page.gzipped
-            own = gzipped or data == page.body
-        if own and page.fresh(snapshot, onion) and self.state.snapshot is snapshot:
+            own = b"" if data == b"" else None
+        elif data == page.gzipped:
+            own = page.gzipped
+        elif data == page.body:
+            own = page.body
+        if own is not None and page.fresh(snapshot, onion) and self.state.snapshot is snapshot:
             takes_gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
-            page.replies[(takes_gzip, code == "304")] = (status, list(seen[1]), gzipped)
+            page.replies[(takes_gzip, code == "304")] = (status, list(seen[1]), own)
             self.cache.remeasure(key, page)
         return [data]
 
