@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.fresh_root import (
     mounted,
     new_user_root,
     remove_tree,
+    scratch_dir,
     trust_local_cas,
 )
 
@@ -143,7 +143,7 @@ def prove(suite: str) -> tuple[bool, str]:
     log.write_text("")
     started = time.monotonic()
     timings = []
-    work = Path(tempfile.mkdtemp(prefix=f"engineering-log-fresh-{suite}-", dir="/var/tmp"))
+    work = scratch_dir(f"fresh-{suite}")
     root = work / "root"
     name = f"{RELEASES[suite]} ({suite})"
     try:

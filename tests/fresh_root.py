@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,11 +63,35 @@ def debian_mirror() -> str:
     raise RootError("no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
 
 
+SCRATCH = Path("/var/tmp")
+OWNER = "owner.pid"
+
+
+def scratch_dir(kind: str) -> Path:
+    """Make a work directory for a root under /var/tmp, marked with this process as its owner.
+
+    Not under pytest's tmp dirs: their clean-up must never meet a root with /dev still bound in it. A run
+    that was killed (a session's end, a CI timeout) leaves its root and mounts behind; whichever run comes
+    next removes every such directory whose owner is gone, so leftovers never pile up or trip a later run.
+    """
+    for old in SCRATCH.glob("engineering-log-*-*"):
+        try:
+            owner = int((old / OWNER).read_text())
+            os.kill(owner, 0)
+        except (OSError, ValueError):
+            if time.time() - old.stat().st_mtime > 60:  # not one another run is making this very moment
+                remove_tree(old)
+    work = Path(tempfile.mkdtemp(prefix=f"engineering-log-{kind}-", dir=SCRATCH))
+    (work / OWNER).write_text(str(os.getpid()))
+    return work
+
+
 def remove_tree(path: Path) -> None:
     """Delete a root filesystem tree, unmounting first whatever is still mounted inside it."""
     unmount_all(path)
-    if f"{path}/" in Path("/proc/mounts").read_text():
-        raise RootError(f"could not unmount everything under {path}")
+    left = mounts_under(path)
+    if left:
+        raise RootError(f"could not unmount everything under {path}: {', '.join(left[:5])} still mounted")
     if path.exists():
         shutil.rmtree(path)
 
@@ -200,10 +225,21 @@ def mounted(root: Path, binds: dict[str, Path] | None = None) -> Iterator[Path]:
         unmount_all(root)
 
 
+def mounts_under(root: Path) -> list[str]:
+    """Return the mount points at or below a directory, from /proc/mounts.
+
+    A mount point is compared as a path, from its start: another root's mounts that merely contain this
+    path (a `make fresh` root running the suite builds its own roots under the same cache path, inside
+    itself) are not this root's. /proc/mounts writes space, tab, newline and backslash as octal escapes.
+    """
+    points = (line.split()[1] for line in Path("/proc/mounts").read_text().splitlines())
+    decoded = (re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point) for point in points)
+    return [point for point in decoded if point == str(root) or point.startswith(f"{root}/")]
+
+
 def unmount_all(root: Path) -> None:
     """Unmount whatever is mounted under a root, innermost first."""
-    inside = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-              if line.split()[1].startswith(f"{root}/")]
+    inside = [point for point in mounts_under(root) if point != str(root)]
     for mount in sorted(inside, reverse=True):
         subprocess.run(["umount", "--lazy", mount], check=False)
 

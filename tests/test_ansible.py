@@ -11,7 +11,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import pytest
 from processes import free_port
 from tests import fresh_root
 from tests.conftest import require_binary
-from tests.fresh_root import CACHE, remove_tree
+from tests.fresh_root import CACHE, remove_tree, scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSIBLE = ROOT / "ansible"
@@ -242,8 +241,7 @@ def host() -> Iterator[ChrootHost]:  # mmdebstrap and a cold first apply: minute
     ansible_tool("ansible-playbook")
     if os.geteuid() != 0:
         pytest.skip("the chroot deployment test needs root (mmdebstrap, chroot, mount)")
-    # Not under pytest's tmp dirs: their clean-up must never meet a chroot with /dev still bound in it.
-    work = Path(tempfile.mkdtemp(prefix="engineering-log-ansible-", dir="/var/tmp"))
+    work = scratch_dir("ansible")
     try:
         created = ChrootHost.create(work, source=ROOT, playbook_dir=ANSIBLE)
     except BaseException:

@@ -12,12 +12,26 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_binary
-from tests.fresh_root import APP, ROOT, RootError, debian_packages, host_release, mounted, prepared_root, run
+from tests.fresh_root import (
+    APP,
+    OWNER,
+    ROOT,
+    RootError,
+    debian_packages,
+    host_release,
+    mounted,
+    mounts_under,
+    prepared_root,
+    remove_tree,
+    run,
+    scratch_dir,
+)
 
 VENV = f"{APP}/.venv"
 # name -> (its version or help call, the ELF files it loads; * is a glob inside the root)
@@ -117,3 +131,47 @@ def test_make_fresh_takes_every_release_when_none_is_named() -> None:
     assert releases_from(["trixie"]) == ["trixie"]
     with pytest.raises(SystemExit):
         releases_from(["sid"])
+
+
+def as_root_with_mounts() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+
+
+def test_a_root_is_not_taken_for_another_root_that_holds_its_path(tmp_path: Path) -> None:
+    # A `make fresh` root runs the suite, which builds its roots under the same cache path inside that
+    # root: a mount at <fresh root>/var/cache/.../partial/proc is not the host's partial's.
+    as_root_with_mounts()
+    inner = tmp_path / "inner"
+    (inner / "usr").mkdir(parents=True)
+    other = tmp_path / "outer" / str(inner).lstrip("/") / "proc"
+    other.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(other)], check=True)
+    try:
+        remove_tree(inner)
+        assert not inner.exists()
+        assert mounts_under(tmp_path / "outer") == [str(other)], "the other root's mount was touched"
+    finally:
+        subprocess.run(["umount", "--lazy", str(other)], check=False)
+
+
+def test_a_killed_runs_root_and_mounts_are_swept_by_the_next_run() -> None:
+    as_root_with_mounts()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = scratch_dir("sweep-test")
+    (left / OWNER).write_text(str(dead.pid))  # the run that made it is gone
+    (left / "root/proc").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(left / "root/proc")], check=True)
+    os.utime(left, (time.time() - 600, time.time() - 600))
+    mine = scratch_dir("sweep-test")
+    try:
+        assert not left.exists() and not mounts_under(left), "a killed run's root stayed behind"
+        assert (mine / OWNER).read_text() == str(os.getpid())
+        again = scratch_dir("sweep-test")
+        assert mine.exists(), "a live run's directory was swept"
+        remove_tree(again)
+    finally:
+        remove_tree(mine)
+        if left.exists():
+            remove_tree(left)
