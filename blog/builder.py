@@ -139,9 +139,13 @@ class Builder:
 
 
 class Supervisor:
-    """The gunicorn master's handle on the builder process: start it, keep it alive, nudge it, stop it."""
+    """The gunicorn master's handle on a helper process: start it, keep it alive, nudge it, stop it.
 
-    def __init__(self) -> None:
+    The builder by default; the semantic ranker's process (blog/index/semantic/service.py) is the other.
+    """
+
+    def __init__(self, module: str = "blog.builder") -> None:
+        self.module = module
         self.process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
 
@@ -156,7 +160,7 @@ class Supervisor:
 
     def start(self) -> None:
         self._started = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, "-m", "blog.builder", "--parent", str(os.getpid())])
+        self.process = subprocess.Popen([sys.executable, "-m", self.module, "--parent", str(os.getpid())])
 
     def keep_alive(self) -> None:
         """Start the builder again when it has died (the master calls this about once a second)."""
@@ -164,7 +168,7 @@ class Supervisor:
             return
         if time.monotonic() - self._started < RESTART_AFTER:
             return
-        log.error("the builder exited with %s; starting it again", self.process.returncode)
+        log.error("%s exited with %s; starting it again", self.module, self.process.returncode)
         self.start()
 
     def nudge(self) -> None:

@@ -28,6 +28,7 @@ class Config:
     onion_address: str = ""  # override; otherwise learnt from tor at run time
     content_dir: Path = PROJECT_ROOT / "content"
     data_dir: Path = PROJECT_ROOT / "var"
+    model_dir: Path = PROJECT_ROOT / "var" / "model"  # the semantic ranker's model (`make model` installs it)
     bind: str = "127.0.0.1:8000"
     workers: int = 2
     allow_public_bind: bool = False

@@ -43,6 +43,8 @@ control_socket_disable = True
 
 # Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
 _builder = Supervisor()
+# The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
+_semantic = Supervisor("blog.index.semantic.service")
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
@@ -51,13 +53,15 @@ def on_starting(server) -> None:  # type: ignore[no-untyped-def]
 
 
 def when_ready(server) -> None:  # type: ignore[no-untyped-def]
-    """Start the builder and look after it on every turn of the master's loop (about once a second)."""
+    """Start the builder and the semantic process; look after them on every turn of the master's loop."""
     _builder.start()
+    _semantic.start()
     manage_workers = server.manage_workers
 
     def manage_workers_and_builder() -> None:
         manage_workers()
         _builder.keep_alive()
+        _semantic.keep_alive()
 
     server.manage_workers = manage_workers_and_builder
 
@@ -73,6 +77,7 @@ def on_reload(server) -> None:  # type: ignore[no-untyped-def]
 
 def on_exit(server) -> None:  # type: ignore[no-untyped-def]
     _builder.stop()
+    _semantic.stop()
 
 
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]

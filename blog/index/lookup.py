@@ -20,7 +20,9 @@ from whoosh.searching import Searcher
 from blog.build import Build
 from blog.content import Entry, utcnow
 from blog.index import query as q
+from blog.index import semantic
 from blog.index.engine import Plan, Scored
+from blog.index.fuse import DEPTH, fuse
 from blog.index.model import Citation, IndexUnavailable, Results, SearchError
 from blog.index.store import _BROKEN, check_intact, forget, open_searcher
 
@@ -78,15 +80,17 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key][0]
+    nearest = semantic.provider() if not (parsed.phrases or parsed.negatives) else None
     handle = open_searcher(build.index_dir)
     try:
         with handle.lock:
-            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset)
+            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset, nearest, hidden)
     except _BROKEN as exc:
         forget(build.index_dir) if build.index_dir else None
         log.error("the search index %s failed mid-search: %s; it will be rebuilt", build.index_dir, exc)
         raise IndexUnavailable(UNAVAILABLE) from exc
-    _remember(key, results)
+    if results.semantic or nearest is None:  # words only for now: the vectors join later, ask again then
+        _remember(key, results)
     return results
 
 
@@ -117,8 +121,12 @@ def cached_bytes() -> int:
 
 
 def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Plan, mask: wq.Query | None,
-         limit: int, offset: int) -> Results:
+         limit: int, offset: int, nearest: semantic.Provider | None = None,
+         hidden: frozenset[str] = frozenset()) -> Results:
     want = offset + limit
+    wanted = offset + limit
+    if nearest is not None:
+        want = max(want, DEPTH)  # the lexical ranking's depth that fusion reads
     scored = Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
     keys: list[tuple[str, float]] = []
     total, mode = 0, "and"
@@ -135,6 +143,12 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
         keys += sorted(extra, key=lambda pair: -pair[1])[: want - len(keys)]
         total, mode = max(matched, total), "or"
     entries = _entry_map(build)
+    hits = nearest(build.id, text, DEPTH * 2) if nearest is not None else None
+    if hits is not None:
+        meant = [k for k, _ in hits if _visible(k, entries, hidden, parsed)]
+        keys = fuse([k for k, _ in keys], meant)
+        total = max(total, len(keys))
+    want = wanted
     terms = q.highlight_terms(parsed)
     citations = []
     for key, score in keys[offset:want]:
@@ -149,7 +163,19 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
             last_updated=entry.last_updated, updated=bool(entry.updates),
             paragraph_changed=build.block_changed(slug, anchor) or entry.date))
     corrected = _correct(searcher, build, parsed, text)  # cheap: only unknown words are looked up
-    return Results(text, citations, total, offset, limit, corrected, mode)
+    return Results(text, citations, total, offset, limit, corrected, mode, semantic=hits is not None)
+
+
+def _visible(key: str, entries: dict[str, Entry], hidden: frozenset[str], parsed: q.Parsed) -> bool:
+    """Tell whether a block found by meaning passes what the lexical side filters in the index."""
+    slug = key.split("#", 1)[0]
+    entry = entries.get(slug)
+    if entry is None:
+        return not (parsed.tags or parsed.after or parsed.before)  # not an entry's: only unfiltered
+    if slug in hidden or any(tag not in {t.lower() for t in entry.tags} for tag in parsed.tags):
+        return False
+    return (parsed.after is None or entry.date >= parsed.after) and \
+        (parsed.before is None or entry.date < parsed.before)
 
 
 def is_question(text: str, parsed: q.Parsed) -> bool:

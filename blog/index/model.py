@@ -43,3 +43,4 @@ class Results:
     limit: int = 10
     corrected: str | None = None  # a spelling suggestion when the query found little or nothing
     mode: str = "and"  # "and": every word matched; "or": ranked over the words that carry meaning
+    semantic: bool = False  # the ranking by meaning joined the ranking by words (blog/index/fuse.py)

@@ -21,6 +21,8 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
 from blog.config import Config
+from blog.index import semantic
+from blog.index.semantic.service import socket_path
 from blog.mcp.server import create_server
 from blog.serving.current import SiteState
 
@@ -37,6 +39,10 @@ def serve_current(config: Config) -> None:
     """
     state = SiteState(config)
     state.start()
+    if socket_path(config).exists():
+        semantic.connect(config)  # a served site's semantic process holds the model already
+    else:
+        semantic.load_local(config)
 
     def onion(_host: str) -> str:
         return f"http://{state.onion_address}" if state.onion_address else ""

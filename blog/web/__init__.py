@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from blog.config import Config, load_config
+from blog.index import semantic
 from blog.mcp import front
 from blog.mcp.http import McpBridge
 from blog.serving.current import SiteState
@@ -25,6 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.url_map.strict_slashes = False
     state = SiteState(config)
     state.start()
+    semantic.connect(config)  # the semantic process answers; until it does, search ranks by words
     app.extensions["blog.state"] = state
     app.extensions["blog.cache"] = PageCache()
 
