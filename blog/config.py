@@ -29,6 +29,7 @@ class Config:
     content_dir: Path = PROJECT_ROOT / "content"
     data_dir: Path = PROJECT_ROOT / "var"
     model_dir: Path = PROJECT_ROOT / "var" / "model"  # the semantic ranker's model (`make model` installs it)
+    semantic: bool = True  # rank by meaning beside words when the model is installed (blog/index/semantic/)
     bind: str = "127.0.0.1:8000"
     workers: int = 2
     allow_public_bind: bool = False

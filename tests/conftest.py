@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from processes import Gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
+# The semantic ranker embeds every new site's blocks (seconds of CPU each): the suite builds many sites,
+# so it is off unless a test turns it on (tests/test_semantic.py does, for its own sites and servers).
+os.environ.setdefault("BLOG_SEMANTIC", "0")
 DATA = ROOT / "tests" / "data"
 
 pytest_plugins = ["tests.tornet.fixtures"]
@@ -51,6 +54,7 @@ def connection_holders(server: Gunicorn) -> dict[int, int]:
 
 def make_config(content_dir: Path, data_dir: Path, **changes: object) -> Config:
     """Return a config for a content tree and a data directory, ignoring the machine's BLOG_* variables."""
+    changes.setdefault("semantic", False)
     return load_config(path=Path("/nonexistent"), env={}, content_dir=content_dir, data_dir=data_dir,
                        tor_mode="off", **changes)
 

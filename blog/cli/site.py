@@ -9,16 +9,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import click
 
 from blog import builder, publish
-from blog.build import BuildError
+from blog.build import Build, BuildError
 from blog.cli.common import config_of, echo_problems
 from blog.cli.honesty import check_problems
 from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
-from blog.index import SearchError
+from blog.index import SearchError, semantic
 from blog.tor.errors import TorError
 from blog.tor.mode import onion_service_for
 from blog.tor.onion import OnionService
@@ -43,7 +44,7 @@ def check(ctx: click.Context, upstream: bool) -> None:
                f"{sum(1 for e in site.entries if not e.draft and e.date > now)} scheduled)")
 
 
-def _publish(cfg: Config, force: bool = False) -> None:
+def _publish(cfg: Config, force: bool = False, vectors: bool = False) -> None:
     try:
         build = publish.publish(cfg, force=force)
     except ContentProblems as problems:
@@ -53,14 +54,35 @@ def _publish(cfg: Config, force: bool = False) -> None:
     except (BuildError, SearchError) as exc:  # a full or read-only disk: the old build and index stay current
         raise click.ClickException(f"{exc}; the site keeps serving its last good build") from exc
     click.echo(f"build {build.id} is current ({len(build.site.entries)} entries, index {build.index_dir})")
+    if vectors:
+        _embed(cfg, build)
+
+
+def _embed(cfg: Config, build: Build) -> None:
+    """Embed the new build's changed blocks for the semantic ranker, showing progress on long work."""
+    started = time.monotonic()
+    shown = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if total and (time.monotonic() - shown[0] >= 2 or done == total):
+            shown[0] = time.monotonic()
+            click.echo(f"vectors: {done} of {total} new blocks embedded", err=True)
+
+    count = semantic.embed(cfg, build, progress)
+    if count is None:
+        click.echo("vectors: no model installed (`make model`); search ranks by words only", err=True)
+    else:
+        click.echo(f"vectors for {count} blocks ready in {time.monotonic() - started:.1f} s")
 
 
 @click.command()
 @click.option("--force", is_flag=True, help="Rebuild even when the content has not changed.")
+@click.option("--vectors/--no-vectors", default=True, show_default=True,
+              help="Embed changed blocks for the semantic ranker now (a served site's ranker does it anyway).")
 @click.pass_context
-def build(ctx: click.Context, force: bool) -> None:
+def build(ctx: click.Context, force: bool, vectors: bool) -> None:
     """Check, render and index the content, then switch the running site to it."""
-    _publish(config_of(ctx), force)
+    _publish(config_of(ctx), force, vectors)
 
 
 @click.command()
@@ -73,8 +95,8 @@ def reload(ctx: click.Context) -> None:
 @click.command(name="index")
 @click.pass_context
 def index_cmd(ctx: click.Context) -> None:
-    """Rebuild the search index from content/."""
-    _publish(config_of(ctx), force=True)
+    """Rebuild the search index from content/, and the vectors of changed blocks."""
+    _publish(config_of(ctx), force=True, vectors=True)
 
 
 @click.command()

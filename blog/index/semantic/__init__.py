@@ -9,6 +9,7 @@ until a model is loaded.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 from blog.config import Config
@@ -32,6 +33,9 @@ def provider() -> Provider | None:
 
 def connect(config: Config) -> None:
     """Ask the semantic process of this data directory (what a request worker does)."""
+    if not config.semantic:
+        use(None)
+        return
     from blog.index.semantic.client import Client
     from blog.index.semantic.service import socket_path
 
@@ -40,6 +44,9 @@ def connect(config: Config) -> None:
 
 def load_local(config: Config) -> bool:
     """Load the model into this process and answer from the vectors on disk; say once when it cannot."""
+    if not config.semantic:
+        use(None)
+        return False
     from blog.index.semantic.files import ModelUnavailable, locate
 
     try:
@@ -53,3 +60,21 @@ def load_local(config: Config) -> bool:
 
     use(Nearest(Encoder(files), config.data_dir / "vectors").nearest)
     return True
+
+
+def embed(config: Config, build: object, progress: Callable[[int, int], None] | None = None) -> int | None:
+    """Write a build's vectors now (the CLI's `blog build`); return how many blocks, None without the model."""
+    if not config.semantic:
+        return None
+    from blog.index.semantic import vectors
+    from blog.index.semantic.encoder import Encoder
+    from blog.index.semantic.files import ModelUnavailable, locate
+
+    try:
+        files = locate(config.model_dir)
+    except ModelUnavailable as exc:
+        log.warning("search ranks by words only: %s", exc)
+        return None
+    made = vectors.embed_build(build, config.data_dir / "vectors", Encoder(files, threads=os.cpu_count() or 1),
+                               progress)  # type: ignore[arg-type]
+    return len(made.keys) if made else None

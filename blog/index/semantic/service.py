@@ -70,6 +70,8 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 def serve(config: Config, parent: int) -> None:
     """Run until the parent is gone: embed new builds, answer questions."""
     try:
+        if not config.semantic:
+            raise ModelUnavailable("the semantic ranker is off in this site's settings (semantic = false)")
         files = locate(config.model_dir)
     except ModelUnavailable as exc:
         log.warning("search ranks by words only: %s", exc)
