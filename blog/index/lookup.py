@@ -73,14 +73,14 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
                           "(tag:, after: and before: only narrow a search)")
     now = now or utcnow()
     hidden, mask = _mask(build, now)
+    nearest = semantic.provider() if not (parsed.phrases or parsed.negatives) else None
     key = (build.id, str(build.index_dir), query, limit, offset, tag, str(parsed.after), str(parsed.before),
-           hidden)
+           hidden, nearest is not None)
     check_intact(build.index_dir)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key][0]
-    nearest = semantic.provider() if not (parsed.phrases or parsed.negatives) else None
     handle = open_searcher(build.index_dir)
     try:
         with handle.lock:

@@ -40,6 +40,8 @@ class SearchAnswer(BaseModel):
     query: str = Field(description="The query as it was run.")
     total: int = Field(description="How many paragraphs matched in all (more than returned when limited).")
     corrected: str | None = Field(None, description="A corrected spelling of the query, when one was used.")
+    ranking: str = Field("words", description="'words+meaning' when the semantic ranker joined the ranking "
+                                              "by words (reciprocal-rank fusion), else 'words'.")
     results: list[CitedParagraph]
 
 

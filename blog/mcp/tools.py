@@ -108,7 +108,8 @@ class BlogTools:
         entries = {e.slug: e for e in build.site.entries}
         cited = [self._cite(c, entries[c.slug], links) for c in results.citations if c.slug in entries]
         return SearchAnswer(query=results.query, total=results.total, results=cited[:limit],
-                            corrected=results.corrected or None)
+                            corrected=results.corrected or None,
+                            ranking="words+meaning" if results.semantic else "words")
 
     def _cite(self, citation: index.Citation, entry: Entry, links: Links) -> CitedParagraph:
         return CitedParagraph(

