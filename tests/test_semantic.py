@@ -212,3 +212,26 @@ def test_a_served_site_without_the_model_says_so_once(tmp_path: Path) -> None:
         log = server.log()
     assert log.count("search ranks by words only") == 1, log[-3000:]
     assert "not installed" in log and "make model" in log
+
+
+def test_a_request_worker_never_loads_the_model(tmp_path: Path) -> None:
+    # Workers ask the semantic process; onnxruntime and the tokenizer (about 75 MB) stay out of them.
+    import subprocess
+    import sys
+
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    script = (
+        "import sys\n"
+        "from tests.conftest import make_config\n"
+        "from blog import publish\n"
+        "from blog.web import create_app\n"
+        f"config = make_config({str(content)!r}, {str(tmp_path / 'data')!r}, semantic=True)\n"
+        "publish.publish(config)\n"
+        "client = create_app(config).test_client()\n"
+        "assert client.get('/search?q=how+do+I+keep+the+same+onion+address').status_code == 200\n"
+        "print(sorted(m for m in ('onnxruntime', 'tokenizers', 'onnx') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

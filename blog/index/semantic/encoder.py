@@ -7,9 +7,9 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from blog.index.semantic.files import ModelFiles
+from blog.index.semantic.vectors import DIMENSIONS
 
 MAX_TOKENS = 256  # the model was trained on at most 256 word pieces; longer blocks are cut
-DIMENSIONS = 384
 
 
 class Encoder:

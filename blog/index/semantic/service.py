@@ -82,8 +82,10 @@ def serve(config: Config, parent: int) -> None:
     from blog.index.semantic.nearest import Nearest
 
     root = config.data_dir / "vectors"
-    questions = Nearest(Encoder(files, threads=1), root)
-    embedder = Encoder(files, threads=1)  # its own session: a long embedding never queues a question
+    # One session for both: onnxruntime runs calls from several threads at once, so a question is answered
+    # between two batches of a long embedding without a second copy of the model.
+    embedder = Encoder(files, threads=1)
+    questions = Nearest(embedder, root)
     path = socket_path(config)
     part = path.with_name(f".{SOCKET}.{os.getpid()}")
     part.unlink(missing_ok=True)
