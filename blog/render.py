@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -12,6 +13,7 @@ from typing import Any
 import markdown
 from lxml import html as lxml_html
 from lxml.etree import ParserError
+from markdown.extensions.toc import slugify
 from pygments.formatter import Formatter
 from pygments.formatters import get_formatter_by_name
 
@@ -24,6 +26,12 @@ log = logging.getLogger(__name__)
 PREFIX = {"p": "p", "li": "li", "code": "code", "table": "table", "quote": "p"}
 _SPACE = re.compile(r"\s+")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+# Ids the entry and page templates give what they show around the body: the summary, each dated update
+# note (update_anchors), the update log and the upstream list. A heading whose slug would be one of them
+# gets "-h" after it, so each id on a page names one element. See docs/anchors.md.
+SUMMARY_ANCHOR = "summary"
+_TEMPLATE_IDS = frozenset({SUMMARY_ANCHOR, "updates", "upstream", "replaced", "revision"})
+_UPDATE_ID = re.compile(r"update-\d{4}-\d{2}-\d{2}(?:-\d+)?")
 _SCRIPTY = ("script", "iframe", "object", "embed", "frame", "style", "link", "meta", "base", "form")
 
 
@@ -56,6 +64,26 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+def update_anchors(dates: list[dt.datetime] | tuple[dt.datetime, ...]) -> tuple[str, ...]:
+    """Return the anchors of an entry's dated update notes, oldest first: update-YYYY-MM-DD, -2, -3 on one day.
+
+    A later note on the same day gets the next number, so the notes already there keep their anchors.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for moment in dates:
+        day = f"update-{moment:%Y-%m-%d}"
+        seen[day] = seen.get(day, 0) + 1
+        out.append(day if seen[day] == 1 else f"{day}-{seen[day]}")
+    return tuple(out)
+
+
+def _heading_slug(value: str, separator: str) -> str:
+    """Return Python-Markdown's slug of a heading, moved aside when a template uses that id."""
+    slug = slugify(value, separator)
+    return f"{slug}{separator}h" if slug in _TEMPLATE_IDS or _UPDATE_ID.fullmatch(slug) else slug
+
+
 def anchor_for(kind: str, text: str) -> str:
     """Return the content-derived anchor of a block (before duplicate suffixes)."""
     digest = hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()[:8]
@@ -82,7 +110,7 @@ def new_markdown() -> markdown.Markdown:
         extensions=["fenced_code", "tables", "footnotes", "toc", "codehilite", "sane_lists"],
         extension_configs={
             "codehilite": {"css_class": "hl", "guess_lang": False, "pygments_formatter": _formatter},
-            "toc": {"permalink": False, "toc_depth": "2-4"},
+            "toc": {"permalink": False, "toc_depth": "2-4", "slugify": _heading_slug},
             "footnotes": {"BACKLINK_TEXT": "↩"},
         },
         output_format="html",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
 
 import pytest
 
-from blog.render import anchor_for, render
+from blog.render import anchor_for, render, update_anchors
 from tests.conftest import ROOT
 
 ENTRY = """## Setup
@@ -134,3 +135,16 @@ def test_normalise_collapses_exactly_what_the_whitespace_regex_does() -> None:
     assert all(bool(space.fullmatch(chr(c))) == chr(c).isspace() for c in range(sys.maxunicode + 1))
     for text in ["", " ", " a  b\n\tc ", "x\u00a0\u2003y\u3000", "\x1c\x1dz\x85", "one\r\ntwo"]:
         assert normalise(text) == _SPACE.sub(" ", text).strip(), repr(text)
+
+
+def test_the_ids_around_the_body_stay_the_templates() -> None:
+    """A heading never takes an id the entry page gives its summary, update notes or sections."""
+    text = "## Summary\n\nOne.\n\n## Update 2026-11-25\n\nTwo.\n\n## Updates\n\nThree.\n\n## Summary of runs\n\nFour."
+    headings = [b.anchor for b in render(text).blocks if b.kind == "h"]
+    assert headings == ["summary-h", "update-2026-11-25-h", "updates-h", "summary-of-runs"]
+
+
+def test_update_notes_are_anchored_by_day_in_order() -> None:
+    days = [dt.datetime(2026, 3, d, h, tzinfo=dt.UTC) for d, h in ((12, 9), (12, 15), (14, 8))]
+    assert update_anchors(days[:1]) == ("update-2026-03-12",)  # a later note leaves the earlier ones be
+    assert update_anchors(days) == ("update-2026-03-12", "update-2026-03-12-2", "update-2026-03-14")

@@ -6,7 +6,7 @@ raw-HTML rules, `text` an entry's Markdown (in memory, or read back from its sav
 
 from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
 from blog.content.load import check_site, load_site
-from blog.content.model import Entry, Page, ReadingItem, Site, Update, entry_path, utcnow
+from blog.content.model import Entry, Page, ReadingItem, Site, Update, entry_path, page_path, utcnow
 from blog.content.text import Text, Written
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "check_site",
     "entry_path",
     "load_site",
+    "page_path",
     "unsafe_html_problems",
     "utcnow",
 ]

@@ -10,12 +10,17 @@ from typing import Any
 
 from blog.content.text import Text, Written
 
-__all__ = ["Entry", "Page", "ReadingItem", "Site", "Update", "entry_path", "utcnow"]
+__all__ = ["Entry", "Page", "ReadingItem", "Site", "Update", "entry_path", "page_path", "utcnow"]
 
 
 def entry_path(slug: str) -> str:
     """Return the path an entry is served at."""
     return f"/log/{slug}"
+
+
+def page_path(slug: str) -> str:
+    """Return the path a standing page is served at."""
+    return f"/pages/{slug}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Page(Written):
 
     @property
     def url(self) -> str:
-        return f"/pages/{self.slug}"
+        return page_path(self.slug)
 
 
 @dataclass(frozen=True)
