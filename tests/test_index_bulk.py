@@ -11,14 +11,15 @@ from whoosh import index as windex
 from bench.corpus import write_corpus
 from blog import build as builds
 from blog.index.engine.bulk import BulkWriter
-from blog.index.schema import documents, make_schema
+from blog.index.schema import block_documents, make_schema
+from blog.index.sources import parts_of
 from blog.index.store import WRITER
 from tests.conftest import ROOT
 
 
 def _docs(content: Path, tmp: Path) -> list[dict[str, object]]:
     build = builds.make_build(content, tmp / "builds")
-    return [doc for entry in build.site.entries for doc in documents(entry, build.rendered[entry.slug])]
+    return [doc for part in parts_of(build.site, build.rendered) for doc in block_documents(*part)]
 
 
 def _write(directory: Path, docs: list[dict[str, object]], bulk: bool) -> dict[str, bytes]:

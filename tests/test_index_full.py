@@ -15,6 +15,7 @@ from blog import build as builds
 from blog import index
 from blog.index import lookup
 from blog.index.engine import full
+from blog.index.sources import parts_of
 
 ENTRIES = 30
 
@@ -29,7 +30,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> builds.Build:
 
 def _write(build: builds.Build, directory: Path, parallel_from: int, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(full, "PARALLEL_FROM", parallel_from)
-    return full.write_full(build.site.entries, build.rendered, directory)
+    count = len(build.site.entries) + len(build.site.pages)
+    return full.write_full(lambda: parts_of(build.site, build.rendered), count, directory)
 
 
 def _contents(directory: Path) -> dict[str, object]:
@@ -56,7 +58,7 @@ def test_two_processes_write_what_one_writes(corpus: builds.Build, tmp_path: Pat
     assert "two processes" not in _write(corpus, tmp_path / "one", 10**9, monkeypatch)
     two, one = _contents(tmp_path / "two"), _contents(tmp_path / "one")
     assert (two.pop("segments"), one.pop("segments")) == (2, 1)
-    assert len(one["stored"]) == sum(len(corpus.rendered[e.slug].blocks) for e in corpus.site.entries)
+    assert len(one["stored"]) == sum(len(blocks) for _, blocks in parts_of(corpus.site, corpus.rendered))
     for key in one:
         assert two[key] == one[key], key
     assert not list(tmp_path.glob("*.part")), "the child's directory was left behind"

@@ -24,7 +24,9 @@ from blog.index import semantic
 from blog.index.engine import Plan, Scored
 from blog.index.fuse import DEPTH, fuse
 from blog.index.model import Citation, IndexUnavailable, Results, SearchError
+from blog.index.sources import PAGE, find_block
 from blog.index.store import _BROKEN, check_intact, forget, open_searcher
+from blog.render import Block, update_anchors
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,10 @@ UNAVAILABLE = "search is unavailable while its index is rebuilt; try again in a 
 
 def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: str | None = None,
            after: When = None, before: When = None, now: dt.datetime | None = None) -> Results:
-    """Find the published paragraphs that answer a query, best first; raise SearchError on a bad query."""
+    """Find the published paragraphs (of entries and pages) that answer a query, best first.
+
+    Raise SearchError on a bad query. A tag or a date narrows the search to entries.
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0 or offset + limit > MAX_DEPTH:
@@ -153,15 +158,10 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
     citations = []
     for key, score in keys[offset:want]:
         slug, anchor = key.split("#", 1)
-        entry = entries.get(slug)
-        block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None) if entry else None
-        if entry is None or block is None:
+        block = find_block(build, slug, anchor)
+        if block is None:
             continue  # the index and the build disagree only during a switch; skip rather than fail
-        citations.append(Citation(
-            slug=slug, title=entry.title, date=entry.date, anchor=anchor, heading_path=block.heading_path,
-            kind=block.kind, text=block.text, snippet=snippet(block.text, terms), score=round(score, 4),
-            last_updated=entry.last_updated, updated=bool(entry.updates),
-            paragraph_changed=build.block_changed(slug, anchor) or entry.date))
+        citations.append(_cite(build, entries, slug, block, snippet(block.text, terms), score))
     corrected = _correct(searcher, build, parsed, text)  # cheap: only unknown words are looked up
     return Results(text, citations, total, offset, limit, corrected, mode, semantic=hits is not None)
 
@@ -176,6 +176,23 @@ def _visible(key: str, entries: dict[str, Entry], hidden: frozenset[str], parsed
         return False
     return (parsed.after is None or entry.date >= parsed.after) and \
         (parsed.before is None or entry.date < parsed.before)
+
+
+def _cite(build: Build, entries: dict[str, Entry], slug: str, block: Block, marked: str, score: float) -> Citation:
+    common = {"anchor": block.anchor, "heading_path": block.heading_path, "kind": block.kind,
+              "text": block.text, "snippet": marked, "score": round(score, 4)}
+    if slug.startswith(PAGE):
+        page = build.site.pages[slug[len(PAGE):]]
+        return Citation(slug=page.slug, title=page.title, date=build.created, last_updated=build.created,
+                        updated=False, source="page", **common)
+    entry = entries[slug]
+    if block.kind == "update":  # an update note was first shown on its own date
+        notes = dict(zip(update_anchors(tuple(u.date for u in entry.updates)), entry.updates, strict=True))
+        changed = notes[block.anchor].date
+    else:
+        changed = build.block_changed(slug, block.anchor) or entry.date
+    return Citation(slug=slug, title=entry.title, date=entry.date, last_updated=entry.last_updated,
+                    updated=bool(entry.updates), paragraph_changed=changed, **common)
 
 
 def is_question(text: str, parsed: q.Parsed) -> bool:
@@ -220,7 +237,7 @@ def _spelling(searcher: Searcher, build: Build, stem: str) -> str | None:
     spelled = None
     if first:
         slug, anchor = first.split("#", 1)
-        block = next((b for b in build.rendered[slug].blocks if b.anchor == anchor), None)
+        block = find_block(build, slug, anchor)
         word = next((w for w in re.findall(r"\w+", block.text) if q.stems(w) == [found[0]]), None) \
             if block else None
         spelled = word.lower() if word else None

@@ -16,20 +16,26 @@ class IndexUnavailable(SearchError):
 
 @dataclass(frozen=True)
 class Citation:
-    """One citable block (paragraph, list item, code block, heading, table) that matched a query."""
+    """One citable block (paragraph, list item, code block, heading, table, summary, update note) that matched.
 
-    slug: str
+    It comes from an entry or from a standing page (`source`); a page has no date of its own, so `date` and
+    `last_updated` are the build's.
+    """
+
+    slug: str  # the entry's or the page's slug
     title: str
     date: dt.datetime
-    anchor: str  # the block's stable anchor; blog.serving.urls.citation_url(base, slug, anchor) links to it
+    # the block's stable anchor; blog.serving.urls.citation_url(base, slug, anchor, source) links to it
+    anchor: str
     heading_path: tuple[str, ...]
-    kind: str  # p | li | code | table | h
+    kind: str  # p | li | code | table | h | summary | update
     text: str
     snippet: str  # escaped HTML, matched terms wrapped in <mark>
     score: float
     last_updated: dt.datetime
     updated: bool  # the entry carries dated corrections
     paragraph_changed: dt.datetime | None = None  # when this exact block was first shown (honesty room)
+    source: str = "entry"  # "entry" | "page"
 
 
 @dataclass(frozen=True)

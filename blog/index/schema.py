@@ -13,8 +13,7 @@ from whoosh.analysis.tokenizers import default_pattern
 from whoosh.lang.porter import stem as porter_stem
 from whoosh.system import pack_uint
 
-from blog.content import Entry
-from blog.render import Block, Rendered
+from blog.render import Block
 
 # Words that carry no meaning in a reader's question ("how do I ...?"). Whoosh's list plus question words;
 # removing them is what lets a question rank on the words that matter instead of needing every word.
@@ -159,31 +158,29 @@ def make_schema() -> fields.Schema:
     prose = prose_analyzer()
     return fields.Schema(
         key=fields.STORED,  # slug#anchor; entries are replaced by slug, so the key needs no postings
-        slug=fields.ID,
-        kind=fields.STORED,  # for ranking code below prose
+        slug=fields.ID,  # an entry's slug, or "page:<slug>" (blog/index/sources.py)
+        kind=fields.STORED,  # for ranking code below prose (p, li, code, table, h, summary, update)
         tags=fields.KEYWORD(lowercase=True, commas=True),
         # Entry date in epoch seconds. A 16-bit shift step indexes 4 terms per block instead of Whoosh's
         # default 16; ranges over the few thousand distinct dates stay cheap.
+        # A page has none, so after: and before: narrow a search to entries.
         ts=fields.NUMERIC(int, bits=64, signed=True, shift_step=16),
         text=ProseText(analyzer=prose),  # spelling=True would double indexing time; see lookup
         # Neither field is searched by phrase, so neither stores positions.
         ident=fields.TEXT(analyzer=identifier_analyzer(), phrase=False),
-        about=ProseText(analyzer=prose, phrase=False),  # the entry's title and the headings above
+        about=ProseText(analyzer=prose, phrase=False),  # the entry's or page's title, the headings above
     )
 
 
-def documents(entry: Entry, rendered: Rendered) -> Iterator[dict[str, object]]:
-    """Yield one document per citable block of an entry."""
-    return block_documents(entry_fields(entry), rendered.blocks)
+# What every block document of one entry or page shares: its index slug, tags, date (epoch seconds, None for
+# a page: date filters narrow to entries) and title. blog/index/sources.py says which blocks each one has.
+Fields = tuple[str, str, int | None, str]
+# What a process needs to index a set of entries and pages: plain picklable data (see engine/full.py).
+Part = list[tuple[Fields, tuple[Block, ...]]]
 
 
-def entry_fields(entry: Entry) -> tuple[str, str, int, str]:
-    """Return what every block document of an entry shares: slug, tags, date (epoch seconds) and title."""
-    return entry.slug, ",".join(entry.tags), int(entry.date.timestamp()), entry.title
-
-
-def block_documents(fields_: tuple[str, str, int, str], blocks: Iterable[Block]) -> Iterator[dict[str, object]]:
-    """Yield one document per block, given its entry's entry_fields()."""
+def block_documents(fields_: Fields, blocks: Iterable[Block]) -> Iterator[dict[str, object]]:
+    """Yield one document per block, given what its entry or page shares."""
     slug, tags, ts, title = fields_
     common = {"slug": slug, "tags": tags, "ts": ts}
     for block in blocks:

@@ -2,8 +2,8 @@
 
 resolve() is a pure function of the Host header, the configured `base_url` and the onion address, with no
 Flask, so that the fast path can key recorded answers on it and the MCP room can give its tools the same
-links. citation_url() turns a base and what search() returns (an entry's slug, a block's anchor) into
-the link the search page and the MCP tools both cite.
+links. citation_url() turns a base and what search() returns (an entry's or a page's slug, a block's anchor,
+and which of the two it came from) into the link the search page and the MCP tools both cite.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from blog.content import entry_path
+from blog.content import entry_path, page_path
 
 FALLBACK = "http://127.0.0.1:8000"  # the default bind: links stay on loopback when nothing better is known
 
@@ -65,9 +65,13 @@ def _resolve(host: str, base_url: str, onion_address: str) -> Base:
     return Base(FALLBACK, False)
 
 
-def citation_url(base: str, slug: str, anchor: str) -> str:
-    """Return the link to one block of an entry: base ('' for a link within the site), its path, #anchor."""
-    return f"{base.rstrip('/')}{entry_path(slug)}#{anchor}"
+def citation_url(base: str, slug: str, anchor: str, source: str = "entry") -> str:
+    """Return the link to one block: base ('' for a link within the site), the entry's or page's path, #anchor.
+
+    `source` is a Citation's: "entry" (/log/<slug>) or "page" (a standing page, /pages/<slug>).
+    """
+    path = page_path(slug) if source == "page" else entry_path(slug)
+    return f"{base.rstrip('/')}{path}#{anchor}"
 
 
 def loopback_authority(host: str) -> str:

@@ -13,18 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from whoosh import index as windex
 
 from blog import child
-from blog.content import Entry
 from blog.index.engine.bulk import BulkWriter
 from blog.index.engine.codec import WritingCodec
-from blog.index.schema import block_documents, entry_fields, make_schema
-from blog.render import Block, Rendered
+from blog.index.schema import Part, block_documents, make_schema
 
 log = logging.getLogger(__name__)
 
@@ -33,31 +31,27 @@ WRITER = {"limitmb": 256, "compound": False, "codec": WritingCodec()}
 # A full build's postings wait in memory (about 80 bytes each) until a segment is written: 4 million (some
 # 2,300 entries of the bench's corpus) is the stock writer's 256 MB pool, and a bigger log gets more segments.
 SEGMENT_POSTINGS = 4_000_000
-PARALLEL_FROM = 200  # entries; below this, starting a Python process costs more than it saves
+PARALLEL_FROM = 200  # entries and pages; below this, starting a Python process costs more than it saves
 CHILD_SHARE = 0.47  # of the blocks: the child spends about 0.3 s starting before it writes anything
 
-# What a process needs to index an entry's blocks: entry_fields() and the blocks, both plain picklable data.
-Part = list[tuple[tuple[str, str, int, str], tuple[Block, ...]]]
 
+def write_full(gather: Callable[[], Part], count: int, directory: Path) -> str:
+    """Create the index of `count` entries and pages in a new directory; return what was done, for the log.
 
-def write_full(entries: Sequence[Entry], rendered: Mapping[str, Rendered], directory: Path) -> str:
-    """Create the index of every entry in a new directory; return what was done, for the log."""
+    gather() returns their blocks (blog.index.sources.parts_of), called once the child is starting.
+    """
     directory.mkdir()
-    if len(entries) >= PARALLEL_FROM:
+    if count >= PARALLEL_FROM:
         try:
-            return _write_two(entries, rendered, directory)
+            return _write_two(gather, directory)
         except (child.ChildFailed, OSError) as exc:
             # A process that cannot start (or died) is no reason to fail a publish: one process will do.
             log.warning("writing the index in two processes failed (%s); writing it in one", exc)
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir()
     ix = windex.create_in(str(directory), make_schema())
-    _add(BulkWriter(ix, SEGMENT_POSTINGS, **WRITER), _parts(entries, rendered)).commit()
-    return f"full build of {len(entries)} entries"
-
-
-def _parts(entries: Sequence[Entry], rendered: Mapping[str, Rendered]) -> Part:
-    return [(entry_fields(e), rendered[e.slug].blocks) for e in entries]
+    _add(BulkWriter(ix, SEGMENT_POSTINGS, **WRITER), gather()).commit()
+    return f"full build of {count} entries and pages"
 
 
 def _add(writer: BulkWriter, parts: Part) -> BulkWriter:
@@ -68,7 +62,7 @@ def _add(writer: BulkWriter, parts: Part) -> BulkWriter:
 
 
 def _split(parts: Part) -> int:
-    """Return how many entries the child takes: CHILD_SHARE of the blocks, counted in whole entries."""
+    """Return how many entries the child takes: CHILD_SHARE of the blocks, counted in whole entries or pages."""
     total, wanted = sum(len(b) for _, b in parts), 0
     for taken, (_, blocks) in enumerate(parts, 1):
         wanted += len(blocks)
@@ -77,15 +71,15 @@ def _split(parts: Part) -> int:
     return len(parts)
 
 
-def _write_two(entries: Sequence[Entry], rendered: Mapping[str, Rendered], directory: Path) -> str:
+def _write_two(gather: Callable[[], Part], directory: Path) -> str:
     side = directory.with_name(directory.name + ".part")  # the child's own index, beside ours
     shutil.rmtree(side, ignore_errors=True)
     side.mkdir()
     try:
         # Started first: the child spends its first 0.3 s importing, while this process gathers the blocks.
         with child.start("blog.index.engine.full:write_segment") as worker:
-            parts = _parts(entries, rendered)
-            cut = _split(parts)
+            parts = gather()
+            total, cut = len(parts), _split(parts)
             worker.send(side, SEGMENT_POSTINGS, parts[:cut])
             ours, parts = parts[cut:], []
             ix = windex.create_in(str(directory), make_schema())
@@ -103,11 +97,11 @@ def _write_two(entries: Sequence[Entry], rendered: Mapping[str, Rendered], direc
         writer.commit_with([*theirs, *mine])
     finally:
         shutil.rmtree(side, ignore_errors=True)
-    return f"full build of {len(entries)} entries in two processes ({cut} + {len(entries) - cut})"
+    return f"full build of {total} entries and pages in two processes ({cut} + {total - cut})"
 
 
 def write_segment(directory: Path, max_postings: int, parts: Part) -> list[Any]:
-    """Write the entries as the segments of a new index in directory (the child's side); return them."""
+    """Write the parts as the segments of a new index in directory (the child's side); return them."""
     ix = windex.create_in(str(directory), make_schema())
     writer = _add(BulkWriter(ix, max_postings, **WRITER), parts)
     segments = writer.finish_segments()
