@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from whoosh.analysis import StemmingAnalyzer
 
 from blog import index
+from blog.index.sources import PAGE, parts_of
 from blog.serving.urls import citation_url
 from blog.web.context import build as current_build
 from tests.conftest import ROOT, make_app, make_config
@@ -30,22 +32,39 @@ def _result_links(body: str) -> list[str]:
     return re.findall(r'<h2 class="rt"><a href="([^"]+)"', body)
 
 
-def _unique_words(build) -> dict[str, str]:
-    """Return words (8+ letters) whose stem occurs in exactly one paragraph of the published log (and in no
-    title), with that paragraph's anchor: the search stems, so "blocking" also finds "blocks"."""
+def _unique_words(build, kinds: tuple[str, ...] = ("p",)) -> dict[str, str]:
+    """Return words (8+ letters) whose stem occurs in exactly one block of what a reader can read (the
+    published entries, their summaries and update notes, the pages) and in no title, with the link to that
+    block, when it is of one of these kinds: the search stems, so "blocking" also finds "blocks"."""
     stem = StemmingAnalyzer()
     seen: dict[str, set[str]] = {}
     words: dict[str, str] = {}
-    for entry in build.site.published():
-        texts = [(entry.title, "-")] + [(b.text, b.anchor if b.kind == "p" else "-")
-                                        for b in build.rendered[entry.slug].blocks]
-        for text, anchor in texts:
+    published = {e.slug for e in build.site.published()}
+    for (key, _, _, title), blocks in parts_of(build.site, build.rendered):
+        if not key.startswith(PAGE) and key not in published:
+            continue
+        source, slug = ("page", key[len(PAGE):]) if key.startswith(PAGE) else ("entry", key)
+        texts = [(title, "-")] + [(b.text, citation_url("", slug, b.anchor, source) if b.kind in kinds else "-")
+                                  for b in blocks]
+        for text, link in texts:
             for word in set(re.findall(r"[A-Za-z]+", text.lower())):
                 root = next((t.text for t in stem(word)), word)
-                seen.setdefault(root, set()).add(anchor)
+                seen.setdefault(root, set()).add(link)
                 if len(word) >= 8:
                     words.setdefault(root, word)
     return {words[r]: next(iter(a)) for r, a in seen.items() if r in words and len(a) == 1 and "-" not in a}
+
+
+def _leads_to(client, word: str, link: str) -> None:
+    """Search for a word: the first result links to this block, whose page has its anchor."""
+    page = client.get(f"/search?q={word}")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    first = _result_links(body)[0]
+    assert first == link, (word, first)
+    path, anchor = first.split("#")
+    assert f'id="{anchor}"' in client.get(path).get_data(as_text=True)
+    assert "<mark" in body and f'value="{word}"' in body
 
 
 def test_a_paragraphs_words_lead_to_that_paragraph(site: tuple) -> None:
@@ -53,15 +72,39 @@ def test_a_paragraphs_words_lead_to_that_paragraph(site: tuple) -> None:
     with app.test_request_context():
         unique = sorted(_unique_words(current_build()).items())[:12]
     assert len(unique) >= 5
-    for word, anchor in unique:
-        page = client.get(f"/search?q={word}")
-        assert page.status_code == 200
-        body = page.get_data(as_text=True)
-        first = _result_links(body)[0]
-        assert first.endswith(f"#{anchor}"), (word, first)
-        path = first.split("#")[0]
-        assert f'id="{anchor}"' in client.get(path).get_data(as_text=True)
-        assert "<mark" in body and f'value="{word}"' in body
+    for word, link in unique:
+        _leads_to(client, word, link)
+
+
+def test_words_of_a_summary_or_an_update_note_lead_to_it_on_the_entry(site: tuple) -> None:
+    app, client = site
+    with app.test_request_context():
+        unique = _unique_words(current_build(), ("summary", "update"))
+        entries = current_build().site.published()
+    notes = sorted((w, link) for w, link in unique.items() if "#update-" in link)
+    assert len(notes) >= 2
+    for word, link in notes:
+        _leads_to(client, word, link)
+    for entry in entries:  # a summary repeats its entry's words, so look for it as a phrase
+        body = client.get("/search", query_string={"q": f'"{entry.summary}"'}).get_data(as_text=True)
+        assert _result_links(body)[0] == f"/log/{entry.slug}#summary", entry.slug
+        assert f'<p class="summary" id="summary">{escape(entry.summary)}</p>' in \
+            client.get(entry.url).get_data(as_text=True)
+
+
+def test_a_question_about_the_site_finds_a_standing_page(site: tuple) -> None:
+    app, client = site
+    body = client.get("/search", query_string={"q": "which pages should I read first?"}).get_data(as_text=True)
+    first = _result_links(body)[0]
+    assert first.startswith("/pages/start-here#p-"), first
+    result = body[body.index('<article class="result">'):]
+    assert '<span class="source">page</span>' in result[:result.index("</article>")]
+    path, anchor = first.split("#")
+    assert f'id="{anchor}"' in client.get(path).get_data(as_text=True)
+    with app.test_request_context():
+        page = current_build().site.pages["about"]
+    assert f'<p class="summary" id="summary">{escape(page.summary)}</p>' in \
+        client.get("/pages/about").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("query", ["ADD_ONION", "how do I keep the same onion address after a reinstall?",

@@ -10,6 +10,7 @@ from blog.config import Config, load_config
 from blog.index import semantic
 from blog.mcp import front
 from blog.mcp.http import McpBridge
+from blog.render import update_anchors
 from blog.serving.current import SiteState
 from blog.web import errors, fastpath, feeds, headers, pages, revisions, search
 from blog.web.assets import stylesheet
@@ -34,7 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     @app.context_processor
     def inject() -> dict[str, object]:
-        return {"css": css}
+        return {"css": css, "update_anchors": update_anchors}
 
     headers.init_app(app)
     errors.init_app(app)
