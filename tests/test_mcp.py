@@ -15,6 +15,7 @@ from blog import build as builds
 from blog import publish
 from blog.config import Config
 from blog.mcp.server import create_server
+from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://log.example.org"
@@ -108,12 +109,41 @@ def test_get_entry_returns_markdown_anchors_and_update_log(server, current: buil
     detail = run(call(server, "get_entry", slug="gunicorn-banner")).structured_content
     entry = current.site.entry("gunicorn-banner")
     assert detail["kind"] == "entry" and detail["markdown"] == entry.body
-    assert [a["anchor"] for a in detail["anchors"]] == current.entry_html(entry).anchors()
+    # the summary and the update note come first, as the entry page shows them
+    assert [a["anchor"] for a in detail["anchors"]] == ["summary", "update-2026-10-22",
+                                                        *current.entry_html(entry).anchors()]
     assert detail["anchors"][0]["url"].startswith(f"{BASE}/log/gunicorn-banner#")
     assert detail["updates"] == [{"date": "2026-10-22T08:00:00Z", "reason": "the first patch missed 304 responses",
                                   "note": ""}]
     page = run(call(server, "get_entry", slug="start-here")).structured_content
     assert page["kind"] == "page" and page["url"] == f"{BASE}/pages/start-here"
+
+
+def test_search_cites_standing_pages_and_says_where_each_result_comes_from(content_copy: Path,
+                                                                          tmp_path: Path) -> None:
+    current = publish.ensure_current(make_config(content_copy, tmp_path / "data"))
+    server = create_server(lambda: current, base_url=BASE, onion_base=ONION)
+    answer = run(call(server, "search_blog", query="does this site log visitors' addresses?", limit=5))
+    results = answer.structured_content["results"]
+    assert {r["source"] for r in results} == {"page", "entry"}
+    about = next(r for r in results if r["slug"] == "about")
+    assert about["source"] == "page" and about["title"] == "About"
+    assert about["url"] == f"{BASE}/pages/about#{about['anchor']}"
+    assert about["onion_url"] == f"{ONION}/pages/about#{about['anchor']}"
+    for entry in (r for r in results if r["source"] == "entry"):
+        assert entry["url"] == f"{BASE}/log/{entry['slug']}#{entry['anchor']}"
+    detail = run(call(server, "get_entry", slug="about")).structured_content
+    assert detail["kind"] == "page" and about["url"] in [a["url"] for a in detail["anchors"]]
+    assert detail["anchors"][0] == {"anchor": "summary", "kind": "summary", "heading_path": [],
+                                    "url": f"{BASE}/pages/about#summary"}
+
+
+def test_a_word_of_an_update_note_finds_it_in_its_entry(server) -> None:
+    answer = run(call(server, "search_blog", query="304 responses")).structured_content
+    note = answer["results"][0]
+    assert (note["source"], note["slug"], note["kind"]) == ("entry", "gunicorn-banner", "update")
+    assert note["url"] == f"{BASE}/log/gunicorn-banner#update-2026-10-22"
+    assert note["paragraph_changed"] == "2026-10-22T08:00:00Z"
 
 
 def test_unknown_or_unpublished_slug_is_a_tool_error_with_a_hint(server) -> None:
@@ -133,6 +163,9 @@ def test_list_entries_pages_newest_first(server) -> None:
     assert run(call(server, "list_entries", year=2025)).structured_content["entries"] == []
     bad = run(call(server, "list_entries", cursor="page-two"))
     assert bad.is_error and "next_cursor" in bad.content[0].text
+    pages = [(p["slug"], p["url"]) for p in first["pages"]]
+    assert pages == [("about", f"{BASE}/pages/about"), ("start-here", f"{BASE}/pages/start-here")]
+    assert second["pages"] == [] and tagged["pages"] == []
 
 
 def test_reading_order_follows_the_content(server) -> None:

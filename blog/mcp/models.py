@@ -14,16 +14,19 @@ class UpdateNote(BaseModel):
 
 
 class CitedParagraph(BaseModel):
-    """One paragraph (or list item, code block, table, heading) that answers the query."""
+    """One paragraph (or list item, code block, table, heading, summary, update note) that answers the query."""
 
-    title: str = Field(description="Title of the entry the paragraph belongs to.")
-    slug: str = Field(description="The entry's slug; pass it to get_entry for the whole entry.")
-    date: str = Field(description="When the entry was published (ISO 8601, UTC).")
+    source: str = Field("entry", description="entry (a dated log entry) or page (a standing page such as about).")
+    title: str = Field(description="Title of the entry or page the paragraph belongs to.")
+    slug: str = Field(description="The entry's or page's slug; pass it to get_entry for the whole text.")
+    date: str = Field(description="When the entry was published (ISO 8601, UTC); for a page, when this build "
+                                  "was made.")
     url: str = Field(description="Link to this exact paragraph (with its #anchor): cite this URL.")
     onion_url: str | None = Field(None, description="The same link on the onion service, when it is known.")
-    anchor: str = Field(description="The paragraph's stable anchor on the entry page.")
+    anchor: str = Field(description="The paragraph's stable anchor on the entry or page.")
     heading_path: list[str] = Field(description="The section headings above the paragraph, outermost first.")
-    kind: str = Field(description="p (paragraph), li (list item), code, table or h (heading).")
+    kind: str = Field(description="p (paragraph), li (list item), code, table, h (heading), summary (the "
+                                  "entry's or page's summary) or update (a dated update note).")
     text: str = Field(description="The paragraph's full text.")
     score: float = Field(description="Relevance score: higher is better; only comparable within one answer.")
     updated: bool = Field(description="True when the entry was corrected after publication.")
@@ -60,10 +63,10 @@ class EntrySummary(BaseModel):
 
 
 class Anchor(BaseModel):
-    """A citable block of an entry, in document order."""
+    """A citable block of an entry or page, in document order."""
 
     anchor: str
-    kind: str = Field(description="p, li, code, table or h.")
+    kind: str = Field(description="p, li, code, table, h, summary or update.")
     heading_path: list[str]
     url: str = Field(description="Link to the block: cite this URL.")
 
@@ -77,12 +80,24 @@ class EntryDetail(EntrySummary):
     updates: list[UpdateNote] = Field(description="The update log, oldest first.")
 
 
+class PageSummary(BaseModel):
+    """A standing page (start here, the thesis, about, ...): undated, always shown."""
+
+    slug: str = Field(description="Pass it to get_entry for the whole page.")
+    title: str
+    summary: str
+    url: str
+    onion_url: str | None = None
+
+
 class EntryList(BaseModel):
-    """One page of entries, newest first."""
+    """One page of entries, newest first, and the standing pages."""
 
     entries: list[EntrySummary]
     total: int = Field(description="How many entries match the filters in all.")
     next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null at the end.")
+    pages: list[PageSummary] = Field(default_factory=list, description=(
+        "The standing pages, on the first page of a listing without tag or year (pages have neither)."))
 
 
 class ReadingStep(BaseModel):

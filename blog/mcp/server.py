@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 This server is one operator's engineering log: dated entries about real systems (the errors, the
-fixes, the measured figures), plus a few standing pages. Every paragraph has a stable URL with an
-#anchor. Use search_blog to find the paragraphs that answer a question, get_entry to read a whole
-entry, list_entries to browse newest first, reading_order for where a newcomer should start.
+fixes, the measured figures), plus a few standing pages (about, start here, ...). Every paragraph has
+a stable URL with an #anchor. Use search_blog to find the paragraphs that answer a question (from
+entries, their summaries and update notes, and the pages; `source` says which), get_entry to read a
+whole entry or page, list_entries to browse newest first, reading_order for where a newcomer should start.
 When you answer from the log, cite the paragraph URLs you used (the `url` field, or `onion_url` when
 the user reads over Tor), say only what those paragraphs say, and mention when an entry was updated
 after publication (`updated`, `last_updated`)."""
@@ -72,10 +73,12 @@ def create_server(get_build: Callable[[], Build], base_url: Base = "", onion_bas
                     before: Day = None) -> SearchAnswer:
         """Find the paragraphs of the engineering log that answer a query, best first.
 
-        Each result is one citable paragraph: the entry's title and date, the paragraph's URL with
-        its #anchor (and the onion URL when known), its heading path, its full text, a relevance
-        score and whether the entry was updated after publication. Cite the `url` of each paragraph
-        you use. Filter with tag (e.g. 'tor') and after/before (YYYY-MM-DD, publication date).
+        Each result is one citable paragraph of an entry or a standing page (`source`: entry or page;
+        an entry's summary and dated update notes are paragraphs too): the title and date, the
+        paragraph's URL with its #anchor (and the onion URL when known), its heading path, its full
+        text, a relevance score and whether the entry was updated after publication. Cite the `url` of
+        each paragraph you use. Filter with tag (e.g. 'tor') and after/before (YYYY-MM-DD, publication
+        date); a filter leaves out the pages, which have neither.
         """
         return tools.search(ctx, query, limit, tag, after, before)
 
@@ -98,6 +101,7 @@ def create_server(get_build: Callable[[], Build], base_url: Base = "", onion_bas
         """List published entries newest first, optionally by tag or year, a page at a time.
 
         Pass the returned next_cursor back as cursor for the next page; it is null on the last page.
+        The first page of a listing without tag or year also lists the standing pages (`pages`).
         """
         return tools.entries(ctx, tag, year, limit, cursor)
 

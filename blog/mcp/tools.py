@@ -13,17 +13,20 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from blog import index
 from blog.build import Build
 from blog.content import Entry, Page, utcnow
+from blog.index.sources import entry_blocks, page_blocks
 from blog.mcp.models import (
     Anchor,
     CitedParagraph,
     EntryDetail,
     EntryList,
     EntrySummary,
+    PageSummary,
     ReadingOrder,
     ReadingStep,
     SearchAnswer,
     UpdateNote,
 )
+from blog.render import Block
 from blog.serving.urls import citation_url
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,11 @@ def _summary(entry: Entry, links: Links) -> EntrySummary:
                         updated=bool(entry.updates), last_updated=_iso(entry.last_updated))
 
 
+def _anchors(blocks: tuple[Block, ...], slug: str, source: str, links: Links) -> list[Anchor]:
+    return [Anchor(anchor=b.anchor, kind=b.kind, heading_path=list(b.heading_path),
+                   url=citation_url(links.base, slug, b.anchor, source)) for b in blocks]
+
+
 class BlogTools:
     """The tools' logic over whatever build is current when a call arrives."""
 
@@ -106,21 +114,24 @@ class BlogTools:
         except index.SearchError as exc:
             raise ToolError(str(exc)) from exc
         entries = {e.slug: e for e in build.site.entries}
-        cited = [self._cite(c, entries[c.slug], links) for c in results.citations if c.slug in entries]
+        cited = [self._cite(c, entries.get(c.slug) if c.source == "entry" else None, links)
+                 for c in results.citations if c.source == "page" or c.slug in entries]
         return SearchAnswer(query=results.query, total=results.total, results=cited[:limit],
                             corrected=results.corrected or None,
                             ranking="words+meaning" if results.semantic else "words")
 
-    def _cite(self, citation: index.Citation, entry: Entry, links: Links) -> CitedParagraph:
+    def _cite(self, citation: index.Citation, entry: Entry | None, links: Links) -> CitedParagraph:
+        def url(base: str) -> str:
+            return citation_url(base, citation.slug, citation.anchor, citation.source)
+
+        updates = entry.updates if entry is not None else ()
         return CitedParagraph(
-            title=entry.title, slug=entry.slug, date=_iso(entry.date),
-            url=citation_url(links.base, citation.slug, citation.anchor),
-            onion_url=citation_url(links.onion, citation.slug, citation.anchor) if links.onion else None,
-            anchor=citation.anchor,
+            source=citation.source, title=citation.title, slug=citation.slug, date=_iso(citation.date),
+            url=url(links.base), onion_url=url(links.onion) if links.onion else None, anchor=citation.anchor,
             heading_path=list(citation.heading_path), kind=citation.kind, text=citation.text,
             score=round(float(citation.score), 4),
-            updated=bool(entry.updates), last_updated=_iso(entry.last_updated),
-            latest_update=entry.updates[-1].reason if entry.updates else None,
+            updated=bool(updates), last_updated=_iso(citation.last_updated),
+            latest_update=updates[-1].reason if updates else None,
             paragraph_changed=_iso(citation.paragraph_changed) if citation.paragraph_changed else None)
 
     def entry(self, ctx: Context | None, slug: str) -> EntryDetail:
@@ -129,21 +140,17 @@ class BlogTools:
         if page is not None and build.site.entry(slug.strip()) is None:
             return self._page(build, page, links)
         entry = self._entry(build, slug)
-        blocks = build.entry_html(entry).blocks
         return EntryDetail(
             **_summary(entry, links).model_dump(), kind="entry", markdown=entry.body,
-            anchors=[Anchor(anchor=b.anchor, kind=b.kind, heading_path=list(b.heading_path),
-                            url=citation_url(links.base, entry.slug, b.anchor)) for b in blocks],
+            anchors=_anchors(entry_blocks(entry, build.entry_html(entry)), entry.slug, "entry", links),
             updates=[UpdateNote(date=_iso(u.date), reason=u.reason, note=u.note) for u in entry.updates])
 
     def _page(self, build: Build, page: Page, links: Links) -> EntryDetail:
-        blocks = build.page_html(page).blocks
         return EntryDetail(
             slug=page.slug, title=page.title, date=_iso(build.created), tags=[], summary=page.summary,
             url=links.url(page.url), onion_url=links.onion_url(page.url), updated=False,
             last_updated=_iso(build.created), kind="page", markdown=page.body, updates=[],
-            anchors=[Anchor(anchor=b.anchor, kind=b.kind, heading_path=list(b.heading_path),
-                            url=links.url(f"{page.url}#{b.anchor}")) for b in blocks])
+            anchors=_anchors(page_blocks(page, build.page_html(page)), page.slug, "page", links))
 
     def entries(self, ctx: Context | None, tag: str | None, year: int | None, limit: int,
                 cursor: str | None) -> EntryList:
@@ -154,14 +161,17 @@ class BlogTools:
                             "previous answer, or leave it out for the first page") from None
         if start < 0:
             raise ToolError("cursor must come from next_cursor; leave it out for the first page")
-        links = self.links(ctx)
-        chosen = [e for e in self.get_build().site.published(utcnow())
+        build, links = self.get_build(), self.links(ctx)
+        chosen = [e for e in build.site.published(utcnow())
                   if (not tag or tag in e.tags) and (year is None or e.date.year == year)]
         chosen.sort(key=lambda e: e.date, reverse=True)
         page = chosen[start:start + limit]
         after = start + len(page)
+        pages = [] if start or tag or year is not None else [
+            PageSummary(slug=p.slug, title=p.title, summary=p.summary, url=links.url(p.url),
+                        onion_url=links.onion_url(p.url)) for p in build.site.pages.values()]
         return EntryList(entries=[_summary(e, links) for e in page], total=len(chosen),
-                         next_cursor=str(after) if after < len(chosen) else None)
+                         next_cursor=str(after) if after < len(chosen) else None, pages=pages)
 
     def reading(self, ctx: Context | None) -> ReadingOrder:
         build, links = self.get_build(), self.links(ctx)
