@@ -3,8 +3,12 @@
     python -m bench.quality                 # the bundled content/
     python -m bench.quality --anchors SLUG  # an entry's blocks and anchors, to fix the YAML after an edit
 
-Baselines over the same blocks: Whoosh's plain QueryParser (every word required, BM25), and SQLite
-FTS5's bm25() with the porter tokenizer (words OR-ed, since FTS5's implicit AND answers few questions).
+Baselines over the same blocks (entries, their summaries and update notes, and the standing pages): Whoosh's
+plain QueryParser (every word required, BM25), and SQLite FTS5's bm25() with the porter tokenizer (words OR-ed,
+since FTS5's implicit AND answers few questions).
+
+A block is named by its anchor, except a summary, whose anchor (`summary`) every entry and page shares: the
+question sets name it `summary:<slug>`, and so do the rankers here (answer_key).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from whoosh import qparser
 
 from blog import index
 from blog.build import Build, make_build
+from blog.index.sources import PAGE, parts_of
+from blog.render import SUMMARY_ANCHOR
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "tests" / "data" / "questions.yml"
@@ -64,9 +70,21 @@ def build_content(content_dir: Path, data_dir: Path) -> Build:
     return build
 
 
+def answer_key(slug: str, anchor: str) -> str:
+    """Return how the question sets name a block: its anchor, or summary:<slug> for a summary."""
+    slug = slug.removeprefix(PAGE)
+    return f"{SUMMARY_ANCHOR}:{slug}" if anchor == SUMMARY_ANCHOR else anchor
+
+
+def blocks(build: Build) -> list[tuple[str, str]]:
+    """Return every indexed block (entries, summaries, update notes, pages) as (answer key, text)."""
+    return [(answer_key(fields[0], b.anchor), b.text)
+            for fields, found in parts_of(build.site, build.rendered) for b in found]
+
+
 def missing_anchors(build: Build, questions: list[Question]) -> list[str]:
-    """Name each question whose answer anchors are not in the build (an entry was edited)."""
-    known = {b.anchor for r in build.rendered.values() for b in r.blocks}
+    """Name each question whose answer anchors are not in the build (an entry or page was edited)."""
+    known = {key for key, _ in blocks(build)}
     return [f"{q.q!r}: anchor(s) {', '.join(a for a in q.answers if a not in known)} no longer exist"
             for q in questions if any(a not in known for a in q.answers)]
 
@@ -90,7 +108,7 @@ def score(ranker: Ranker, questions: list[Question]) -> Scores:
 def ours(build: Build) -> Ranker:
     def rank(q: str) -> list[str]:
         try:
-            return [c.anchor for c in index.search(build, q, limit=10, now=FAR).citations]
+            return [answer_key(c.slug, c.anchor) for c in index.search(build, q, limit=10, now=FAR).citations]
         except index.SearchError:  # a question of stop words only: the reader is told so, nothing found
             return []
 
@@ -104,15 +122,14 @@ def plain_and(build: Build) -> Ranker:
     def rank(q: str) -> list[str]:
         with ix.searcher() as searcher:
             hits = searcher.search(parser.parse(q), limit=10)
-            return [h["key"].split("#", 1)[1] for h in hits]
+            return [answer_key(*h["key"].split("#", 1)) for h in hits]
     return rank
 
 
 def fts5(build: Build) -> Ranker:
     db = sqlite3.connect(":memory:")
     db.execute("CREATE VIRTUAL TABLE blocks USING fts5(anchor UNINDEXED, text, tokenize='porter unicode61')")
-    db.executemany("INSERT INTO blocks VALUES (?, ?)",
-                   [(b.anchor, b.text) for r in build.rendered.values() for b in r.blocks])
+    db.executemany("INSERT INTO blocks VALUES (?, ?)", blocks(build))
 
     def rank(q: str) -> list[str]:
         words = re.findall(r"\w+", q)
@@ -142,8 +159,8 @@ def main() -> None:
         questions = load_questions(args.questions)
         for problem in missing_anchors(build, questions):
             print("MISSING", problem)
-        print(f"{len(questions)} questions over {sum(len(r.blocks) for r in build.rendered.values())} blocks "
-              f"of {len(build.site.entries)} entries")
+        print(f"{len(questions)} questions over {len(blocks(build))} blocks "
+              f"of {len(build.site.entries)} entries and {len(build.site.pages)} pages")
         for name, ranker in (("search()", ours(build)), ("whoosh plain AND", plain_and(build)),
                              ("sqlite fts5 bm25 (OR)", fts5(build))):
             result = score(ranker, questions)
