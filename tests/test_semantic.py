@@ -130,7 +130,7 @@ def test_a_question_by_meaning_finds_its_answer_first(encoder: Encoder, tmp_path
     ranked = [f"{c.slug}#{c.anchor}" for c in both.citations]
     assert both.semantic
     assert ANSWER in ranked[:2], ranked[:5]
-    first_code = next(i for i, c in enumerate(both.citations) if c.kind == "code")
+    first_code = next((i for i, c in enumerate(both.citations) if c.kind == "code"), len(both.citations))
     assert ranked.index(ANSWER) < first_code, "a code block that only shares the words outranks the answer"
     # words alone put code blocks quoting the question above it: what this test pins
     first_code_by_words = next(i for i, c in enumerate(words.citations) if c.kind == "code")

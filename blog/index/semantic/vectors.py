@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from blog.build import Build
+from blog.index import sources
 
 if TYPE_CHECKING:  # onnxruntime stays out of every process that only reads vectors or asks for them
     from blog.index.semantic.encoder import Encoder
@@ -53,12 +54,12 @@ def passage_text(title: str, headings: tuple[str, ...], text: str) -> str:
 
 
 def passages(build: Build) -> list[Passage]:
-    """Return every citable block of a build, in a stable order."""
+    """Return every citable block of a build, in a stable order: what the lexical index holds, by its keys."""
     found = []
-    for entry in build.site.entries:
-        for block in build.rendered[entry.slug].blocks:
-            found.append(Passage(f"{entry.slug}#{block.anchor}",
-                                 passage_text(entry.title, tuple(block.heading_path), block.text)))
+    for (slug, _tags, _ts, title), blocks in sources.parts_of(build.site, build.rendered):
+        for block in blocks:
+            found.append(Passage(f"{slug}#{block.anchor}", passage_text(title, tuple(block.heading_path),
+                                                                         block.text)))
     return found
 
 
