@@ -1,11 +1,13 @@
-"""Print recall@1, recall@5 and MRR of search() on tests/data/questions.yml, beside two baselines.
+"""Print recall@1, recall@5, MRR and nDCG@5 of search() on both question sets, beside the baselines.
 
-    python -m bench.quality                 # the bundled content/
+    python -m bench.quality                 # the bundled content/, both sets side by side, per kind
+    python -m bench.quality --questions tests/data/questions.yml   # one set only
     python -m bench.quality --anchors SLUG  # an entry's blocks and anchors, to fix the YAML after an edit
 
-Baselines over the same blocks (entries, their summaries and update notes, and the standing pages): Whoosh's
-plain QueryParser (every word required, BM25), and SQLite FTS5's bm25() with the porter tokenizer (words OR-ed,
-since FTS5's implicit AND answers few questions).
+Rankers: search() as served (words and meaning fused, the model from `make model`), search() by words
+alone, and, as baselines over the same blocks (entries, their summaries and update notes, and the standing
+pages): Whoosh's plain QueryParser (every word required, BM25), and SQLite FTS5's bm25() with the porter
+tokenizer (words OR-ed, since FTS5's implicit AND answers few questions).
 
 A block is named by its anchor, except a summary, whose anchor (`summary`) every entry and page shares: the
 question sets name it `summary:<slug>`, and so do the rankers here (answer_key).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import re
 import sqlite3
 import tempfile
@@ -28,6 +31,8 @@ from whoosh import qparser
 
 from blog import index
 from blog.build import Build, make_build
+from blog.config import load_config
+from blog.index import semantic
 from blog.index.sources import PAGE, parts_of
 from blog.render import SUMMARY_ANCHOR
 
@@ -37,11 +42,16 @@ FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 Ranker = Callable[[str], list[str]]
 
 
+HELDOUT = ROOT / "tests" / "data" / "questions-heldout.yml"
+
+
 @dataclass(frozen=True)
 class Question:
     q: str
     answers: tuple[str, ...]
     no_shared_word: bool = False
+    partly: tuple[str, ...] = ()  # blocks that answer in part (the held-out set grades them)
+    kind: str = "own"
 
 
 @dataclass(frozen=True)
@@ -50,9 +60,12 @@ class Scores:
     recall5: float
     mrr: float
     misses: tuple[str, ...]  # questions with no answer in the top 5
+    ndcg5: float = 0.0  # graded: an answer gains 2, a partial answer 1
+    kinds: tuple[tuple[str, int, float, float], ...] = ()  # (kind, questions, recall@5, MRR)
 
     def line(self, name: str) -> str:
-        return f"{name:<28} recall@1 {self.recall1:.3f}  recall@5 {self.recall5:.3f}  MRR {self.mrr:.3f}"
+        return (f"{name:<28} recall@1 {self.recall1:.3f}  recall@5 {self.recall5:.3f}  MRR {self.mrr:.3f}"
+                f"  nDCG@5 {self.ndcg5:.3f}")
 
 
 def load_questions(path: Path = QUESTIONS) -> list[Question]:
@@ -60,7 +73,10 @@ def load_questions(path: Path = QUESTIONS) -> list[Question]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     # The held-out set (tests/data/questions-heldout.yml) names answers `answers` and its kind `kind`.
     return [Question(str(d["q"]), tuple(d["a"] if "a" in d else d["answers"]),
-                     bool(d.get("no_shared_word")) or d.get("kind") == "no_shared_word") for d in data]
+                     bool(d.get("no_shared_word")) or d.get("kind") == "no_shared_word",
+                     tuple(d.get("partly") or ()),
+                     str(d.get("kind") or ("no_shared_word" if d.get("no_shared_word") else "own")))
+            for d in data]
 
 
 def build_content(content_dir: Path, data_dir: Path) -> Build:
@@ -89,30 +105,70 @@ def missing_anchors(build: Build, questions: list[Question]) -> list[str]:
             for q in questions if any(a not in known for a in q.answers)]
 
 
+def ndcg5(ranked: list[str], question: Question) -> float:
+    """Return nDCG@5 with graded gains: 2 for an answer, 1 for a partial answer, 0 otherwise."""
+    def gain(key: str) -> int:
+        return 2 if key in question.answers else 1 if key in question.partly else 0
+
+    def dcg(gains: list[int]) -> float:
+        return sum(g / math.log2(i + 2) for i, g in enumerate(gains[:5]))
+
+    ideal = dcg(sorted([2] * len(question.answers) + [1] * len(question.partly), reverse=True))
+    return dcg([gain(k) for k in ranked]) / ideal if ideal else 0.0
+
+
 def score(ranker: Ranker, questions: list[Question]) -> Scores:
-    """Compute recall@1, recall@5 and MRR (over the top 10) of a ranker."""
-    r1 = r5 = rr = 0.0
+    """Compute recall@1, recall@5, MRR (over the top 10) and nDCG@5 of a ranker, and recall@5 and MRR by kind."""
+    r1 = r5 = rr = gain = 0.0
     misses = []
+    by_kind: dict[str, list[tuple[bool, float]]] = {}
     for question in questions:
-        ranked = ranker(question.q)[:10]
+        ranked = list(dict.fromkeys(ranker(question.q)))[:10]  # a key twice (a shared anchor) counts once
         rank = next((i for i, a in enumerate(ranked, 1) if a in question.answers), None)
         r1 += rank == 1
         r5 += rank is not None and rank <= 5
         rr += 1 / rank if rank else 0
+        gain += ndcg5(ranked, question)
+        by_kind.setdefault(question.kind, []).append((rank is not None and rank <= 5, 1 / rank if rank else 0))
         if not rank or rank > 5:
             misses.append(question.q)
     n = len(questions) or 1
-    return Scores(r1 / n, r5 / n, rr / n, tuple(misses))
+    kinds = tuple((kind, len(v), sum(h for h, _ in v) / len(v), sum(m for _, m in v) / len(v))
+                  for kind, v in sorted(by_kind.items()))
+    return Scores(r1 / n, r5 / n, rr / n, tuple(misses), gain / n, kinds)
 
 
-def ours(build: Build) -> Ranker:
+def ours(build: Build, provider: semantic.Provider | None = None) -> Ranker:
+    """search() as a reader gets it: by words and meaning with a provider, by words alone without."""
     def rank(q: str) -> list[str]:
+        semantic.use(provider)
         try:
             return [answer_key(c.slug, c.anchor) for c in index.search(build, q, limit=10, now=FAR).citations]
         except index.SearchError:  # a question of stop words only: the reader is told so, nothing found
             return []
+        finally:
+            semantic.use(None)
 
     return rank
+
+
+def meaning_only(build: Build, provider: semantic.Provider) -> Ranker:
+    """The semantic ranker alone, unfiltered: the nearest blocks by cosine (for comparison, never served)."""
+    def rank(q: str) -> list[str]:
+        return [answer_key(*key.split("#", 1)) for key, _ in provider(build.id, q, 10) or []]
+
+    return rank
+
+
+def by_meaning(build: Build, data_dir: Path) -> semantic.Provider | None:
+    """Embed the build's blocks with the installed model; return the provider search() asks, or None."""
+    config = load_config(path=Path("/nonexistent"), env={}, data_dir=data_dir, semantic=True,
+                         model_dir=ROOT / "var" / "model")
+    if semantic.embed(config, build) is None or not semantic.load_local(config):
+        return None
+    provider = semantic.provider()
+    semantic.use(None)
+    return provider
 
 
 def plain_and(build: Build) -> Ranker:
@@ -145,8 +201,9 @@ def fts5(build: Build) -> Ranker:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", type=Path, default=ROOT / "content")
-    parser.add_argument("--questions", type=Path, default=QUESTIONS,
-                        help="the question set (tests/data/questions-heldout.yml: the one never tuned on)")
+    parser.add_argument("--questions", type=Path, action="append",
+                        help="a question set (default: tests/data/questions.yml, the one ranking rules were "
+                             "tuned on, and tests/data/questions-heldout.yml, the one never tuned on)")
     parser.add_argument("--anchors", metavar="SLUG", help="print an entry's blocks and anchors, then stop")
     parser.add_argument("--misses", action="store_true", help="list the questions each ranker misses")
     args = parser.parse_args()
@@ -156,18 +213,36 @@ def main() -> None:
             for block in build.rendered[args.anchors].blocks:
                 print(f"{block.anchor:<50} {block.kind:<5} {block.text[:90]!r}")
             return
-        questions = load_questions(args.questions)
-        for problem in missing_anchors(build, questions):
-            print("MISSING", problem)
-        print(f"{len(questions)} questions over {len(blocks(build))} blocks "
-              f"of {len(build.site.entries)} entries and {len(build.site.pages)} pages")
-        for name, ranker in (("search()", ours(build)), ("whoosh plain AND", plain_and(build)),
-                             ("sqlite fts5 bm25 (OR)", fts5(build))):
-            result = score(ranker, questions)
-            print(result.line(name))
-            if args.misses:
-                for miss in result.misses:
-                    print("    miss:", miss)
+        provider = by_meaning(build, Path(tmp))
+        rankers = [("search() words+meaning", ours(build, provider)),
+                   ("meaning only (no words)", meaning_only(build, provider))] if provider else []
+        if not provider:
+            print("search() words+meaning: no model installed (make model); only words are ranked below")
+        rankers += [("search() words only", ours(build)), ("whoosh plain AND", plain_and(build)),
+                    ("sqlite fts5 bm25 (OR)", fts5(build))]
+        for path in args.questions or [QUESTIONS, HELDOUT]:
+            _report(path, build, rankers, args.misses)
+
+
+def _report(path: Path, build: Build, rankers: list[tuple[str, Ranker]], misses: bool) -> None:
+    questions = load_questions(path)
+    print(f"\n{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(questions)} questions over "
+          f"{len(blocks(build))} blocks of {len(build.site.entries)} entries and {len(build.site.pages)} pages")
+    for problem in missing_anchors(build, questions):
+        print("MISSING", problem)
+    results = [(name, score(ranker, questions)) for name, ranker in rankers]
+    for name, result in results:
+        print(result.line(name))
+        if misses:
+            for miss in result.misses:
+                print("    miss:", miss)
+    kinds = [kind for kind, *_ in results[0][1].kinds]
+    if len(kinds) > 1:
+        print("  by kind, recall@5 / MRR:" + "".join(f"  {name[:22]:>22}" for name, _ in results))
+        for i, kind in enumerate(kinds):
+            count = results[0][1].kinds[i][1]
+            print(f"  {kind:<16} ({count:>2})" + "".join(
+                f"  {r.kinds[i][2]:>11.2f} / {r.kinds[i][3]:.2f}" for _, r in results))
 
 
 if __name__ == "__main__":
