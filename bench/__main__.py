@@ -29,7 +29,8 @@ DOCS = ROOT / "docs"
 BEGIN, END = "<!-- bench:figures:begin -->", "<!-- bench:figures:end -->"
 # Other engineers' benches, run as they are; their stdout is kept whole in the JSON.
 OTHERS = {"quality": ["-m", "bench.quality"], "mcp": ["-m", "bench.mcp", "--rounds", "1", "--seconds", "3"],
-          "search": ["-m", "bench.search", "--sizes", "1000"]}
+          "search": ["-m", "bench.search", "--sizes", "1000"],
+          "semantic": ["-m", "bench.semantic", "--entries", "1000", "--sample", "500"]}
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 1000], help="extra entries for cold starts")
     parser.add_argument("--no-tor", action="store_true", help="skip the private Tor network path")
     parser.add_argument("--no-browser", action="store_true", help="skip headless Chromium's request count")
-    parser.add_argument("--no-others", action="store_true", help="skip bench.load/quality/mcp/search")
+    parser.add_argument("--no-others", action="store_true", help="skip bench.load/quality/mcp/search/semantic")
     parser.add_argument("--quick", action="store_true", help="--no-tor --no-others --sizes 0")
     parser.add_argument("--out", type=Path, default=DOCS, help="where performance.{json,png,md} go")
     args = parser.parse_args()
