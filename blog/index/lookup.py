@@ -78,7 +78,7 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
                           "(tag:, after: and before: only narrow a search)")
     now = now or utcnow()
     hidden, mask = _mask(build, now)
-    nearest = semantic.provider() if not (parsed.phrases or parsed.negatives) else None
+    nearest = semantic.provider_for(build.id) if not (parsed.phrases or parsed.negatives) else None
     key = (build.id, str(build.index_dir), query, limit, offset, tag, str(parsed.after), str(parsed.before),
            hidden, nearest is not None)
     check_intact(build.index_dir)

@@ -31,6 +31,12 @@ def provider() -> Provider | None:
     return _provider
 
 
+def provider_for(build_id: str) -> Provider | None:
+    """Return the provider when it is worth asking about this build now (see client.Client.expects)."""
+    expects = getattr(_provider, "expects", None)
+    return _provider if expects is None or expects(build_id) else None
+
+
 def connect(config: Config) -> None:
     """Ask the semantic process of this data directory (what a request worker does)."""
     if not config.semantic:
@@ -39,7 +45,7 @@ def connect(config: Config) -> None:
     from blog.index.semantic.client import Client
     from blog.index.semantic.service import socket_path
 
-    use(Client(socket_path(config)).nearest)
+    use(Client(socket_path(config)))
 
 
 def load_local(config: Config) -> bool:
