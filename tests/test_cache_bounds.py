@@ -224,7 +224,10 @@ def test_a_strangers_host_never_reaches_a_page(site_dir: Path, tmp_path: Path, p
 
 # --- real gunicorn, real sockets -----------------------------------------------------------------------
 
-BOUND = PAGE_BUDGET + 32 * MIB  # the budget and what the allocator keeps: docs/reliability.md, "Caches"
+# The budget and what the allocator keeps (docs/reliability.md, "Caches"): a worker levels off at 42-47 MiB
+# of growth on Python 3.11 (Debian 12) and at 61-68 MiB on Python 3.13 (Debian 13), measured to 40,000
+# requests; the code before the caches were bounded in bytes passed 80 MiB within 2,000.
+BOUND = PAGE_BUDGET + 48 * MIB
 REQUESTS = int(os.environ.get("BLOG_FLOOD_REQUESTS", "10000"))  # raise it to watch the RSS level off
 CONNECTIONS = 8
 
