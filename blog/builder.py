@@ -144,8 +144,9 @@ class Supervisor:
     The builder by default; the semantic ranker's process (blog/index/semantic/service.py) is the other.
     """
 
-    def __init__(self, module: str = "blog.builder") -> None:
+    def __init__(self, module: str = "blog.builder", name: str = "the builder") -> None:
         self.module = module
+        self.name = name
         self.process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
 
@@ -168,7 +169,7 @@ class Supervisor:
             return
         if time.monotonic() - self._started < RESTART_AFTER:
             return
-        log.error("%s exited with %s; starting it again", self.module, self.process.returncode)
+        log.error("%s exited with %s; starting it again", self.name, self.process.returncode)
         self.start()
 
     def nudge(self) -> None:

@@ -44,7 +44,7 @@ control_socket_disable = True
 # Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
 _builder = Supervisor()
 # The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
-_semantic = Supervisor("blog.index.semantic.service")
+_semantic = Supervisor("blog.index.semantic.service", "the semantic ranker")
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
