@@ -84,6 +84,16 @@ def site_dir(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def starter(tmp_path_factory: pytest.TempPathFactory):
+    """Return a build (with its index on disk) of a copy of the bundled starter log, one per test module."""
+    from bench import quality
+
+    tmp = tmp_path_factory.mktemp("starter")
+    shutil.copytree(ROOT / "content", tmp / "content")
+    return quality.build_content(tmp / "content", tmp / "data")
+
+
 @pytest.fixture
 def content_copy(tmp_path: Path) -> Path:
     """Return a private copy of the bundled starter log."""

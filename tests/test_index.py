@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,14 +21,6 @@ from blog.index.schema import STOP
 from tests.conftest import ROOT, make_config
 
 FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def starter(tmp_path_factory: pytest.TempPathFactory) -> builds.Build:
-    """Return a build (with its index) of a copy of the bundled starter log."""
-    tmp = tmp_path_factory.mktemp("starter")
-    shutil.copytree(ROOT / "content", tmp / "content")
-    return quality.build_content(tmp / "content", tmp / "data")
 
 
 def _entry(root: Path, day: str, slug: str, body: str, **meta: str) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,8 @@ from blog import index
 from blog.index import store
 from blog.index.sources import page_blocks
 from blog.serving.urls import citation_url
-from tests.conftest import ROOT
 
 FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def starter(tmp_path_factory: pytest.TempPathFactory) -> builds.Build:
-    """Return a build (with its index on disk) of a copy of the bundled starter log."""
-    tmp = tmp_path_factory.mktemp("starter")
-    shutil.copytree(ROOT / "content", tmp / "content")
-    return quality.build_content(tmp / "content", tmp / "data")
 
 
 def _write(path: Path, front: str, body: str) -> None:
