@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -106,19 +108,28 @@ def index_cmd(ctx: click.Context) -> None:
 def new(ctx: click.Context, title: str, tags: tuple[str, ...]) -> None:
     """Create today's entry from a template and print its path."""
     cfg = config_of(ctx)
+    try:
+        path = draft_entry(cfg.content_dir, title, tags)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{exc.filename} exists already; pick another title") from exc
+    click.echo(path)
+
+
+def draft_entry(content_dir: Path, title: str, tags: tuple[str, ...] = (), intro: str = "") -> Path:
+    """Write today's draft entry from the template and return its path (FileExistsError if it is there)."""
     now = utcnow().replace(microsecond=0)
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "entry"
-    path = cfg.content_dir / "log" / f"{now:%Y-%m-%d}-{slug}.md"
+    path = content_dir / "log" / f"{now:%Y-%m-%d}-{slug}.md"
     if path.exists():
-        raise click.ClickException(f"{path} exists already; pick another title")
+        raise FileExistsError(errno.EEXIST, "exists already", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tag_list = ", ".join(tags) or "operations"
     path.write_text(
         f'---\ntitle: "{title}"\ndate: {now:%Y-%m-%dT%H:%M:%SZ}\ntags: [{tag_list}]\n'
-        f'summary: "One sentence: what broke, what fixed it."\ndraft: true\n---\n\n'
+        f'summary: "One sentence: what broke, what fixed it."\ndraft: true\n---\n\n{intro}'
         "## What I was doing\n\n## What happened\n\n```console\n$ the exact command\nthe exact output\n```\n\n"
         "## The fix\n\n## The figure\n", encoding="utf-8")
-    click.echo(path)
+    return path
 
 
 def _check_bind(cfg: Config, bind: str) -> None:
