@@ -17,7 +17,7 @@ import click
 
 from blog import builder, publish
 from blog.build import Build, BuildError
-from blog.cli.common import config_of, echo_problems
+from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
 from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
@@ -154,6 +154,7 @@ def _check_bind(cfg: Config, bind: str) -> None:
 def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bool | None) -> None:
     """Build if needed, publish the onion service when tor is available, and run gunicorn."""
     cfg = config_of(ctx)
+    settings = site_of(ctx).path  # the workers, the builder and the ranker read the same site's settings
     bind = bind or cfg.bind
     _check_bind(cfg, bind)
     try:
@@ -162,7 +163,8 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
     except ContentProblems as problems:
         echo_problems(problems.problems)
         raise click.ClickException("the content has problems and there is no earlier build to serve") from problems
-    env = dict(os.environ, BLOG_CONTENT_DIR=str(cfg.content_dir), BLOG_DATA_DIR=str(cfg.data_dir))
+    env = dict(os.environ, BLOG_CONFIG=str(settings), BLOG_CONTENT_DIR=str(cfg.content_dir),
+               BLOG_DATA_DIR=str(cfg.data_dir))
     if workers:
         env["BLOG_WORKERS"] = str(workers)
     command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "--bind", bind,
