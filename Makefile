@@ -1,5 +1,6 @@
 # Every set-up step lives here: a fresh Debian machine and a fresh clone need nothing else.
 # `make run` serves the bundled log; `make test` installs what the tests need and runs them.
+# run and check name the bundled log (this checkout's blog.toml) with --site; `blog` alone finds its site.
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -65,10 +66,10 @@ model: install
 	$(BIN)/python -m blog.index.semantic.files --fetch var/model
 
 run: install model
-	$(BIN)/blog serve --bind $(HOST):$(PORT)
+	$(BIN)/blog --site $(CURDIR) serve --bind $(HOST):$(PORT)
 
 check: install
-	$(BIN)/blog check
+	$(BIN)/blog --site $(CURDIR) check
 
 test: system-deps install-test model
 	$(PYTEST) $(PYTEST_ARGS)

@@ -1,4 +1,9 @@
-"""Site settings: one small TOML file, every key overridable by a BLOG_<KEY> environment variable."""
+"""Site settings: one small TOML file, every key overridable by a BLOG_<KEY> environment variable.
+
+A site is a folder holding `blog.toml`; which one a process works on is found the way git finds its
+repository (`find_site`): the folder named on the command line, else the file named by BLOG_CONFIG, else
+`blog.toml` in the working directory or its nearest parent.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "blog.toml"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a checkout's root: its blog.toml is the bundled demo log
+SETTINGS_NAME = "blog.toml"
 
 
 class ConfigError(Exception):
     """A setting is missing, mistyped or unreadable."""
+
+
+class NoSiteError(ConfigError):
+    """No site's settings were named and none lie in the working directory or above it."""
+
+
+@dataclass(frozen=True)
+class SiteLocation:
+    """The settings file a process works with, and how it was found."""
+
+    path: Path
+    how: str  # "option" (named on the command line), "BLOG_CONFIG", or "found" (working directory or a parent)
+
+    @property
+    def folder(self) -> Path:
+        """Return the site's folder: the one its settings file sits in."""
+        return self.path.resolve().parent
+
+
+def find_site(site: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None) -> SiteLocation:
+    """Return the site's settings: `site` (a folder or a file), else BLOG_CONFIG, else the nearest blog.toml."""
+    env = dict(os.environ) if env is None else env
+    if site is not None:
+        path = site / SETTINGS_NAME if site.is_dir() else site
+        if not path.is_file():
+            raise NoSiteError(f"{site} has no {SETTINGS_NAME}")
+        return SiteLocation(path.resolve(), "option")
+    if env.get("BLOG_CONFIG"):
+        path = Path(env["BLOG_CONFIG"])
+        if not path.exists():
+            raise ConfigError(f"BLOG_CONFIG names {path}, which does not exist")
+        return SiteLocation(path.absolute(), "BLOG_CONFIG")
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / SETTINGS_NAME).is_file():
+            return SiteLocation(folder / SETTINGS_NAME, "found")
+    raise NoSiteError(f"no {SETTINGS_NAME} in {start} or any folder above it")
 
 
 @dataclass(frozen=True)
@@ -84,9 +126,9 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
 
 
 def load_config(path: Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Config:
-    """Read the config file, then BLOG_* environment variables, then explicit overrides."""
+    """Read the config file (by default the site `find_site` finds), then BLOG_* variables, then overrides."""
     env = dict(os.environ) if env is None else env
-    path = path or Path(env.get("BLOG_CONFIG", "") or DEFAULT_CONFIG)
+    path = path or find_site(env=env).path
     values: dict[str, Any] = {}
     if path.exists():
         try:

@@ -26,7 +26,9 @@ UPDATE = ('updated:\n  - {date: 2026-11-01T10:00:00Z, reason: "the PoW flag need
 
 def run(content: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["--content", str(content), "--data", str(content.parent / "data"), *args])
-    return result.exit_code, result.output
+    site, _, output = result.output.partition("\n")  # every command first says which site it works on
+    assert site.startswith("site: "), result.output
+    return result.exit_code, output
 
 
 def edit_body(site_dir: Path) -> None:

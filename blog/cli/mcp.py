@@ -54,7 +54,7 @@ async def _bridge(url: str, socks: str) -> None:
 def mcp_connect(ctx: click.Context, url: str, tor_socks: str | None) -> None:
     """Serve a remote log's /mcp on stdio, reaching it only through Tor (names resolved by tor)."""
     url = _check_url(url)
-    socks = tor_socks or config_of(ctx).tor_socks
+    socks = tor_socks or config_of(ctx, site_optional=True).tor_socks
     try:
         egress.proxy_url(socks)
         anyio.run(_bridge, url, socks)

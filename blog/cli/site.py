@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import re
@@ -10,12 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
 from blog import builder, publish
 from blog.build import Build, BuildError
-from blog.cli.common import config_of, echo_problems
+from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
 from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
@@ -106,19 +108,28 @@ def index_cmd(ctx: click.Context) -> None:
 def new(ctx: click.Context, title: str, tags: tuple[str, ...]) -> None:
     """Create today's entry from a template and print its path."""
     cfg = config_of(ctx)
+    try:
+        path = draft_entry(cfg.content_dir, title, tags)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{exc.filename} exists already; pick another title") from exc
+    click.echo(path)
+
+
+def draft_entry(content_dir: Path, title: str, tags: tuple[str, ...] = (), intro: str = "") -> Path:
+    """Write today's draft entry from the template and return its path (FileExistsError if it is there)."""
     now = utcnow().replace(microsecond=0)
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "entry"
-    path = cfg.content_dir / "log" / f"{now:%Y-%m-%d}-{slug}.md"
+    path = content_dir / "log" / f"{now:%Y-%m-%d}-{slug}.md"
     if path.exists():
-        raise click.ClickException(f"{path} exists already; pick another title")
+        raise FileExistsError(errno.EEXIST, "exists already", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tag_list = ", ".join(tags) or "operations"
     path.write_text(
         f'---\ntitle: "{title}"\ndate: {now:%Y-%m-%dT%H:%M:%SZ}\ntags: [{tag_list}]\n'
-        f'summary: "One sentence: what broke, what fixed it."\ndraft: true\n---\n\n'
+        f'summary: "One sentence: what broke, what fixed it."\ndraft: true\n---\n\n{intro}'
         "## What I was doing\n\n## What happened\n\n```console\n$ the exact command\nthe exact output\n```\n\n"
         "## The fix\n\n## The figure\n", encoding="utf-8")
-    click.echo(path)
+    return path
 
 
 def _check_bind(cfg: Config, bind: str) -> None:
@@ -143,6 +154,7 @@ def _check_bind(cfg: Config, bind: str) -> None:
 def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bool | None) -> None:
     """Build if needed, publish the onion service when tor is available, and run gunicorn."""
     cfg = config_of(ctx)
+    settings = site_of(ctx).path  # the workers, the builder and the ranker read the same site's settings
     bind = bind or cfg.bind
     _check_bind(cfg, bind)
     try:
@@ -151,7 +163,8 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
     except ContentProblems as problems:
         echo_problems(problems.problems)
         raise click.ClickException("the content has problems and there is no earlier build to serve") from problems
-    env = dict(os.environ, BLOG_CONTENT_DIR=str(cfg.content_dir), BLOG_DATA_DIR=str(cfg.data_dir))
+    env = dict(os.environ, BLOG_CONFIG=str(settings), BLOG_CONTENT_DIR=str(cfg.content_dir),
+               BLOG_DATA_DIR=str(cfg.data_dir))
     if workers:
         env["BLOG_WORKERS"] = str(workers)
     command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "--bind", bind,
