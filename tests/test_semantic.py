@@ -6,8 +6,10 @@ disk, gunicorn with its semantic process. Questions come from tests/data/questio
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import time
 import urllib.parse
 import urllib.request
@@ -21,7 +23,7 @@ from blog import index
 from blog.build import Build
 from blog.config import Config
 from blog.index import semantic
-from blog.index.semantic import files, vectors
+from blog.index.semantic import files, service, vectors
 from blog.index.semantic.encoder import Encoder
 from processes import Gunicorn
 from tests.conftest import ROOT, make_config
@@ -168,6 +170,15 @@ def _search(server: Gunicorn, question: str) -> tuple[str, list[str]]:
     return page, links
 
 
+def _thread_nices(pid: int) -> list[int]:
+    """Return the nice value of each thread of a process (field 19 of /proc/PID/task/TID/stat)."""
+    nices = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        nices.append(int(fields[16]))
+    return nices
+
+
 def test_a_served_site_ranks_by_words_at_once_and_by_meaning_when_its_vectors_are_ready(
         model: files.ModelFiles, tmp_path: Path) -> None:
     content = tmp_path / "content"
@@ -183,11 +194,12 @@ def test_a_served_site_ranks_by_words_at_once_and_by_meaning_when_its_vectors_ar
             page, links = _search(server, QUESTION)
         assert "and by meaning" in page, server.log()[-3000:]
         assert ANSWER in links[:2], links[:5]
+        # Embedding yields to the readers: its session's threads run niced; the questions' do not.
+        nices = _thread_nices(server.semantic_pids()[0])
+        assert nices.count(service.EMBED_NICE) >= len(os.sched_getaffinity(0)), nices
+        assert 0 in nices, nices
         # The semantic process dies: readers get words at once, and the master starts it again.
         pid = server.semantic_pids()[0]
-        import os
-        import signal
-
         os.kill(pid, signal.SIGKILL)
         started = time.monotonic()
         page, links = _search(server, QUESTION + " ")

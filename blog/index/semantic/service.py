@@ -35,6 +35,7 @@ MAX_K = 200
 READ_WITHIN = 2.0  # seconds a worker has to send its question
 AT_ONCE = 4  # questions answered at the same time; more wait for the socket's backlog
 TICK = 1.0
+EMBED_NICE = 10  # how much lower than the readers a build's embedding runs: it takes what they leave
 
 
 def socket_path(config: Config) -> Path:
@@ -82,10 +83,10 @@ def serve(config: Config, parent: int) -> None:
     from blog.index.semantic.nearest import Nearest
 
     root = config.data_dir / "vectors"
-    # One session for both: onnxruntime runs calls from several threads at once, so a question is answered
-    # between two batches of a long embedding without a second copy of the model.
-    embedder = Encoder(files, threads=1)
-    questions = Nearest(embedder, root)
+    # Two sessions. Questions get one thread at the readers' priority; a build's embedding gets every core
+    # at a lower one, so a long embedding takes what the readers leave and a question never waits for a
+    # batch. The embedding session is made after this thread lowers itself: its threads inherit that.
+    questions = Nearest(Encoder(files, threads=1), root)
     path = socket_path(config)
     part = path.with_name(f".{SOCKET}.{os.getpid()}")
     part.unlink(missing_ok=True)
@@ -93,6 +94,8 @@ def serve(config: Config, parent: int) -> None:
     os.chmod(part, 0o600)
     os.replace(part, path)
     threading.Thread(target=server.serve_forever, name="semantic-questions", daemon=True).start()
+    _yield_to_readers()
+    embedder = Encoder(files, threads=len(os.sched_getaffinity(0)))
     log.info("semantic ranker ready (pid %d, model %s)", os.getpid(), files.model_id)
     while os.getppid() == parent:
         pointer = _current_id(config)
@@ -100,6 +103,14 @@ def serve(config: Config, parent: int) -> None:
             _embed(config, pointer, embedder, root)
         time.sleep(TICK)
     server.shutdown()
+
+
+def _yield_to_readers() -> None:
+    """Lower this thread's CPU priority (Linux: per thread; threads it starts inherit it)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EMBED_NICE)
+    except OSError as exc:  # not allowed here: embed at the readers' priority, and say so
+        log.warning("embedding runs at the readers' priority: %s", exc)
 
 
 def _current_id(config: Config) -> str | None:
