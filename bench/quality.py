@@ -98,6 +98,29 @@ def blocks(build: Build) -> list[tuple[str, str]]:
             for fields, found in parts_of(build.site, build.rendered) for b in found]
 
 
+def pages_of(build: Build) -> dict[str, str]:
+    """Map each standing page's block (by answer key) to its page's slug."""
+    return {answer_key(fields[0], b.anchor): fields[0].removeprefix(PAGE)
+            for fields, found in parts_of(build.site, build.rendered) if fields[0].startswith(PAGE)
+            for b in found}
+
+
+def page_hits(ranker: Ranker, questions: list[Question], pages: dict[str, str]) -> tuple[int, list[str]]:
+    """Return how many page questions (an answer on a standing page) get a block of that page in the top 5,
+    and the questions that do not."""
+    found, missed = 0, []
+    for question in questions:
+        wanted = {pages[a] for a in question.answers if a in pages}
+        if not wanted:
+            continue
+        top = {pages.get(key) for key in list(dict.fromkeys(ranker(question.q)))[:5]}
+        if wanted & top:
+            found += 1
+        else:
+            missed.append(question.q)
+    return found, missed
+
+
 def missing_anchors(build: Build, questions: list[Question]) -> list[str]:
     """Name each question whose answer anchors are not in the build (an entry or page was edited)."""
     known = {key for key, _ in blocks(build)}
@@ -236,6 +259,10 @@ def _report(path: Path, build: Build, rankers: list[tuple[str, Ranker]], misses:
         if misses:
             for miss in result.misses:
                 print("    miss:", miss)
+    name, ranker = rankers[0]
+    found, missed = page_hits(ranker, questions, pages_of(build))
+    print(f"  page questions whose page is in the top 5, {name}: {found} of {found + len(missed)}"
+          + "".join(f"\n    misses: {q!r}" for q in missed))
     kinds = [kind for kind, *_ in results[0][1].kinds]
     if len(kinds) > 1:
         print("  by kind, recall@5 / MRR:" + "".join(f"  {name[:22]:>22}" for name, _ in results))

@@ -22,7 +22,7 @@ from blog.content import Entry, utcnow
 from blog.index import query as q
 from blog.index import semantic
 from blog.index.engine import Plan, Scored
-from blog.index.fuse import DEPTH, fuse
+from blog.index.fuse import DEPTH, MEANING, fuse
 from blog.index.model import Citation, IndexUnavailable, Results, SearchError
 from blog.index.sources import PAGE, find_block
 from blog.index.store import _BROKEN, check_intact, forget, open_searcher
@@ -151,7 +151,7 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
     hits = nearest(build.id, text, DEPTH * 2) if nearest is not None else None
     if hits is not None:
         meant = [k for k, _ in hits if _visible(k, entries, hidden, parsed)]
-        keys = fuse([k for k, _ in keys], meant)
+        keys = fuse([k for k, _ in keys], meant, weights=(1.0, MEANING))
         total = max(total, len(keys))
     want = wanted
     terms = q.highlight_terms(parsed)
