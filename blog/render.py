@@ -8,6 +8,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import markdown
@@ -258,6 +259,42 @@ def render(text: str, md: markdown.Markdown | None = None) -> Rendered:
         anchorer.walk(child)
     inner = (root.text or "") + "".join(lxml_html.tostring(c, encoding="unicode") for c in root)
     return Rendered(inner, toc, tuple(anchorer.blocks))
+
+
+# Update notes are one line of inline Markdown (code spans, emphasis, links): no blocks, no images, no raw HTML.
+_NOT_INLINE = ("indent", "code", "hashheader", "setextheader", "hr", "olist", "ulist", "quote", "reference")
+
+
+def _inline_markdown() -> markdown.Markdown:
+    md = getattr(_local, "inline", None)
+    if md is None:
+        md = _local.inline = markdown.Markdown(output_format="html")
+        for name in _NOT_INLINE:
+            md.parser.blockprocessors.deregister(name)
+        md.preprocessors.deregister("html_block")
+        for name in ("html", "image_link", "image_reference", "short_image_ref"):
+            md.inlinePatterns.deregister(name)  # raw HTML is shown as text; an image would be a request
+    return md
+
+
+def inline(text: str) -> str:
+    """Render one line of inline Markdown (an update note) to HTML; raw HTML in it is shown, never run."""
+    md = _inline_markdown()
+    md.reset()
+    body = md.convert(normalise(text))
+    if not body:
+        return ""
+    root = lxml_html.fragment_fromstring(body, create_parent="div")
+    _defang(root)  # a javascript: link
+    paragraph = root[0] if len(root) == 1 and root[0].tag == "p" else root
+    lead = escape(paragraph.text or "", quote=False)  # lxml hands back the text before the first tag unescaped
+    return lead + "".join(lxml_html.tostring(c, encoding="unicode") for c in paragraph)
+
+
+def inline_text(text: str) -> str:
+    """Return what a reader reads of an inline-Markdown line: its text, without the Markdown."""
+    html = inline(text)
+    return normalise(lxml_html.fragment_fromstring(html, create_parent="div").text_content()) if html else ""
 
 
 PARALLEL_FROM = 200  # documents; below this, starting a Python process costs more than it saves

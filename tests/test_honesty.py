@@ -107,7 +107,7 @@ def test_the_update_makes_check_pass_and_the_page_show_the_log_and_the_earlier_t
 
     client = make_app(make_config(locked, tmp_path / "data")).test_client()
     page = client.get("/log/verify-config").get_data(as_text=True)
-    assert "Updated 2026-11-01</time>: the PoW flag needs tor&#39;s GPL build — from the tor log" in page
+    assert "Updated 2026-11-01</time>: the PoW flag needs tor's GPL build — from the tor log" in page
     assert 'href="/log/verify-config/revisions/1"' in page
     old_anchor = anchor_for("p", f"I restarted tor after editing the torrc and {OLD}")
     # A stale citation of the replaced paragraph lands on a link to its old text.
@@ -120,10 +120,39 @@ def test_the_update_makes_check_pass_and_the_page_show_the_log_and_the_earlier_t
     assert f'<p id="{old_anchor}">I restarted tor after editing the torrc and {OLD}' in text
     assert f"<del>- I restarted tor after editing the torrc and {OLD}</del>" in text
     assert f"<ins>+ I restarted tor after editing the torrc and {NEW}</ins>" in text
-    assert "Updated 2026-11-01: the PoW flag needs tor&#39;s GPL build" in text
+    assert "Updated 2026-11-01: the PoW flag needs tor's GPL build" in text
     assert client.get("/log/verify-config/revisions").status_code == 200
     assert client.get("/log/verify-config/revisions/3").status_code == 404
     assert client.get("/log/no-such-entry/revisions/1").status_code == 404
+
+
+MARKDOWN_UPDATE = ('updated:\n  - {date: 2026-11-01T10:00:00Z, reason: "re-ran `-k sync` *alone*", '
+                   'note: "<script>alert(1)</script> & <b>bold</b> [see](javascript:alert(1))"}\n')
+
+
+def test_update_notes_render_their_inline_markdown_and_escape_the_rest(locked: Path, tmp_path: Path) -> None:
+    edit_body(locked)
+    path = locked / ENTRY
+    path.write_text(path.read_text().replace("\n---\n", f"\n{MARKDOWN_UPDATE}---\n", 1))
+    assert run(locked, "lock")[0] == 0
+
+    from tests.conftest import make_app
+
+    client = make_app(make_config(locked, tmp_path / "data")).test_client()
+    pages = {url: client.get(url).get_data(as_text=True) for url in (
+        "/log/verify-config", "/log/verify-config/revisions", "/log/verify-config/revisions/1")}
+    for url, html in pages.items():
+        assert "re-ran <code>-k sync</code> <em>alone</em>" in html, url
+        assert "`-k sync`" not in html and "*alone*" not in html, url
+        assert "<script" not in html and "javascript:" not in html, url
+    for url in ("/log/verify-config", "/log/verify-config/revisions/1"):
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt; <a>see</a>" in pages[url], url
+    # The Markdown mirror is the file as written; the feeds carry no update notes, and no raw HTML.
+    assert 'reason: "re-ran `-k sync` *alone*"' in client.get("/log/verify-config.md").get_data(as_text=True)
+    for feed in ("/feed.atom", "/feed.rss"):
+        assert "<script" not in client.get(feed).get_data(as_text=True)
+    found = client.get("/search?q=alone+sync").get_data(as_text=True)
+    assert "#update-2026-11-01" in found and "`" not in found.split("<main>")[1]
 
 
 def test_the_earlier_text_shows_before_the_lock_records_it(locked: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from blog.render import anchor_for, render, update_anchors
+from blog.render import anchor_for, inline, inline_text, render, update_anchors
 from tests.conftest import ROOT
 
 ENTRY = """## Setup
@@ -148,3 +148,24 @@ def test_update_notes_are_anchored_by_day_in_order() -> None:
     days = [dt.datetime(2026, 3, d, h, tzinfo=dt.UTC) for d, h in ((12, 9), (12, 15), (14, 8))]
     assert update_anchors(days[:1]) == ("update-2026-03-12",)  # a later note leaves the earlier ones be
     assert update_anchors(days) == ("update-2026-03-12", "update-2026-03-12-2", "update-2026-03-14")
+
+
+@pytest.mark.parametrize(("note", "html"), [
+    ("re-ran `-k sync` alone", "re-ran <code>-k sync</code> alone"),
+    ("*one* **two** [docs](https://example.org/x)", '<em>one</em> <strong>two</strong> <a href="https://example.org/x">docs</a>'),
+    ("<script>alert(1)</script> <b>x</b>", "&lt;script&gt;alert(1)&lt;/script&gt; &lt;b&gt;x&lt;/b&gt;"),
+    ("tor's & co <x", "tor's &amp; co &lt;x"),
+    ("[see](javascript:alert(1))", "<a>see</a>"),
+    ("![plot](https://example.org/p.png)", "![plot](https://example.org/p.png)"),  # an image would be a request
+    ("1. not a list", "1. not a list"),
+    ("# not a heading", "# not a heading"),
+    ("> not a quote", "&gt; not a quote"),
+    ("`<b>` in code", "<code>&lt;b&gt;</code> in code"),
+    ("", ""),
+])
+def test_inline_renders_update_notes_markdown_and_shows_raw_html_as_text(note: str, html: str) -> None:
+    assert inline(note) == html
+
+
+def test_inline_text_is_what_a_reader_reads() -> None:
+    assert inline_text("re-ran `-k sync` *alone* <b>") == "re-ran -k sync alone <b>"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from blog.content import Entry, Page, Site, Update
 from blog.index.schema import Fields, Part
-from blog.render import SUMMARY_ANCHOR, Block, Rendered, normalise, update_anchors
+from blog.render import SUMMARY_ANCHOR, Block, Rendered, inline_text, normalise, update_anchors
 
 if TYPE_CHECKING:  # the writing side (engine/full.py, also run in a child) needs no build
     from blog.build import Build
@@ -35,8 +35,8 @@ def summary_block(summary: str) -> tuple[Block, ...]:
 
 def update_text(update: Update) -> str:
     """Return an update note's text as the entry page shows it."""
-    note = f" — {update.note}" if update.note else ""
-    return normalise(f"Updated {update.date:%Y-%m-%d}: {update.reason}{note}")
+    note = f" — {inline_text(update.note)}" if update.note else ""
+    return normalise(f"Updated {update.date:%Y-%m-%d}: {inline_text(update.reason)}{note}")
 
 
 def entry_blocks(entry: Entry, rendered: Rendered) -> tuple[Block, ...]:

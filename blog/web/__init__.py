@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from markupsafe import Markup
 
 from blog.config import Config, load_config
 from blog.index import semantic
 from blog.mcp import front
 from blog.mcp.http import McpBridge
-from blog.render import update_anchors
+from blog.render import inline, update_anchors
 from blog.serving.current import SiteState
 from blog.web import errors, fastpath, feeds, headers, pages, revisions, search
 from blog.web.assets import stylesheet
@@ -36,6 +37,11 @@ def create_app(config: Config | None = None) -> Flask:
     @app.context_processor
     def inject() -> dict[str, object]:
         return {"css": css, "update_anchors": update_anchors}
+
+    @app.template_filter("inline")
+    def inline_markdown(text: str) -> Markup:
+        """Render an update note's inline Markdown; raw HTML in it is escaped (blog.render.inline)."""
+        return Markup(inline(text))  # noqa: S704 - inline() escapes everything but the Markdown it renders
 
     headers.init_app(app)
     errors.init_app(app)
