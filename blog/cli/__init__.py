@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from blog.cli import honesty, init, mcp, onionbalance, site, tor
+from blog.cli import honesty, init, mcp, onionbalance, preview, site, tor
 
 
 @click.group(help="Serve one operator's engineering log to readers (web, onion) and agents (MCP).\n\n"
@@ -36,6 +36,7 @@ def cli(ctx: click.Context, site: Path | None, content_dir: Path | None, data_di
 
 init.register(cli)
 site.register(cli)
+preview.register(cli)
 tor.register(cli)
 mcp.register(cli)
 honesty.register(cli)

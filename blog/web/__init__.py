@@ -20,14 +20,18 @@ from blog.web.cache import PageCache
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Create the app over the current build (workers only read it), register the page families."""
+def create_app(config: Config | None = None, state: SiteState | None = None, fast_path: bool = True) -> Flask:
+    """Create the app over the current build (workers only read it), register the page families.
+
+    The preview (blog/web/preview.py) hands in a state it fills itself, and goes without the fast path.
+    """
     config = config or load_config()
     app = Flask(__name__)
     app.config.update(SESSION_COOKIE_NAME=None, MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
     app.url_map.strict_slashes = False
-    state = SiteState(config)
-    state.start()
+    if state is None:
+        state = SiteState(config)
+        state.start()
     semantic.connect(config)  # the semantic process answers; until it does, search ranks by words
     app.extensions["blog.state"] = state
     app.extensions["blog.cache"] = PageCache()
@@ -50,7 +54,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(search.bp)
     app.register_blueprint(revisions.bp)
     mount_mcp(app, config)
-    fastpath.init_app(app)
+    if fast_path:
+        fastpath.init_app(app)
     # What gunicorn's asyncio worker runs, given the app on its thread pool (blog/gunicorn_conf.py).
     app.extensions["blog.asgi_front"] = lambda pool: front.front(app.extensions.get("blog.mcp"), pool)
     return app
