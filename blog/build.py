@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from blog import __version__
-from blog.content import Entry, Page, Site, load_site, utcnow
+from blog.content import ContentProblems, Entry, Page, Site, load_site, utcnow
+from blog.files import FileSet, collect, place
 from blog.render import Rendered, render_many
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,9 @@ REPAIR_SIGNAL = signal.SIGUSR2  # what a worker sends the builder when it finds 
 KEEP_BUILDS = 3
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
 RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps after reading them
-BUILD_FORMAT = 3  # what a saved build holds; a build of another format is rebuilt, not read
+BUILD_FORMAT = 4  # what a saved build holds; a build of another format is rebuilt, not read
 # 3: the content room became a package (blog.content.*), so a format-2 pickle names modules that are gone.
+# 4: a build holds the files its pages link (blog.files), cleaned, in files/ beside its renderings.
 
 
 class BuildError(Exception):
@@ -198,6 +200,7 @@ class Build:
     paragraph_changed: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
     upstream: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> (url, PullState | None)
     texts: TextStore | None = None  # every entry's and page's Markdown, once saved
+    files: FileSet = field(default_factory=FileSet)  # what the pages link, served from files/ (blog/files/)
     format: int = BUILD_FORMAT
 
     def block_changed(self, slug: str, anchor: str) -> dt.datetime | None:
@@ -210,10 +213,18 @@ class Build:
         return entry.date if anchor in self.rendered[slug].anchors() else None
 
     def entry_html(self, entry: Entry) -> Rendered:
-        return self.rendered[entry.slug]
+        return self.placed(entry.slug)
 
     def page_html(self, page: Page) -> Rendered:
-        return self.rendered[f"page:{page.slug}"]
+        return self.placed(f"page:{page.slug}")
+
+    def placed(self, key: str) -> Rendered:
+        """Return a rendering with its links to files pointing at their served URLs (blog.files.place)."""
+        rendered = self.rendered[key]
+        folder = self.files.folders.get(key)
+        if folder is None:
+            return rendered
+        return Rendered(place(rendered.html, folder, self.files), rendered.toc, rendered.blocks)
 
 
 def content_fingerprint(content_dir: Path) -> str:
@@ -253,8 +264,13 @@ def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = Non
             todo[key] = page.body
     rendered.update(render_many(todo))  # many at once (a cold start): a second process renders part
     rendered = {key: rendered[key] for key in [e.slug for e in site.entries] + [f"page:{p}" for p in site.pages]}
+    store = RenderedStore(rendered)
+    files, problems = collect(site, lambda key: store[key].html, previous.files if previous else None,
+                              previous.path if previous else None)
+    if problems:  # a missing, unfit or unsafe file: no build, and the site keeps its last good one
+        raise ContentProblems(problems)
     builds_dir.mkdir(parents=True, exist_ok=True)
-    return Build(build_id, utcnow(), site, RenderedStore(rendered), builds_dir / build_id)
+    return Build(build_id, utcnow(), site, store, builds_dir / build_id, files=files)
 
 
 def save(build: Build) -> None:
@@ -267,6 +283,7 @@ def save(build: Build) -> None:
         build.revisions = RevisionStore(build.revisions)
     fd, tmp = tempfile.mkstemp(dir=build.path, prefix=".snapshot-")
     try:
+        build.files.write(build.path)  # the cleaned files, before the snapshot that names them
         build.rendered.write(build.path)  # the snapshot keeps only where each rendering is
         build.revisions.write(build.path)
         _write_texts(build)

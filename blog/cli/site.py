@@ -21,6 +21,7 @@ from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
 from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
+from blog.files import FileSet, check_files
 from blog.index import SearchError, semantic
 from blog.tor.errors import TorError
 from blog.tor.mode import onion_service_for
@@ -34,8 +35,13 @@ def check(ctx: click.Context, upstream: bool) -> None:
     """Check every file under content/ and print every problem, one per line."""
     cfg = config_of(ctx)
     site, problems = check_site(cfg.content_dir)
+    files = FileSet()
     if site is not None:
-        problems = check_problems(cfg, site, upstream)
+        files, found = check_files(site)
+        problems = check_problems(cfg, site, upstream) + found
+    for asset in files.assets.values():
+        if asset.stripped:  # what a build removes before it serves the file: the operator should know
+            click.echo(f"{cfg.content_dir.name}/{asset.path}: stripped {', '.join(asset.stripped)}")
     echo_problems(problems)
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) in {cfg.content_dir}; nothing was published")
@@ -43,7 +49,8 @@ def check(ctx: click.Context, upstream: bool) -> None:
     now = utcnow()
     click.echo(f"ok: {len(site.published(now))} published entries, {len(site.pages)} pages "
                f"({sum(e.draft for e in site.entries)} drafts, "
-               f"{sum(1 for e in site.entries if not e.draft and e.date > now)} scheduled)")
+               f"{sum(1 for e in site.entries if not e.draft and e.date > now)} scheduled)"
+               + (f", {len(files.assets)} linked files" if files.assets else ""))
 
 
 def _publish(cfg: Config, force: bool = False, vectors: bool = False) -> None:

@@ -18,6 +18,7 @@ __all__ = ["check_site", "load_site"]
 
 ENTRY_NAME = re.compile(r"^(?P<day>\d{4}-\d{2}-\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
 PAGE_NAME = re.compile(r"^(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
+FOLDER_INDEX = "index.md"  # an entry or page as a folder: <name>/index.md, with the files it links beside it
 TAG = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 READING_ORDER = "reading-order.yml"
 
@@ -38,12 +39,30 @@ PAGE_KEYS: dict[str, tuple[bool, str]] = {
 }
 
 
+def _name(path: Path, root: Path) -> str:
+    """Return the name a file gives its entry or page: its own, or its folder's for a folder's index.md."""
+    return f"{path.parent.name}.md" if path.parent.parent.parent == root else path.name
+
+
+def _documents(folder: Path) -> list[Path]:
+    """Return the Markdown files of log/ or pages/: NAME.md, and NAME/index.md for an entry with its files."""
+    return sorted([*folder.glob("*.md"), *folder.glob(f"*/{FOLDER_INDEX}")])
+
+
+def _folders_without_index(folder: Path, rel: Path) -> list[ContentError]:
+    return [ContentError(rel / child.name, 0, "a folder without index.md",
+                         f"put the entry's Markdown in {rel / child.name / FOLDER_INDEX}, or move the folder out")
+            for child in sorted(folder.iterdir()) if child.is_dir() and not (child / FOLDER_INDEX).is_file()] \
+        if folder.is_dir() else []
+
+
 def _read_entry(path: Path, root: Path) -> tuple[Entry | None, list[ContentError]]:
     rel = path.relative_to(root.parent) if root.parent in path.parents else path
     reader = Reader(path, rel, ENTRY_KEYS)
-    name = ENTRY_NAME.match(path.name)
+    name = ENTRY_NAME.match(_name(path, root))
     if not name:
-        reader.problem(1, "entry file name must be YYYY-MM-DD-slug.md", "rename it, e.g. 2026-11-25-onion-key.md")
+        reader.problem(1, "entry file name must be YYYY-MM-DD-slug.md (or YYYY-MM-DD-slug/index.md)",
+                       "rename it, e.g. 2026-11-25-onion-key.md")
     parsed = reader.read()
     if parsed is None or not name:
         return None, reader.problems
@@ -102,9 +121,10 @@ def _updates(reader: Reader, value: Any) -> tuple[Update, ...]:
 def _read_page(path: Path, root: Path) -> tuple[Page | None, list[ContentError]]:
     rel = path.relative_to(root.parent) if root.parent in path.parents else path
     reader = Reader(path, rel, PAGE_KEYS)
-    name = PAGE_NAME.match(path.name)
+    name = PAGE_NAME.match(_name(path, root))
     if not name:
-        reader.problem(1, "page file name must be lowercase-with-hyphens.md", "rename it, e.g. start-here.md")
+        reader.problem(1, "page file name must be lowercase-with-hyphens.md (or a folder of that name with "
+                       "index.md)", "rename it, e.g. start-here.md")
     parsed = reader.read()
     if parsed is None or not name:
         return None, reader.problems
@@ -158,7 +178,7 @@ def check_site(root: Path) -> tuple[Site | None, list[ContentError]]:
     problems: list[ContentError] = []
     entries: list[Entry] = []
     seen: dict[str, Path] = {}
-    for path in sorted((root / "log").glob("*.md")):
+    for path in _documents(root / "log"):
         entry, found = _read_entry(path, root)
         problems.extend(found)
         if entry is None:
@@ -170,11 +190,16 @@ def check_site(root: Path) -> tuple[Site | None, list[ContentError]]:
         seen[entry.slug] = entry.path
         entries.append(entry)
     pages: dict[str, Page] = {}
-    for path in sorted((root / "pages").glob("*.md")):
+    for path in _documents(root / "pages"):
         page, found = _read_page(path, root)
         problems.extend(found)
-        if page is not None:
+        if page is not None and page.slug in pages:
+            problems.append(ContentError(page.path, 1, f"page '{page.slug}' is also {pages[page.slug].path}",
+                                         "keep one of the two"))
+        elif page is not None:
             pages[page.slug] = page
+    for folder in ("log", "pages"):
+        problems.extend(_folders_without_index(root / folder, Path(root.name) / folder))
     order, found = _reading_order(root, entries, pages)
     problems.extend(found)
     if not (root / "log").is_dir():

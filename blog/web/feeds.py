@@ -7,6 +7,7 @@ from flask import Blueprint
 
 from blog.content import Entry, utcnow
 from blog.web.context import base_url, build, cached, config
+from blog.web.files import in_feed, with_files
 
 bp = Blueprint("feeds", __name__)
 
@@ -38,7 +39,7 @@ def _feed() -> FeedGenerator:
         # Corrections change `updated`, never the id: readers see an update, not a new post.
         item.updated(entry.last_updated)
         item.summary(entry.summary)
-        item.content(build().entry_html(entry).html, type="html")
+        item.content(in_feed(build().entry_html(entry).html), type="html")
         for tag in entry.tags:
             item.category(term=tag)
     return feed
@@ -130,7 +131,8 @@ def llms_full():
         base = base_url()
         parts = [f"# {config().title}\n"]
         for e in _entries():
-            parts.append(f"\n---\n\n# {e.title}\n\nDate: {e.date:%Y-%m-%d %H:%M} UTC\nURL: {base}{e.url}\n\n{e.body}\n")
+            body = with_files(e.slug, e.body)
+            parts.append(f"\n---\n\n# {e.title}\n\nDate: {e.date:%Y-%m-%d %H:%M} UTC\nURL: {base}{e.url}\n\n{body}\n")
         return "".join(parts), "text/plain", _latest()
 
     return cached(produce)

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, request
 
 from blog.content import Entry, utcnow
 from blog.web.context import build, cached, config, page
+from blog.web.files import with_files
 
 bp = Blueprint("pages", __name__)
 
@@ -79,7 +80,7 @@ def entry_source(slug: str):
         current = build().site.entry(slug, utcnow())
         if current is None:
             abort(404)
-        return current.source, "text/markdown", current.last_updated
+        return with_files(current.slug, current.source), "text/markdown", current.last_updated
 
     return cached(produce)
 

@@ -1,0 +1,26 @@
+"""Pictures and files beside an entry: found from the pages' links, checked, cleaned of metadata, served by hash.
+
+`links` finds the links that name files and where the Markdown names them, `clean` and `svg` make a file fit
+to serve (an image without its metadata), `collect` does it for a whole site (a build, `blog check`),
+`place` points the pages' links at the served URLs, `model` holds what a build keeps. See docs/files.md.
+"""
+
+from blog.files.collect import check_files, collect, documents
+from blog.files.model import FILES_DIR, MAX_BYTES, MAX_PIXELS, TYPES, Asset, FileSet, kind_of
+from blog.files.place import absolute, mirror, place
+
+__all__ = [
+    "FILES_DIR",
+    "MAX_BYTES",
+    "MAX_PIXELS",
+    "TYPES",
+    "Asset",
+    "FileSet",
+    "absolute",
+    "check_files",
+    "collect",
+    "documents",
+    "kind_of",
+    "mirror",
+    "place",
+]

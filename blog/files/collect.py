@@ -1,0 +1,141 @@
+"""Every file the pages link, found, checked and cleaned: what a build serves, and what `blog check` refuses."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+
+from blog.content import ContentError, Site, Written
+from blog.files.clean import FORMATS, Cleaned, Unfit, clean_image, clean_text
+from blog.files.links import Link, line_of, links_in, may_link_files, resolve
+from blog.files.model import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, kind_of
+from blog.files.svg import clean_svg
+from blog.render import render
+
+log = logging.getLogger(__name__)
+
+__all__ = ["check_files", "collect", "documents"]
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ALLOWED = ", ".join(sorted(TYPES))
+
+
+def documents(site: Site) -> Iterator[tuple[str, Written, str]]:
+    """Yield each entry and page: its key in a build ("slug" or "page:slug"), itself, its folder in the tree."""
+    for entry in site.entries:
+        yield entry.slug, entry, PurePosixPath(*entry.path.parts[1:]).parent.as_posix()
+    for page in site.pages.values():
+        yield f"page:{page.slug}", page, PurePosixPath(*page.path.parts[1:]).parent.as_posix()
+
+
+def clean(raw: bytes, how: str) -> Cleaned:
+    """Return the file cleaned as its type says (jpeg, png, webp, svg or text); raise Unfit."""
+    if how in FORMATS:
+        return clean_image(raw, FORMATS[how])
+    if how == "svg":
+        return clean_svg(raw)
+    return clean_text(raw)
+
+
+class _Collector:
+    def __init__(self, site: Site, previous: FileSet | None, previous_dir: Path | None) -> None:
+        self.root, self.shown = Path(site.root), Path(Path(site.root).name)
+        self.previous, self.previous_dir = previous, previous_dir
+        self.files = FileSet()
+        self.problems: list[ContentError] = []
+        self.refused: set[str] = set()
+
+    def document(self, key: str, document: Written, folder: str, html: str) -> None:
+        urls: list[str] = []
+        seen: dict[str, int] = {}
+        for link in links_in(html):
+            seen[link.url] = seen.get(link.url, -1) + 1
+            no_alt = link.image and not (link.alt or "").strip()
+            line = line_of(document.body, document.body_line, link.url, seen[link.url], no_alt)
+            problem = self.admit(link, folder)
+            if problem is None:
+                urls.append(link.url)
+            elif problem:
+                self.problems.append(ContentError(document.path, line, *problem))
+        if urls:
+            self.files.folders[key] = folder
+            self.files.links[key] = tuple(dict.fromkeys(urls))
+
+    def admit(self, link: Link, folder: str) -> tuple[str, str] | bool | None:
+        """Return None when the link's file is served, else (what is wrong, fix); False: already reported."""
+        path = resolve(folder, link.url)
+        own = folder if folder.count("/") == 1 else None  # log/<entry>/ or pages/<page>/: a folder of its own
+        if path is None:
+            return f"{link.url} points outside {self.shown}/", f"put the file in {self.shown}/{FILES_DIR}/"
+        shown = self.shown / path
+        if not (path.startswith(f"{FILES_DIR}/") or (own and path.startswith(f"{own}/"))):
+            where = f"{self.shown / own}/ or " if own else ""
+            fix = f"put it in {where}{self.shown}/{FILES_DIR}/ and link it from there" + (
+                "" if own else f", or make this a folder: {self.shown / folder}/<name>/index.md with its files")
+            return f"{shown} is neither beside this page nor in {self.shown}/{FILES_DIR}/", fix
+        file = self.root / path
+        kind = kind_of(file.name)
+        if kind is None:
+            return f"{shown}: files of type {file.suffix} are not served", f"link only {_ALLOWED} files"
+        if not file.is_file():
+            return f"{shown} does not exist", f"put the file there, or correct the link {link.url}"
+        if not SAFE_NAME.match(file.name):
+            return f"{shown}: a file name this site cannot serve", "rename it with letters, digits, '.', '-', '_'"
+        if link.image and not kind.media_type.startswith("image/"):
+            return f"{shown} is shown as an image but is not one", f"link it as a file: [{file.name}]({link.url})"
+        if link.image and not (link.alt or "").strip():
+            return f"image {link.url} has no alt text", f"describe it: ![what {file.name} shows]({link.url})"
+        if path in self.refused:
+            return False
+        if path not in self.files.assets:
+            problem = self.clean(path, file, kind.media_type, kind.clean)
+            if problem:
+                self.refused.add(path)
+                return problem
+        return None
+
+    def clean(self, path: str, file: Path, media_type: str, how: str) -> tuple[str, str] | None:
+        shown = self.shown / path
+        size = file.stat().st_size
+        if size > MAX_BYTES:
+            return (f"{shown} is {size / 2**20:.1f} MiB, over the {MAX_BYTES // 2**20} MiB a linked file may be",
+                    "scale the image down or compress the file (docs/files.md says why)")
+        raw = file.read_bytes()
+        source_digest = hashlib.sha256(raw).hexdigest()
+        earlier = self.previous.assets.get(path) if self.previous else None
+        if earlier and earlier.source_digest == source_digest and self.previous_dir and \
+                (self.previous_dir / earlier.stored).is_file():
+            self.files.assets[path] = earlier
+            self.files.payloads[earlier.stored] = self.previous_dir / earlier.stored
+            return None
+        try:
+            cleaned = clean(raw, how)
+        except Unfit as unfit:
+            return f"{shown} {unfit.message}", unfit.fix
+        digest = hashlib.sha256(cleaned.data).hexdigest()[:16]
+        asset = Asset(path, digest, media_type, len(cleaned.data), cleaned.width, cleaned.height, source_digest,
+                      cleaned.stripped)
+        self.files.assets[path] = asset
+        self.files.payloads[asset.stored] = cleaned.data
+        if cleaned.stripped:
+            log.info("%s: stripped %s", shown, ", ".join(cleaned.stripped))
+        return None
+
+
+def collect(site: Site, html_of: Callable[[str], str], previous: FileSet | None = None,
+            previous_dir: Path | None = None) -> tuple[FileSet, list[ContentError]]:
+    """Find, check and clean every file the pages link; reuse an earlier build's cleaning of the same bytes."""
+    collector = _Collector(site, previous, previous_dir)
+    for key, document, folder in documents(site):
+        if may_link_files(document.body):
+            collector.document(key, document, folder, html_of(key))
+    return collector.files, collector.problems
+
+
+def check_files(site: Site) -> tuple[FileSet, list[ContentError]]:
+    """Check every file the pages link, as a build would (rendering the pages that may link one)."""
+    bodies = {key: document.body for key, document, _ in documents(site)}
+    return collect(site, lambda key: render(bodies[key]).html)
