@@ -98,3 +98,31 @@ def test_naive_and_offset_times_are_normalised_to_utc(site_dir: Path) -> None:
     path.write_text(path.read_text().replace("2026-10-02T09:15:00Z", "2026-10-02T11:15:00+02:00"))
     entry = load_site(site_dir).entry("verify-config")
     assert entry is not None and entry.date == dt.datetime(2026, 10, 2, 9, 15, tzinfo=dt.UTC)
+
+
+def test_an_entry_or_page_can_be_a_folder_with_index_md(site_dir: Path) -> None:
+    flat = site_dir / "log" / "2026-10-02-verify-config.md"
+    folder = site_dir / "log" / "2026-10-02-verify-config"
+    folder.mkdir()
+    flat.rename(folder / "index.md")
+    (site_dir / "pages" / "about").mkdir()
+    (site_dir / "pages" / "about.md").rename(site_dir / "pages" / "about" / "index.md")
+    site = load_site(site_dir)
+    entry = site.by_slug["verify-config"]
+    assert entry.url == "/log/verify-config" and entry.path == Path(site_dir.name, "log", folder.name, "index.md")
+    assert site.pages["about"].path == Path(site_dir.name, "pages", "about", "index.md")
+
+
+def test_a_folder_without_index_md_or_a_page_twice_is_refused(site_dir: Path) -> None:
+    (site_dir / "log" / "2026-10-30-pictures").mkdir()
+    (site_dir / "log" / "2026-10-30-pictures" / "plot.png").write_bytes(b"")
+    (site_dir / "log" / ".editor-state").mkdir()  # hidden folders are the tools' own
+    (site_dir / "pages" / "about").mkdir()
+    (site_dir / "pages" / "about" / "index.md").write_text((site_dir / "pages" / "about.md").read_text())
+    site, problems = check_site(site_dir)
+    assert site is None
+    text = sorted(str(p) for p in problems)
+    assert len(text) == 2, text
+    assert text[0].startswith("content/log/2026-10-30-pictures:0: a folder without index.md (put the entry's "
+                              "Markdown in content/log/2026-10-30-pictures/index.md"), text
+    assert text[1].startswith("content/pages/about.md:1: page 'about' is also content/pages/about/index.md"), text

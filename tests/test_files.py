@@ -325,3 +325,39 @@ def test_the_demo_log_links_no_files_and_its_pages_keep_their_policy(content_cop
         answer = client.get(path)
         assert answer.status_code == 200 and policy(answer)["img-src"] == "data:", path
         assert "<img" not in answer.get_data(as_text=True)
+
+
+def test_get_entry_over_mcp_gives_markdown_whose_files_an_agent_can_fetch(pictures: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from mcp import Client
+
+    from blog.mcp.server import create_server
+
+    current = publish.ensure_current(make_config(pictures, tmp_path / "data"))
+    server = create_server(lambda: current, base_url="https://log.example.org", onion_base="")
+
+    async def get() -> dict:
+        async with Client(server) as client:
+            return (await client.call_tool("get_entry", {"slug": "rack-pictures"})).structured_content
+
+    markdown = asyncio.run(get())["markdown"]
+    photo = re.search(r"!\[The rack[^\]]*\]\((https://log\.example\.org/files/([0-9a-f]{16})/photo\.jpg)\)", markdown)
+    assert photo, markdown
+    assert photo[2] in {a.digest for a in current.files.assets.values()}
+
+
+def test_a_drafts_own_files_are_checked_but_not_served(pictures: Path, tmp_path: Path) -> None:
+    folder = add_picture_entry(pictures, slug="draft-pictures", day="2026-10-27")
+    index = folder / "index.md"
+    index.write_text(index.read_text().replace("tags: [hardware]", "tags: [hardware]\ndraft: true"))
+    photo_with_gps(folder / "photo.jpg", colour=(240, 200, 0))  # not the published entry's photo: other bytes
+    code, output = run(pictures, "check")
+    assert code == 0 and "2026-10-27-draft-pictures/photo.jpg: stripped EXIF (GPS position" in output, output
+    cfg = make_config(pictures, tmp_path / "data")
+    client = make_app(cfg).test_client()
+    files = load_current(cfg.builds_dir).files
+    draft = files.assets["log/2026-10-27-draft-pictures/photo.jpg"]
+    assert client.get(draft.url).status_code == 404 and client.get("/log/draft-pictures").status_code == 404
+    shared = files.assets["files/nginx.conf"]  # linked by a published entry too
+    assert client.get(shared.url, buffered=True).status_code == 200

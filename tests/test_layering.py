@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "publish": {"content", "render", "build", "index", "honesty"},
     "builder": {"content", "build", "index", "publish"},
     "serving": {"content", "build", "index"},
-    "mcp": {"content", "render", "build", "index", "serving"},
+    "mcp": {"content", "render", "build", "index", "serving", "files"},
     "web": {"content", "render", "build", "index", "serving", "mcp", "files"},
     "tor": set(),
     "links": set(),

@@ -52,7 +52,8 @@ def _documents(folder: Path) -> list[Path]:
 def _folders_without_index(folder: Path, rel: Path) -> list[ContentError]:
     return [ContentError(rel / child.name, 0, "a folder without index.md",
                          f"put the entry's Markdown in {rel / child.name / FOLDER_INDEX}, or move the folder out")
-            for child in sorted(folder.iterdir()) if child.is_dir() and not (child / FOLDER_INDEX).is_file()] \
+            for child in sorted(folder.iterdir())
+            if child.is_dir() and not child.name.startswith(".") and not (child / FOLDER_INDEX).is_file()] \
         if folder.is_dir() else []
 
 

@@ -132,7 +132,11 @@ def collect(site: Site, html_of: Callable[[str], str], previous: FileSet | None 
     for key, document, folder in documents(site):
         if may_link_files(document.body):
             collector.document(key, document, folder, html_of(key))
-    return collector.files, collector.problems
+    files = collector.files
+    published = {resolve(files.folders[key], url) for key, document, _ in documents(site)
+                 if key in files.links and not getattr(document, "draft", False) for url in files.links[key]}
+    files.drafts = set(files.assets) - published
+    return files, collector.problems
 
 
 def check_files(site: Site) -> tuple[FileSet, list[ContentError]]:

@@ -85,13 +85,14 @@ class FileSet:
     assets: dict[str, Asset] = field(default_factory=dict)  # by path within the content tree
     folders: dict[str, str] = field(default_factory=dict)  # "slug" or "page:slug" -> the folder of its Markdown
     links: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the same keys -> the URLs naming files
+    drafts: set[str] = field(default_factory=set)  # paths only drafts link: checked and kept, not served
     # The cleaned bytes (or where an earlier build holds them) until write(); never pickled.
     payloads: dict[str, bytes | Path] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def served(self) -> Mapping[tuple[str, str], Asset]:
-        """Return every asset by (digest, name), as its URL names it."""
-        return {(a.digest, a.name): a for a in self.assets.values()}
+        """Return every asset a reader may fetch by (digest, name), as its URL names it: not a draft's own files."""
+        return {(a.digest, a.name): a for a in self.assets.values() if a.path not in self.drafts}
 
     def write(self, directory: Path) -> None:
         """Put every cleaned file into the build directory: a hard link to an earlier build's copy when it has one."""
@@ -112,7 +113,7 @@ class FileSet:
         self.payloads = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"assets": self.assets, "folders": self.folders, "links": self.links}
+        return {"assets": self.assets, "folders": self.folders, "links": self.links, "drafts": self.drafts}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

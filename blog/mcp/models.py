@@ -75,7 +75,8 @@ class EntryDetail(EntrySummary):
     """A whole entry: metadata, Markdown body, its citable anchors and its update log."""
 
     kind: str = Field(description="entry, or page for a standing page such as start-here.")
-    markdown: str = Field(description="The body as the operator wrote it (Markdown).")
+    markdown: str = Field(description="The body as the operator wrote it (Markdown), with links to the files it "
+                                      "shows made absolute.")
     anchors: list[Anchor]
     updates: list[UpdateNote] = Field(description="The update log, oldest first.")
 

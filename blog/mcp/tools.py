@@ -13,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from blog import index
 from blog.build import Build
 from blog.content import Entry, Page, utcnow
+from blog.files import mirror
 from blog.index.sources import entry_blocks, page_blocks
 from blog.mcp.models import (
     Anchor,
@@ -141,7 +142,8 @@ class BlogTools:
             return self._page(build, page, links)
         entry = self._entry(build, slug)
         return EntryDetail(
-            **_summary(entry, links).model_dump(), kind="entry", markdown=entry.body,
+            **_summary(entry, links).model_dump(), kind="entry",
+            markdown=mirror(entry.body, entry.slug, build.files, links.base),
             anchors=_anchors(entry_blocks(entry, build.entry_html(entry)), entry.slug, "entry", links),
             updates=[UpdateNote(date=_iso(u.date), reason=u.reason, note=u.note) for u in entry.updates])
 
@@ -149,7 +151,8 @@ class BlogTools:
         return EntryDetail(
             slug=page.slug, title=page.title, date=_iso(build.created), tags=[], summary=page.summary,
             url=links.url(page.url), onion_url=links.onion_url(page.url), updated=False,
-            last_updated=_iso(build.created), kind="page", markdown=page.body, updates=[],
+            last_updated=_iso(build.created), kind="page", updates=[],
+            markdown=mirror(page.body, f"page:{page.slug}", build.files, links.base),
             anchors=_anchors(page_blocks(page, build.page_html(page)), page.slug, "page", links))
 
     def entries(self, ctx: Context | None, tag: str | None, year: int | None, limit: int,
