@@ -361,3 +361,19 @@ def test_a_drafts_own_files_are_checked_but_not_served(pictures: Path, tmp_path:
     assert client.get(draft.url).status_code == 404 and client.get("/log/draft-pictures").status_code == 404
     shared = files.assets["files/nginx.conf"]  # linked by a published entry too
     assert client.get(shared.url, buffered=True).status_code == 200
+
+
+def test_the_preview_shows_a_drafts_own_pictures(pictures: Path, tmp_path: Path) -> None:
+    from blog.web.preview import PreviewState, create_preview_app
+
+    folder = add_picture_entry(pictures, slug="draft-pictures", day="2026-10-27")
+    index = folder / "index.md"
+    index.write_text(index.read_text().replace("tags: [hardware]", "tags: [hardware]\ndraft: true"))
+    photo_with_gps(folder / "photo.jpg", colour=(240, 200, 0))
+    cfg = make_config(pictures, tmp_path / "data")
+    state = PreviewState(cfg)
+    client = create_preview_app(cfg, state).test_client()
+    state.show(publish.publish(cfg))
+    shown = images(client.get("/log/draft-pictures").get_data(as_text=True))
+    photo = client.get(shown["photo.jpg"]["src"], buffered=True)
+    assert photo.status_code == 200 and near(Image.open(io.BytesIO(photo.data)).getpixel((3, 3)), (240, 200, 0))

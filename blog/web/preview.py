@@ -60,7 +60,9 @@ class PreviewState(SiteState):
 
     def show(self, build: Build) -> None:
         """Serve this build, with its drafts and scheduled entries, from the next request on."""
-        shown = dataclasses.replace(build, site=with_drafts(build.site))
+        # A draft's own files too, which a served site keeps back (blog.files.FileSet.drafts).
+        files = dataclasses.replace(build.files, drafts=set())
+        shown = dataclasses.replace(build, site=with_drafts(build.site), files=files)
         # Not SiteState._install: freezing the heap costs a full collection (80-130 ms here, most of a build),
         # which pays off in a worker that serves one build for hours, not in a preview built at every save.
         self._snapshot = Snapshot(shown, self._epoch(shown))
