@@ -178,6 +178,8 @@ summary: "Every way a linked file can be wrong."
 [Out](../../../secret.txt)
 
 ![Elsewhere](../2026-10-25-rack-pictures/plot.png)
+
+[A symbolic link](linked.conf)
 """
 
 
@@ -191,6 +193,9 @@ def test_check_refuses_bad_files_with_the_line_that_links_them_and_a_fix(picture
     (folder / "diagram.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
                                         '<script>alert(1)</script></svg>')
     photo_with_gps(folder / "fake.png")  # a JPEG under a PNG's name
+    secret = pictures.parent / "secret.conf"
+    secret.write_text("password = hunter2\n")
+    (folder / "linked.conf").symlink_to(secret)
     code, output = run(pictures, "check")
     assert code == 1, output
     index = "content/log/2026-10-26-bad-links/index.md"
@@ -204,6 +209,7 @@ def test_check_refuses_bad_files_with_the_line_that_links_them_and_a_fix(picture
         (20, "../../../secret.txt points outside content/", "put the file in content/files/"),
         (22, "content/log/2026-10-25-rack-pictures/plot.png is neither beside this page nor in content/files/",
          "put it in content/log/2026-10-26-bad-links/ or content/files/"),
+        (24, "linked.conf is a link to a file outside content/", "copy the file into content/ instead"),
     ]
     for line, what, fix in expected:
         found = [row for row in output.splitlines() if row.startswith(f"{index}:{line}: ")]

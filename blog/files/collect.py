@@ -82,6 +82,8 @@ class _Collector:
             return f"{shown}: files of type {file.suffix} are not served", f"link only {_ALLOWED} files"
         if not file.is_file():
             return f"{shown} does not exist", f"put the file there, or correct the link {link.url}"
+        if not file.resolve().is_relative_to(self.root.resolve()):
+            return f"{shown} is a link to a file outside {self.shown}/", f"copy the file into {self.shown}/ instead"
         if not SAFE_NAME.match(file.name):
             return f"{shown}: a file name this site cannot serve", "rename it with letters, digits, '.', '-', '_'"
         if link.image and not kind.media_type.startswith("image/"):
