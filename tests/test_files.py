@@ -383,3 +383,42 @@ def test_the_preview_shows_a_drafts_own_pictures(pictures: Path, tmp_path: Path)
     shown = images(client.get("/log/draft-pictures").get_data(as_text=True))
     photo = client.get(shown["photo.jpg"]["src"], buffered=True)
     assert photo.status_code == 200 and near(Image.open(io.BytesIO(photo.data)).getpixel((3, 3)), (240, 200, 0))
+
+
+def iptc_segment(caption: bytes) -> bytes:
+    """Return a JPEG APP13 segment holding an IPTC caption, as photo tools write one."""
+    record = b"\x1c\x02\x78" + len(caption).to_bytes(2, "big") + caption
+    record += b"\0" * (len(record) % 2)
+    body = b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00" + len(record).to_bytes(4, "big") + record
+    return b"\xff\xed" + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def test_webp_and_iptc_lose_their_metadata_too(pictures: Path, tmp_path: Path) -> None:
+    from tests.pictures import GPS_IFD, XMP
+
+    folder = pictures / "files"
+    exif = Image.Exif()
+    exif[0x010F] = "PrivateCam"
+    exif.get_ifd(GPS_IFD)[1] = "N"
+    Image.new("RGB", (30, 20), (10, 200, 30)).save(folder / "shot.webp", "WEBP", lossless=True, exif=exif, xmp=XMP)
+    Image.new("RGB", (30, 20), (10, 30, 200)).save(folder / "photo.webp", "WEBP", quality=80, exif=exif, xmp=XMP)
+    Image.new("RGB", (24, 24), PHOTO_COLOUR).save(folder / "caption.jpg", extra=iptc_segment(b"Alice at home"))
+    page = pictures / "pages" / "about.md"
+    page.write_text(page.read_text() + "\n![A shot](../files/shot.webp) ![A photo](../files/photo.webp)\n"
+                    "![Captioned](../files/caption.jpg) and [the config](../files/nginx.conf)\n")
+    code, output = run(pictures, "check")
+    assert code == 0, output
+    assert "content/files/shot.webp: stripped EXIF (GPS position, camera make and model), XMP" in output
+    assert "content/files/caption.jpg: stripped IPTC" in output
+    client = make_app(make_config(pictures, tmp_path / "data")).test_client()
+    about = client.get("/pages/about")  # a standing page links the shared files as an entry does
+    shown = images(about.get_data(as_text=True))
+    assert set(shown) == {"shot.webp", "photo.webp", "caption.jpg"} and policy(about)["img-src"] == "'self' data:"
+    for name, lossless in (("shot.webp", True), ("photo.webp", False)):
+        response = client.get(shown[name]["src"], buffered=True)
+        assert response.headers["Content-Type"] == "image/webp"
+        served = Image.open(io.BytesIO(response.data))
+        assert not {"exif", "xmp"} & set(served.info) and b"PrivateCam" not in response.data
+        assert (response.data[12:16] == b"VP8L") == lossless  # a lossless WebP stays lossless
+    caption = client.get(shown["caption.jpg"]["src"], buffered=True).data
+    assert b"Alice" not in caption and b"Photoshop" not in caption
