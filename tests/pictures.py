@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, PngImagePlugin
 
@@ -79,3 +81,41 @@ def add_picture_entry(content_dir: Path, slug: str = "rack-pictures", day: str =
 def near(pixel: tuple[int, ...], colour: Colour, tolerance: int = 12) -> bool:
     """Tell whether a pixel is the colour, within what JPEG's compression moves it."""
     return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
+
+
+Answers = dict[str, tuple[int, str]]  # URL -> (status, Content-Type)
+
+
+def load_without_script(browser: Any, url: str, shot: Path) -> tuple[list[str], Answers, Image.Image]:
+    """Load a page in headless Chromium with JavaScript off; return every URL requested, the answers, a screenshot."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 900, "height": 1600})
+    page = context.new_page()
+    requests: list[str] = []
+    answers: Answers = {}
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("response", lambda r: answers.__setitem__(r.url, (r.status, r.headers.get("content-type", ""))))
+    page.goto(url, wait_until="load")
+    page.wait_for_timeout(300)
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    data = page.screenshot(full_page=True, path=str(shot))
+    context.close()
+    return requests, answers, Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def painted(screenshot: Image.Image, colour: Colour, tolerance: int) -> int:
+    """Return how many pixels of a screenshot are the colour (an image's solid colour: it was painted)."""
+    return sum(1 for pixel in screenshot.get_flattened_data() if near(pixel, colour, tolerance))
+
+
+def assert_both_pictures_shown(browser: Any, url: str, shot: Path) -> None:
+    """Chromium with script off fetches the page, the photo and the plot (3 requests) and paints both images."""
+    from urllib.parse import urlsplit
+
+    requests, answers, screenshot = load_without_script(browser, url, shot)
+    assert requests[0] == url and len(requests) == 3, requests
+    assert {urlsplit(u).hostname for u in requests} == {"127.0.0.1"}
+    assert sorted(urlsplit(u).path.rsplit("/", 1)[1] for u in requests[1:]) == ["photo.jpg", "plot.png"]
+    for image in requests[1:]:
+        assert answers[image][0] == 200 and answers[image][1].startswith("image/"), answers
+    for colour, (width, height), tolerance in ((PHOTO_COLOUR, PHOTO_SIZE, 12), (PLOT_COLOUR, PLOT_SIZE, 2)):
+        assert painted(screenshot, colour, tolerance) >= 0.8 * width * height, colour

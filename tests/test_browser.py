@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from PIL import Image
 
 from processes import Gunicorn
 from tests.conftest import DATA, ROOT
-from tests.pictures import PHOTO_COLOUR, PHOTO_SIZE, PLOT_COLOUR, PLOT_SIZE, add_picture_entry, near
+from tests.pictures import add_picture_entry, assert_both_pictures_shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -76,24 +74,4 @@ def pictures_server(tmp_path_factory):
 
 def test_an_entry_shows_its_photo_and_plot_with_javascript_off(browser, pictures_server: Gunicorn) -> None:
     """Each image is one more request, and Chromium paints it: the screenshot holds both images' colours."""
-    url = pictures_server.url + "/log/rack-pictures"
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 900, "height": 1600})
-    page = context.new_page()
-    requests: list[str] = []
-    answers: dict[str, tuple[int, str]] = {}
-    page.on("request", lambda r: requests.append(r.url))
-    page.on("response", lambda r: answers.__setitem__(r.url, (r.status, r.headers.get("content-type", ""))))
-    page.goto(url, wait_until="load")
-    page.wait_for_timeout(300)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = page.screenshot(full_page=True, path=str(ARTIFACTS / "pictures.png"))
-    context.close()
-    assert requests[0] == url and len(requests) == 3, requests
-    assert {urlsplit(u).hostname for u in requests} == {"127.0.0.1"}
-    assert sorted(urlsplit(u).path.rsplit("/", 1)[1] for u in requests[1:]) == ["photo.jpg", "plot.png"]
-    for image in requests[1:]:
-        assert answers[image][0] == 200 and answers[image][1].startswith("image/"), answers
-    pixels = list(Image.open(io.BytesIO(shot)).convert("RGB").get_flattened_data())
-    for colour, (width, height), tolerance in ((PHOTO_COLOUR, PHOTO_SIZE, 12), (PLOT_COLOUR, PLOT_SIZE, 2)):
-        painted = sum(1 for pixel in pixels if near(pixel, colour, tolerance))
-        assert painted >= 0.8 * width * height, (colour, painted)
+    assert_both_pictures_shown(browser, pictures_server.url + "/log/rack-pictures", ARTIFACTS / "pictures.png")
