@@ -61,8 +61,9 @@ def answers(url: str, timeout: float = 2.0) -> bool:
 class Server:
     """A server process in its own session on 127.0.0.1:port, started, waited for and stopped by its PID."""
 
-    def __init__(self, args: list[str], log_path: Path, *, port: int = 0, env: dict[str, str] | None = None) -> None:
-        self.args, self.log_path, self.env, self.port = args, log_path, env, port
+    def __init__(self, args: list[str], log_path: Path, *, port: int = 0, env: dict[str, str] | None = None,
+                 cwd: Path = ROOT) -> None:
+        self.args, self.log_path, self.env, self.port, self.cwd = args, log_path, env, port, cwd
         self.process: subprocess.Popen[bytes] | None = None
         self.first_answer_s = 0.0  # from process start to the first 200, in s
         self._log_start = 0
@@ -76,7 +77,7 @@ class Server:
         with self.log_path.open("ab") as log:
             self._log_start = log.tell()
             started = time.monotonic()
-            self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         deadline = started + timeout
         answered = False

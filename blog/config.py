@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a checkout's root: its blog.toml is the bundled demo log
 SETTINGS_NAME = "blog.toml"
 
 
@@ -68,9 +67,11 @@ class Config:
     description: str = "Dated entries about real systems: the errors, the fixes, the figures."
     base_url: str = ""  # clearnet, e.g. https://log.example.org; "" when onion-only
     onion_address: str = ""  # override; otherwise learnt from tor at run time
-    content_dir: Path = PROJECT_ROOT / "content"
-    data_dir: Path = PROJECT_ROOT / "var"
-    model_dir: Path = PROJECT_ROOT / "var" / "model"  # the semantic ranker's model (`make model` installs it)
+    # Relative paths are relative to the settings file's folder (load_config resolves them), never to where
+    # the software is installed: an installed wheel has no content and no data of its own.
+    content_dir: Path = Path("content")
+    data_dir: Path = Path("var")
+    model_dir: Path = field(default=Path())  # the semantic ranker's model; default data_dir/model (`blog model fetch`)
     semantic: bool = True  # rank by meaning beside words when the model is installed (blog/index/semantic/)
     bind: str = "127.0.0.1:8000"
     workers: int = 2
@@ -88,6 +89,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.onion_key_path == Path():
             object.__setattr__(self, "onion_key_path", self.data_dir / "onion" / "hs_ed25519_secret_key")
+        if self.model_dir == Path():
+            object.__setattr__(self, "model_dir", self.data_dir / "model")
 
     @property
     def builds_dir(self) -> Path:
@@ -95,8 +98,10 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         """Return a copy with some settings changed."""
-        if "data_dir" in changes and "onion_key_path" not in changes:
-            changes["onion_key_path"] = Path()
+        if "data_dir" in changes:  # what follows the data folder moves with it, unless given too
+            for name in ("onion_key_path", "model_dir"):
+                if name not in changes and getattr(self, name) == getattr(Config(data_dir=self.data_dir), name):
+                    changes[name] = Path()
         return dataclasses.replace(self, **changes)
 
 
@@ -130,18 +135,20 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None, **o
     env = dict(os.environ) if env is None else env
     path = path or find_site(env=env).path
     values: dict[str, Any] = {}
+    base: Path | None = None  # what relative paths are relative to: the settings file's folder, else the cwd
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read the settings: {exc}") from exc
-        base = path.resolve().parent
+        if path.is_file():
+            base = path.resolve().parent
         for key, value in data.items():
             if key not in _FIELDS:
                 raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_FIELDS))})")
             values[key] = _coerce(key, value, str(path))
             if isinstance(values[key], Path) and not values[key].is_absolute():
-                values[key] = base / values[key]
+                values[key] = (base or Path.cwd()) / values[key]
     elif "BLOG_CONFIG" in env:
         raise ConfigError(f"BLOG_CONFIG names {path}, which does not exist")
     for key in _FIELDS:
@@ -151,6 +158,9 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None, **o
     for key, value in overrides.items():
         if value is not None:
             values[key] = _coerce(key, value, "option")
+    for key in ("content_dir", "data_dir"):
+        if key not in values:
+            values[key] = (base or Path.cwd()) / _FIELDS[key].default
     config = Config(**values)
     if config.tor_mode not in _TOR_MODES:
         raise ConfigError(f"tor_mode = {config.tor_mode!r}: use one of {', '.join(_TOR_MODES)}")

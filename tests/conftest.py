@@ -146,6 +146,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             group = "load"
         if group is None and item.path.name == "test_browser.py":
             group = "browser"
+        if group is None and item.path.name == "test_operator.py":
+            group = "operator"  # one wheel and one venv for the module, not one per worker
         if group is None and item.path.name == "test_fresh_root.py":
             group = "fresh"  # one apt and pip layer over the cached fresh root at a time
         if group:

@@ -164,7 +164,7 @@ def copy_working_tree(target: Path) -> None:
     """Copy the working tree into target as a fresh clone with its uncommitted changes: .git included."""
     for name in working_tree_files():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target / name, follow_symlinks=False)  # blog/tor/torrc.template is a link
+        shutil.copy2(ROOT / name, target / name, follow_symlinks=False)  # torrc.template is a link into blog/tor/
     if (ROOT / ".git").is_dir():
         shutil.copytree(ROOT / ".git", target / ".git", ignore=shutil.ignore_patterns("*.lock"))
 

@@ -65,7 +65,7 @@ def test_a_model_file_that_does_not_match_its_hash_is_refused(model: files.Model
     with pytest.raises(files.ModelUnavailable, match=r"encoder\.onnx does not match its SHA-256.*refusing"):
         files.locate(copy)
     (copy / files.MANIFEST).unlink()
-    with pytest.raises(files.ModelUnavailable, match=r"not installed.*make model"):
+    with pytest.raises(files.ModelUnavailable, match=r"not installed.*run `blog model fetch`"):
         files.locate(copy)
 
 
@@ -225,7 +225,7 @@ def test_a_served_site_without_the_model_says_so_once(tmp_path: Path) -> None:
         _search(server, "onion key")
         log = server.log()
     assert log.count("search ranks by words only") == 1, log[-3000:]
-    assert "not installed" in log and "make model" in log
+    assert "not installed" in log and "blog model fetch" in log
 
 
 def test_a_request_worker_never_loads_the_model(tmp_path: Path) -> None:
@@ -240,7 +240,9 @@ def test_a_request_worker_never_loads_the_model(tmp_path: Path) -> None:
         "from tests.conftest import make_config\n"
         "from blog import publish\n"
         "from blog.web import create_app\n"
-        f"config = make_config({str(content)!r}, {str(tmp_path / 'data')!r}, semantic=True)\n"
+        "from pathlib import Path\n"
+        f"config = make_config({str(content)!r}, {str(tmp_path / 'data')!r}, semantic=True,\n"
+        f"                     model_dir=Path({str(MODEL)!r}))\n"
         "publish.publish(config)\n"
         "client = create_app(config).test_client()\n"
         "assert client.get('/search?q=how+do+I+keep+the+same+onion+address').status_code == 200\n"

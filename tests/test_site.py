@@ -146,3 +146,21 @@ def test_serve_runs_its_workers_on_the_site_it_was_given(tmp_path: Path) -> None
         with urllib.request.urlopen(server.url + "/", timeout=10) as response:
             page = response.read().decode()
     assert "<title>Served here" in page, page[:500]
+
+
+def test_a_sites_folders_are_its_own_never_the_softwares(tmp_path: Path) -> None:
+    from blog.config import load_config
+
+    site = tmp_path.resolve()
+    settings = site / "blog.toml"
+    settings.write_text('title = "Mine"\n')  # no folders named: the defaults, relative to this file
+    cfg = load_config(settings, env={})
+    assert (cfg.content_dir, cfg.data_dir) == (site / "content", site / "var")
+    assert cfg.model_dir == site / "var" / "model" and cfg.onion_key_path == site / "var/onion/hs_ed25519_secret_key"
+    moved = load_config(settings, env={"BLOG_DATA_DIR": "/srv/log-data"})
+    assert moved.model_dir == Path("/srv/log-data/model")
+    assert moved.replace(data_dir=site / "d").model_dir == site / "d" / "model"
+    settings.write_text('model_dir = "../shared/model"\n')  # one model for several sites
+    shared = load_config(settings, env={})
+    assert shared.model_dir == site / "../shared/model"
+    assert shared.replace(data_dir=site / "d").model_dir == shared.model_dir

@@ -56,7 +56,8 @@ def init(folder: Path, force: bool) -> None:
                "  content/pages/            start-here, about and honesty: rewrite them\n"
                "  content/reading-order.yml what a first-time reader is shown first\n"
                "  content/published.lock    published entries as recorded by `blog lock` (commit it)\n"
-               f"next: cd {folder} && blog check && blog serve   (a new entry: blog new \"Title\")")
+               f"next: cd {folder} && blog check && blog serve   (a new entry: blog new \"Title\"; search by "
+               "meaning too: blog model fetch, once)")
 
 
 def register(cli: click.Group) -> None:

@@ -79,7 +79,7 @@ def _embed(cfg: Config, build: Build) -> None:
 
     count = semantic.embed(cfg, build, progress)
     if count is None:
-        click.echo("vectors: no model installed (`make model`); search ranks by words only", err=True)
+        click.echo("vectors: no model installed (`blog model fetch` installs it); search ranks by words only", err=True)
     else:
         click.echo(f"vectors for {count} blocks ready in {time.monotonic() - started:.1f} s")
 

