@@ -16,11 +16,15 @@ PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 # Debian packages the tests use, one place for the Makefile, the guard test and `make fresh`:
 # tests/debian-packages.txt (a real tor, Chromium and what Playwright's driver links, mmdebstrap, ...).
 DEB_TEST_PACKAGES := $(shell sed -e 's/\#.*//' tests/debian-packages.txt)
+# What `make run` adds to a new user's Debian: tor, which publishes the onion service.
+DEB_RUN_PACKAGES := tor
 
-.PHONY: help model run test test-fast fresh bench check lint install install-test system-deps print-deb-packages clean
+.PHONY: help model run test test-fast fresh bench check lint install install-test run-deps system-deps \
+	print-deb-packages clean
 
 help:
-	@echo "make run        create the venv, build the index, serve content/ on http://$(HOST):$(PORT)"
+	@echo "make run        create the venv, build the index, serve content/ on http://$(HOST):$(PORT) and as an onion"
+	@echo "                (as root it installs tor first; otherwise it says how)"
 	@echo "make test       install everything the tests need (Debian packages too, as root) and run them"
 	@echo "make test-fast  the suite without the private Tor network tests"
 	@echo "make fresh      run and test in fresh Debian 12 and 13 roots, as a new user would (root, slow)"
@@ -42,20 +46,28 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# As root, install the missing Debian packages; otherwise name them and the command that installs them
-# and go on (the tests that need them fail loudly under CI=true).
-system-deps:
-	@missing=""; for p in $(DEB_TEST_PACKAGES); do \
+# $(1): Debian packages; $(2): who needs them. As root, install the missing ones; otherwise name them and
+# the one command that installs them, and go on (the tests that need them fail loudly under CI=true).
+define deb_packages
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
-	  echo "installing Debian packages:$$missing"; \
+	  echo "installing Debian packages $(2) needs:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else \
-	  echo "note: Debian packages the tests need are missing:$$missing"; \
+	  echo "note: Debian packages $(2) needs are missing:$$missing"; \
 	  echo "      install them with: sudo apt-get install --no-install-recommends$$missing"; \
 	fi
+endef
+
+system-deps:
+	$(call deb_packages,$(DEB_TEST_PACKAGES),the test suite)
+
+# Without tor the site is served on 127.0.0.1 only, and `make run` says which command adds the onion.
+run-deps:
+	$(call deb_packages,$(DEB_RUN_PACKAGES),the onion service)
 
 print-deb-packages:
 	@echo $(DEB_TEST_PACKAGES)
@@ -65,7 +77,7 @@ print-deb-packages:
 model: install
 	$(BIN)/python -m blog.index.semantic.files --fetch var/model
 
-run: install model
+run: run-deps install model
 	$(BIN)/blog --site $(CURDIR) serve --bind $(HOST):$(PORT)
 
 check: install

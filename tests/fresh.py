@@ -2,7 +2,8 @@
 
 For each release: copy today's cached minbase root holding only what a new user has (tests/fresh_root.py),
 copy the working tree into it (committed and uncommitted files, no .venv, no var/), then as root with
-CI=true run `make run` until `/` answers and `search_blog` answers over `/mcp`, stop it, and run `make test`.
+CI=true run `make run` until `/` answers, the onion address is printed (make run installs tor as root) and
+`search_blog` answers over `/mcp`, stop it, and run `make test`.
 Prints one line per release; the full logs stay under var/fresh/. Run as `python -m tests.fresh [release...]`.
 """
 
@@ -87,10 +88,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             time.sleep(0.2)
 
 
+ONION_LINE = re.compile(r"^onion service: http://[a-z2-7]{56}\.onion/", re.M)
+
+
 def make_run(root: Path, log: Path) -> str:
-    """Start `make run` in the root, wait for `/` and `search_blog`, stop it; return what it answered."""
+    """Start `make run` in the root, wait for `/`, the onion address and `search_blog`; stop it; return the title.
+
+    As root, `make run` installs tor itself (the Makefile's run-deps), so the fresh root must not have it
+    yet; the onion address is printed once tor has the key, before its descriptor is published.
+    """
     if (root / "usr/bin/tor").exists():
-        raise RootError("tor is already in the fresh root: make run would launch it on the open network")
+        raise RootError("tor is already in the fresh root: the test is whether make run installs it")
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(chroot_command(root, f"make run PORT={port}"), stdout=out,
@@ -103,6 +111,8 @@ def make_run(root: Path, log: Path) -> str:
                 if time.monotonic() > deadline:
                     raise RootError(f"make run served no / within {SERVE_TIMEOUT} s")
                 time.sleep(1)
+            if not ONION_LINE.search(log.read_text(errors="replace")):
+                raise RootError("make run served / but printed no onion address (did it install tor?)")
             return asyncio.run(search_blog(f"http://127.0.0.1:{port}/mcp"))
         finally:
             stop(process)

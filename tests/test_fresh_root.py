@@ -124,6 +124,25 @@ def test_the_makefile_installs_the_package_list() -> None:
     assert "libatomic1" in listed, "Playwright's node driver links libatomic.so.1"
 
 
+def test_make_run_installs_tor_as_root_and_otherwise_names_the_command() -> None:
+    # `make fresh` proves the install itself (a fresh root, make run as root, the onion address printed).
+    absent = "no-such-package-stands-for-tor"  # tor is installed here: a missing name takes its place
+    as_user = ["make", "-s", "run-deps", f"DEB_RUN_PACKAGES={absent}"]
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "nobody", "--", *as_user]
+    told = subprocess.run(as_user, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert f"install them with: sudo apt-get install --no-install-recommends {absent}" in told.stdout
+    plan = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+    assert "for p in tor;" in plan and "apt-get install" in plan, plan
+    assert plan.index("for p in tor;") < plan.index(" serve --bind"), "make run installs tor before serving"
+    if os.geteuid() == 0:  # nothing missing: nothing said, nothing installed
+        quiet = subprocess.run(["make", "-s", "run-deps", "DEB_RUN_PACKAGES=coreutils"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60, check=True)
+        assert quiet.stdout == "", quiet.stdout
+
+
 def test_make_fresh_takes_every_release_when_none_is_named() -> None:
     from tests.fresh import RELEASES, releases_from
 
