@@ -1,4 +1,4 @@
-"""A new operator's path, from the built wheel: a fresh venv, `blog init`, an entry, check, lock, build, serve.
+"""A new operator's path, from the built wheel: a fresh venv, `blog init`, entries, check, lock, build, serve.
 
 Nothing of this checkout is importable where the operator's commands run. The wheel is built the way a
 deployment builds it (ansible/roles/blog/files/build-wheel.sh: a copy holding only pyproject.toml, README.md
@@ -7,13 +7,16 @@ PYTHONPATH), and every command, gunicorn included, runs in the new site's folder
 the torrc template or a skeleton file the wheel forgot, or a dependency pyproject.toml forgot, fails here.
 
 The walk is one test made of steps (`Operator` runs the commands; `write_entry`, `serve` and the checks are
-functions), so a later feature adds its own step to the same walk.
+functions), so a later feature adds its own step to the same walk: the honest log's dated update, then an
+entry with a phone's photo (GPS and all) and a plot, whose served JPEG must carry no metadata and whose page
+Chromium must show with JavaScript off.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
 import re
 import subprocess
@@ -26,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from processes import ROOT, Server, free_port
+from tests.pictures import SERIAL, assert_both_pictures_shown, photo_with_gps, plot_png
 
 BUILD_WHEEL = ROOT / "ansible" / "roles" / "blog" / "files" / "build-wheel.sh"
 WORDS_ONLY = "search ranks by words only"
@@ -160,7 +165,8 @@ def test_installed_blog_commands_come_from_the_venv(venv: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_a_new_operator_writes_checks_builds_serves_and_finds_an_entry(venv: Path, tmp_path: Path) -> None:
+@pytest.mark.browser
+def test_a_new_operator_writes_checks_builds_serves_and_finds_an_entry(venv: Path, tmp_path: Path, browser) -> None:
     operator = Operator.init(venv, tmp_path / "mylog")
     entry = write_entry(operator, "Replacing the zeolite cartridge", BODY)
 
@@ -183,6 +189,7 @@ def test_a_new_operator_writes_checks_builds_serves_and_finds_an_entry(venv: Pat
         found = get(f"{server.url}/search?q=zeolite")
         assert f'href="/log/{entry.slug}#' in found, found[-2000:]
         check_honesty(operator, entry, server)
+        check_pictures(operator, server, browser, tmp_path)
         log = server.log()
     assert log.count(WORDS_ONLY) == 1 and "blog model fetch" in log, log[-3000:]
 
@@ -205,6 +212,52 @@ def check_honesty(operator: Operator, entry: Entry, server: Server) -> None:
     assert "the log says 81 %" in page and f'href="/log/{entry.slug}/revisions/1"' in page
     assert "read 71 % for a week" in get(f"{url}/revisions/1")
     assert f"{entry.slug}: recorded revision 2 (the log says 81 %)" in operator.blog("lock").stdout
+
+
+PICTURES = """
+The cupboard from the front, before the new cartridge went in:
+
+![The server cupboard, door open, the sensor on the left wall](photo.jpg)
+
+The humidity over the week, falling once the cartridge was swapped:
+
+![Relative humidity per hour, from 71 % down to 38 %](plot.png)
+"""
+
+
+def write_picture_entry(operator: Operator) -> Entry:
+    """Start an entry with `blog new`, make it a folder with a phone's photo (GPS and all) and a plot beside it."""
+    started = write_entry(operator, "The cupboard in pictures", PICTURES)
+    folder = started.path.with_suffix("")
+    folder.mkdir()
+    started.path.rename(folder / "index.md")
+    photo_with_gps(folder / "photo.jpg")
+    plot_png(folder / "plot.png")
+    return Entry(folder / "index.md", started.slug)
+
+
+def check_pictures(operator: Operator, server: Server, browser: object, shots: Path) -> None:
+    """An entry with a GPS-tagged photo and a plot: checked, stripped, served, shown with script off, found."""
+    entry = write_picture_entry(operator)
+    checked = operator.blog("check").stdout
+    folder = entry.path.parent.relative_to(operator.site)
+    assert f"{folder}/photo.jpg: stripped EXIF (GPS position, camera serial, capture time" in checked, checked
+    assert f"{folder}/plot.png: stripped text (Author, Software)" in checked and "2 linked files" in checked
+    assert f"{entry.slug}: recorded" in operator.blog("lock").stdout
+    operator.blog("build")
+    url = f"{server.url}/log/{entry.slug}"
+    page = wait_for(url, "The cupboard in pictures")
+    photo = re.search(r'src="(/files/[0-9a-f]{16}/photo\.jpg)" width="320" height="200" loading="lazy"', page)
+    assert photo, page[-3000:]
+    with urllib.request.urlopen(server.url + photo[1], timeout=30) as response:
+        served = response.read()
+        assert response.headers["Content-Type"] == "image/jpeg" and "immutable" in response.headers["Cache-Control"]
+    image = Image.open(io.BytesIO(served))
+    assert len(image.getexif()) == 0 and not {"exif", "xmp", "comment"} & set(image.info), image.info
+    assert SERIAL.encode() not in served and served != (entry.path.parent / "photo.jpg").read_bytes()
+    assert_both_pictures_shown(browser, url, shots / "operator-pictures.png")
+    assert f'href="/log/{entry.slug}#' in get(f"{server.url}/search?q=cartridge+swapped+humidity+week")
+    assert "not recorded" not in operator.blog("check").stdout  # the lock holds both entries, as published
 
 
 @pytest.mark.slow
