@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from blog.cli import cli
 from blog.content import ContentProblems
 from blog.honesty.lock import read_lock
 from blog.render import anchor_for
+from tests.pictures import add_picture_entry, plot_png
 
 ENTRY = "log/2026-10-02-verify-config.md"
 OLD = "the onion service went away for four minutes."
@@ -229,3 +231,78 @@ def test_citations_say_when_the_cited_paragraph_last_changed(locked: Path, tmp_p
     assert answer.results[0].paragraph_changed == "2026-11-01T10:00:00Z"
     page = make_app(cfg).test_client().get("/search?q=six+minutes").get_data(as_text=True)
     assert "this paragraph changed 2026-11-01" in page
+
+
+PICTURES = "log/2026-10-25-rack-pictures"
+PICTURES_INDEX = f"content/{PICTURES}/index.md"
+
+
+@pytest.fixture
+def pictures_locked(site_dir: Path) -> Path:
+    add_picture_entry(site_dir)
+    code, output = run(site_dir, "lock")
+    assert code == 0, output
+    return site_dir
+
+
+def test_the_lock_holds_each_linked_files_hash(pictures_locked: Path) -> None:
+    (revision,) = read_lock(pictures_locked)["rack-pictures"]
+    assert revision.files == {
+        path: hashlib.sha256((pictures_locked / path).read_bytes()).hexdigest()
+        for path in (f"{PICTURES}/photo.jpg", f"{PICTURES}/plot.png", "files/nginx.conf")}
+    assert read_lock(pictures_locked)["verify-config"][0].files == {}
+
+
+def test_a_replaced_picture_needs_a_dated_update_then_lock_records_a_revision(pictures_locked: Path,
+                                                                              tmp_path: Path) -> None:
+    plot_png(pictures_locked / PICTURES / "plot.png", colour=(200, 200, 30))  # same name, other bytes
+    code, output = run(pictures_locked, "check")
+    assert code == 1, output
+    refused = [row for row in output.splitlines() if row.startswith(f"{PICTURES_INDEX}:14: ")]
+    assert refused and f"content/{PICTURES}/plot.png has other bytes than when it was recorded" in refused[0], output
+    assert "without a dated update" in output and "updated:\n  - {date: " in output
+    assert "the body of a published entry changed" not in output
+    cfg = make_config(pictures_locked, tmp_path / "data")
+    with pytest.raises(ContentProblems, match=r"index\.md:14: .*plot\.png has other bytes"):
+        publish.publish(cfg)
+    index = pictures_locked / PICTURES / "index.md"
+    index.write_text(index.read_text().replace(
+        "\n---\n", '\nupdated:\n  - {date: 2026-11-02T08:00:00Z, reason: "the plot had the wrong axis"}\n---\n', 1))
+    code, output = run(pictures_locked, "lock")
+    assert code == 0 and "rack-pictures: recorded revision 2 (the plot had the wrong axis, linked files only)" in output
+    first, second = read_lock(pictures_locked)["rack-pictures"]
+    assert first.files != second.files and first.body == second.body
+    assert second.files[f"{PICTURES}/plot.png"] == hashlib.sha256(
+        (pictures_locked / PICTURES / "plot.png").read_bytes()).hexdigest()
+    assert run(pictures_locked, "check")[0] == 0
+    assert publish.publish(cfg).revisions["rack-pictures"][-1].number == 2
+
+
+def test_a_removed_or_newly_linked_file_needs_an_update_too(pictures_locked: Path) -> None:
+    (pictures_locked / "files" / "nginx.conf").unlink()
+    code, output = run(pictures_locked, "check")
+    assert code == 1 and f"{PICTURES_INDEX}:16: content/files/nginx.conf was removed" in output, output
+    (pictures_locked / "files" / "nginx.conf").write_text("server {}\n")
+    entry = pictures_locked / ENTRY
+    entry.write_text(entry.read_text() + "\nThe config: [nginx.conf](../files/nginx.conf).\n")
+    code, output = run(pictures_locked, "check")
+    assert "content/files/nginx.conf is newly linked by a published entry" in output, output
+
+
+def test_a_lock_written_before_files_were_recorded_still_loads(pictures_locked: Path) -> None:
+    path = pictures_locked / "published.lock"
+    data = json.loads(path.read_text())
+    for items in data["entries"].values():
+        for item in items:
+            del item["files"]  # the lock as the software wrote it before it recorded files
+    path.write_text(json.dumps(data))
+    assert read_lock(pictures_locked)["rack-pictures"][0].files is None
+    plot_png(pictures_locked / PICTURES / "plot.png", colour=(200, 200, 30))
+    code, output = run(pictures_locked, "check")  # the files were never recorded: nothing to compare them with
+    assert code == 0 and "not recorded in published.lock (rack-pictures)" in output, output
+    code, output = run(pictures_locked, "lock")  # records them without asking for an update
+    assert code == 0 and output.startswith("rack-pictures: recorded 3 linked file(s) of revision 1\n"), output
+    assert len(read_lock(pictures_locked)["rack-pictures"]) == 1
+    assert read_lock(pictures_locked)["verify-config"][0].files is None  # it links nothing: nothing to record
+    plot_png(pictures_locked / PICTURES / "plot.png")
+    assert run(pictures_locked, "check")[0] == 1

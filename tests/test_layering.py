@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "files": {"content", "render"},
     "build": {"content", "render", "files"},
     "index": {"content", "render", "build", "child"},
-    "honesty": {"content", "render", "build", "tor"},
+    "honesty": {"content", "render", "files", "build", "tor"},
     "publish": {"content", "render", "build", "index", "honesty"},
     "builder": {"content", "build", "index", "publish"},
     "serving": {"content", "build", "index"},

@@ -1,4 +1,4 @@
-"""content/published.lock: every published entry's body, one item per revision, written only by `blog lock`."""
+"""content/published.lock: every published entry's body and linked files, one item per revision, by `blog lock`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ class Recorded:
     updates: int  # how many `updated:` items the entry carried when this text was recorded
     reason: str = ""
     note: str = ""
+    # The files the entry linked with this text: path in the content tree -> SHA-256 of the operator's bytes.
+    # None: recorded before the lock held files (an older lock); `blog lock` fills it in without an update.
+    files: dict[str, str] | None = None
 
     @property
     def since_time(self) -> dt.datetime:

@@ -1,21 +1,25 @@
-"""Revisions of published entries: the check that refuses silent edits, the history pages, `blog lock`."""
+"""Revisions of published entries: the check that refuses silent edits (text, linked files), history, `blog lock`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from blog.content import ContentError, Entry, Site
 from blog.honesty import HonestyError
+from blog.honesty.linked import MISSING, Linked, digests, files_unrecorded, linked_files
 from blog.honesty.lock import Recorded, iso, lock_path, read_lock, write_lock
 from blog.render import Rendered, render
 
 log = logging.getLogger(__name__)
 
 DIFF_LINES = 24
+
+HtmlOf = Callable[[str], str | None]  # slug -> the entry's rendered HTML when a build has it, else None
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,37 @@ def _fix(entry: Entry, now: dt.datetime) -> str:
     return f"add to the front matter (a note is optional: note: \"...\"):\nupdated:\n{item}"
 
 
-def entry_problems(entry: Entry, recorded: tuple[Recorded, ...], now: dt.datetime) -> list[ContentError]:
-    """Return what is dishonest about one entry's body compared with its recorded revisions."""
+def file_problems(entry: Entry, recorded: tuple[Recorded, ...], linked: dict[str, Linked],
+                  now: dt.datetime) -> list[ContentError]:
+    """Return one problem per linked file whose bytes differ from the last recorded revision's."""
+    files = recorded[-1].files
+    if files is None:
+        return []  # recorded before the lock held files: `blog lock` records them, no update needed
+    shown = entry.path.parts[0]
+    problems: list[ContentError] = []
+    for path in sorted(set(files) | set(linked)):
+        was, now_linked = files.get(path), linked.get(path)
+        digest = now_linked.digest if now_linked else None
+        if digest == was:
+            continue
+        if was is None:
+            what = "is newly linked by"
+        elif digest is None:
+            what = "is no longer linked by"
+        elif digest == MISSING:
+            what = "was removed, and is linked by"
+        else:
+            what = "has other bytes than when it was recorded in"
+        message = (f"{shown}/{path} {what} a published entry, without a dated update "
+                   f"(recorded revision {len(recorded)}): readers would see another file under the same text")
+        problems.append(ContentError(entry.path, now_linked.line if now_linked else entry.body_line, message,
+                                     _fix(entry, now)))
+    return problems
+
+
+def entry_problems(entry: Entry, recorded: tuple[Recorded, ...], now: dt.datetime,
+                   linked: dict[str, Linked] | None = None) -> list[ContentError]:
+    """Return what is dishonest about one entry's body and linked files compared with its recorded revisions."""
     if not recorded:
         return []
     last = recorded[-1]
@@ -55,31 +88,41 @@ def entry_problems(entry: Entry, recorded: tuple[Recorded, ...], now: dt.datetim
         return [ContentError(entry.path, 1, f"the entry had {last.updates} `updated:` item(s) when it was "
                              f"recorded and now has {len(entry.updates)}",
                              "put the removed update back: the update log only grows")]
-    if entry.body_hash == last.hash or len(entry.updates) > last.updates:
+    if len(entry.updates) > last.updates:
         return []
-    message = (f"the body of a published entry changed without a dated update "
-               f"(recorded revision {len(recorded)}):\n{short_diff(last.body, entry.body)}\n")
-    return [ContentError(entry.path, entry.body_line, message, _fix(entry, now))]
+    problems = file_problems(entry, recorded, linked or {}, now)
+    if entry.body_hash != last.hash:
+        message = (f"the body of a published entry changed without a dated update "
+                   f"(recorded revision {len(recorded)}):\n{short_diff(last.body, entry.body)}\n")
+        problems.insert(0, ContentError(entry.path, entry.body_line, message, _fix(entry, now)))
+    return problems
 
 
-def check(site: Site, content_dir: Path, now: dt.datetime) -> list[ContentError]:
-    """Return one problem per published entry whose body changed without an update."""
+def check(site: Site, content_dir: Path, now: dt.datetime, html_of: HtmlOf | None = None) -> list[ContentError]:
+    """Return one problem per silent change of a published entry: its body, or a file it links."""
     try:
         locked = read_lock(content_dir)
     except HonestyError as exc:
         return [ContentError(lock_path(content_dir), 1, str(exc), "see docs/honesty.md")]
     problems: list[ContentError] = []
     for entry in site.entries:
-        problems += entry_problems(entry, locked.get(entry.slug, ()), now)
+        recorded = locked.get(entry.slug, ())
+        linked = _linked(entry, site, html_of) if recorded and recorded[-1].files is not None else {}
+        problems += entry_problems(entry, recorded, now, linked)
     return problems
 
 
+def _linked(entry: Entry, site: Site, html_of: HtmlOf | None) -> dict[str, Linked]:
+    return linked_files(entry, Path(site.root), html_of(entry.slug) if html_of else None)
+
+
 def unrecorded(site: Site, content_dir: Path, now: dt.datetime) -> list[Entry]:
-    """Return published entries (or texts) the lock does not hold yet: `blog lock` records them."""
+    """Return published entries (texts, or linked files) the lock does not hold yet: `blog lock` records them."""
     locked = read_lock(content_dir)
     return [e for e in site.published(now)
             if e.slug not in locked or locked[e.slug][-1].hash != e.body_hash
-            or locked[e.slug][-1].updates != len(e.updates)]
+            or locked[e.slug][-1].updates != len(e.updates)
+            or files_unrecorded(locked[e.slug][-1].files, digests(_linked(e, site, None)))]
 
 
 def history(entry: Entry, recorded: tuple[Recorded, ...]) -> tuple[Revision, ...]:
@@ -107,7 +150,7 @@ def paragraph_changed(revisions: tuple[Revision, ...],
 
 
 def record(site: Site, content_dir: Path, now: dt.datetime) -> list[str]:
-    """Record newly published entries and justified edits into the lock; return what changed."""
+    """Record newly published entries, justified edits and linked files into the lock; return what changed."""
     problems = check(site, content_dir, now)
     if problems:
         raise HonestyError("refusing to record:\n" + "\n".join(str(p) for p in problems))
@@ -115,21 +158,35 @@ def record(site: Site, content_dir: Path, now: dt.datetime) -> list[str]:
     changes: list[str] = []
     for entry in site.published(now):
         recorded = locked.get(entry.slug, ())
-        stamp = iso(now)
+        linked = _linked(entry, site, None)
+        missing = [path for path, item in linked.items() if item.digest == MISSING]
+        if missing:
+            raise HonestyError(f"refusing to record: {entry.path} links {', '.join(missing)}, which is not there "
+                               "(`blog check` says more)")
+        files, stamp = digests(linked), iso(now)
         if not recorded:
             locked[entry.slug] = (Recorded(entry.body_hash, entry.body.strip(), iso(entry.date), stamp,
-                                           len(entry.updates)),)
+                                           len(entry.updates), files=files),)
             changes.append(f"{entry.slug}: recorded revision 1 (published {iso(entry.date)})")
-        elif recorded[-1].hash != entry.body_hash:
-            update = entry.updates[-1]
+            continue
+        last = recorded[-1]
+        if last.hash != entry.body_hash or (last.files is not None and last.files != files):
+            update = entry.updates[-1]  # check() made sure there is a new one
             locked[entry.slug] = (*recorded, Recorded(entry.body_hash, entry.body.strip(), iso(update.date), stamp,
-                                                      len(entry.updates), update.reason, update.note))
-            changes.append(f"{entry.slug}: recorded revision {len(recorded) + 1} ({update.reason})")
-        elif recorded[-1].updates != len(entry.updates):
-            last = recorded[-1]
+                                                      len(entry.updates), update.reason, update.note, files))
+            what = "" if last.hash != entry.body_hash else ", linked files only"
+            changes.append(f"{entry.slug}: recorded revision {len(recorded) + 1} ({update.reason}{what})")
+            continue
+        noted = []
+        if last.updates != len(entry.updates):
+            noted.append(f"noted {len(entry.updates) - last.updates} update(s) without a text change")
+        if files_unrecorded(last.files, files):  # an older lock's revision: its files, as they are now
+            noted.append(f"recorded {len(files)} linked file(s) of revision {len(recorded)}")
+        if noted:
+            kept = files if last.files is not None or files else None
             locked[entry.slug] = (*recorded[:-1], Recorded(last.hash, last.body, last.since, last.recorded,
-                                                           len(entry.updates), last.reason, last.note))
-            changes.append(f"{entry.slug}: noted {len(entry.updates) - last.updates} update(s) without a text change")
+                                                           len(entry.updates), last.reason, last.note, kept))
+            changes.append(f"{entry.slug}: {'; '.join(noted)}")
     if changes:
         write_lock(content_dir, locked)
     return changes

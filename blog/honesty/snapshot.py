@@ -11,19 +11,24 @@ from blog.content import ContentError, ContentProblems, Site
 from blog.honesty import HonestyError
 from blog.honesty.claims import PullState, claim_problems, entry_claims, read_cache
 from blog.honesty.lock import lock_path, read_lock
-from blog.honesty.revisions import check, history, paragraph_changed
+from blog.honesty.revisions import HtmlOf, check, history, paragraph_changed
 
 log = logging.getLogger(__name__)
 
 
-def problems(site: Site, content_dir: Path, now: dt.datetime) -> list[ContentError]:
+def problems(site: Site, content_dir: Path, now: dt.datetime, html_of: HtmlOf | None = None) -> list[ContentError]:
     """Return every honesty problem `blog check` and every build refuse: silent edits, bad upstream items."""
-    return check(site, content_dir, now) + claim_problems(site)
+    return check(site, content_dir, now, html_of) + claim_problems(site)
+
+
+def _html(build: Build, slug: str) -> str | None:
+    rendered = build.rendered.get(slug)
+    return rendered.html if rendered else None
 
 
 def annotate(build: Build, content_dir: Path, now: dt.datetime) -> None:
     """Refuse silent edits (ContentProblems), then attach revisions, block dates and upstream states."""
-    found = problems(build.site, content_dir, now)
+    found = problems(build.site, content_dir, now, lambda slug: _html(build, slug))
     if found:
         raise ContentProblems(found)
     try:

@@ -1,0 +1,58 @@
+"""The files a published entry links, by their path in the content tree, with the SHA-256 of the operator's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from blog.content import Entry
+from blog.files.links import line_of, links_in, may_link_files, resolve
+from blog.render import render
+
+MISSING = ""  # the digest of a linked file that is not there (`blog check` says so on its own)
+
+
+@dataclass(frozen=True)
+class Linked:
+    """One file an entry links: its path in the content tree, the hash of its bytes, the line that links it."""
+
+    path: str  # log/2026-10-25-rack-pictures/plot.png, files/nginx.conf
+    digest: str  # hex SHA-256 of the file as the operator wrote it; MISSING when there is none
+    line: int
+
+
+def digest_of(file: Path) -> str:
+    """Return the hex SHA-256 of a file's bytes, or MISSING when it is not a readable file."""
+    try:
+        with file.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return MISSING
+
+
+def linked_files(entry: Entry, root: Path, html: str | None = None) -> dict[str, Linked]:
+    """Return the files an entry links by path in the content tree (its rendered HTML, if at hand, saves a render)."""
+    if not may_link_files(entry.body):
+        return {}
+    folder = PurePosixPath(*entry.path.parts[1:]).parent.as_posix()
+    found: dict[str, Linked] = {}
+    for link in links_in(render(entry.body).html if html is None else html):
+        path = resolve(folder, link.url)
+        if path is None or path in found:
+            continue  # outside the tree: refused by the files check, never served
+        file = Path(root) / path
+        inside = file.resolve().is_relative_to(Path(root).resolve())
+        line = line_of(entry.body, entry.body_line, link.url)
+        found[path] = Linked(path, digest_of(file) if inside else MISSING, line)
+    return dict(sorted(found.items()))
+
+
+def digests(linked: dict[str, Linked]) -> dict[str, str]:
+    """Return what the lock records of linked files: path -> SHA-256."""
+    return {path: item.digest for path, item in linked.items()}
+
+
+def files_unrecorded(recorded: dict[str, str] | None, files: dict[str, str]) -> bool:
+    """Tell whether `blog lock` has files to record (not for an older lock's revision of an entry that links none)."""
+    return recorded != files and not (recorded is None and not files)
