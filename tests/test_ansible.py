@@ -1,4 +1,4 @@
-"""The Ansible deployment: lint, syntax, and a real apply into a fresh Debian 13 chroot, twice."""
+"""The Ansible deployment: lint, syntax, a real apply into a fresh Debian 13 chroot, twice, and each input alone."""
 
 from __future__ import annotations
 
@@ -56,8 +56,13 @@ SOURCE_FILES = ("pyproject.toml", "README.md", "wsgi.py", "constraints.txt", "to
 
 
 def ansible_env(home: Path) -> dict[str, str]:
-    """Return the environment for Ansible commands: the venv first, a private Ansible home, no colour."""
-    return dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}:/usr/sbin:/sbin",
+    """Return the environment for Ansible commands: the venv first, a private Ansible home, no colour.
+
+    No BLOG_* variable: the chroot connection hands this environment to the host's commands, and the
+    suite's own (BLOG_SEMANTIC=0) would switch the deployed site's settings.
+    """
+    mine = {k: v for k, v in os.environ.items() if not k.startswith("BLOG_")}
+    return dict(mine, PATH=f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}:/usr/sbin:/sbin",
                 ANSIBLE_HOME=str(home), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                 ANSIBLE_LOCAL_TEMP=str(home / "tmp"), ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
                 ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
@@ -95,7 +100,8 @@ class ChrootHost:
         self.root = work / "root"
         self.backup_dir = work / "onion-keys"
         self.vault_pass = work / "vault-pass"
-        self.src = work / "src"
+        self.src = work / "src"  # the software input: a checkout
+        self.content = work / "mylog" / "content"  # the content input: the operator's own folder, apart from it
         for name in SOURCE_FILES:
             if (source / name).exists():
                 (self.src).mkdir(exist_ok=True)
@@ -103,7 +109,7 @@ class ChrootHost:
         # A snapshot, so other people's edits during the run cannot break the idempotence check.
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(source / "blog", self.src / "blog", ignore=ignore)
-        shutil.copytree(source / "content", self.src / "content", ignore=ignore)
+        shutil.copytree(source / "content", self.content, ignore=ignore)
 
     @classmethod
     def create(cls, work: Path, source: Path, playbook_dir: Path) -> ChrootHost:
@@ -144,10 +150,12 @@ class ChrootHost:
             f"          ansible_host: {self.root}\n          ansible_become: false\n"
             "          ansible_python_interpreter: /usr/bin/python3\n")
         extra = {"tor_onion_backup_dir": self.backup_dir, "tor_onion_vault_password_file": self.vault_pass,
-                 "blog_source_dir": self.src, "blog_wheel_cache": self.work / "wheels"}
-        args = [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", *options]
+                 "blog_source_dir": self.src, "blog_content_source": self.content,
+                 "blog_wheel_cache": self.work / "wheels"}
+        args = [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml"]
         for key, value in extra.items():
             args += ["-e", f"{key}={value}"]
+        args += options  # after the defaults above: a later -e wins
         env = ansible_env(self.work / "ansible-home")
         return Apply(run(args, cwd=self.playbook_dir, env=env, timeout=900))
 
@@ -276,6 +284,12 @@ def test_first_apply_installs_everything_with_owners_and_modes(host: ChrootHost)
     assert (wants / "engineering-log.service").is_symlink()
     assert (wants / "tor.service").is_symlink()
     assert host.content_built()
+    # The search model, fetched on the host and checked by SHA-256; the first build has its vectors.
+    assert host.stat("/opt/engineering-log/model") == ("root", "root", 0o755)
+    assert host.run(["/opt/engineering-log/venv/bin/python", "-m", "blog.index.semantic.files", "--check",
+                     "/opt/engineering-log/model"]).returncode == 0
+    assert 'model_dir = "/opt/engineering-log/model"' in host.read("/etc/engineering-log/blog.toml")
+    assert list((host.root / "var/lib/engineering-log/vectors").glob("*.npy")), "blog build made no vectors"
 
 
 @pytest.mark.slow
@@ -322,16 +336,55 @@ The content update reached the host, and the new build went live without a resta
 """
 
 
+SOFTWARE_MARKER = "<p>A newer version of the software.</p>"
+CURRENT = "/var/lib/engineering-log/builds/current"
+INSTALLED_BASE = "opt/engineering-log/venv/lib/python3*/site-packages/blog/web/templates/base.html"
+
+
+def installed_base_template(host: ChrootHost) -> str:
+    """Return the text of the installed package's base template."""
+    [path] = host.root.glob(INSTALLED_BASE)
+    return path.read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.tor
-def test_content_update_switches_the_site_to_a_new_build(host: ChrootHost) -> None:
-    current = "/var/lib/engineering-log/builds/current"
-    before = host.read(current)
-    (host.src / "content/log/2026-11-25-deployed-by-ansible.md").write_text(NEW_ENTRY)
+def test_content_update_switches_the_site_to_a_new_build_and_leaves_the_software(host: ChrootHost) -> None:
+    before = host.read(CURRENT)
+    (host.content / "log/2026-11-25-deployed-by-ansible.md").write_text(NEW_ENTRY)
+    software = installed_base_template(host)
+    template = host.src / "blog/web/templates/base.html"
+    template.write_text(template.read_text().replace("</footer>", f"{SOFTWARE_MARKER}\n</footer>"))
     update = host.apply("--tags", "content")
     assert update.failed == 0, update.output[-4000:]
     assert (host.root / "srv/engineering-log/content/log/2026-11-25-deployed-by-ansible.md").exists()
-    assert host.read(current) != before
+    assert host.read(CURRENT) != before
+    # The software changed in the checkout meanwhile: a content update does not deploy it.
+    assert "Build the app's wheel" not in update.output and installed_base_template(host) == software
+
+
+WAITING_ENTRY = NEW_ENTRY.replace("Deployed by Ansible", "Written but not deployed").replace("12:00", "13:00")
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_software_update_installs_the_new_version_and_leaves_the_content(host: ChrootHost) -> None:
+    before = host.read(CURRENT)
+    (host.content / "log/2026-11-25-written-but-not-deployed.md").write_text(WAITING_ENTRY)
+    update = host.apply("--tags", "app")
+    assert update.failed == 0, update.output[-4000:]
+    assert SOFTWARE_MARKER in installed_base_template(host)
+    assert host.read(CURRENT) != before, "a new software version rebuilds the same content"
+    assert not (host.root / "srv/engineering-log/content/log/2026-11-25-written-but-not-deployed.md").exists()
+    assert "Copy the content to the host" not in update.output
+
+
+@pytest.mark.slow
+@pytest.mark.tor
+def test_without_a_content_folder_the_play_stops_and_says_what_to_set(host: ChrootHost) -> None:
+    unset = host.apply("--tags", "always", "-e", "blog_content_source=")
+    assert unset.failed, unset.output[-3000:]
+    assert "your site's content folder on this machine" in unset.output and "blog init" in unset.output
 
 
 @pytest.mark.slow
@@ -353,7 +406,8 @@ def test_installed_tor_and_gunicorn_serve_the_home_page(host: ChrootHost) -> Non
         with host.spawn([*SERVE_AS_DEPLOYED, f"127.0.0.1:{port}"]):
             body = host.wait_for(lambda: fetch(f"http://127.0.0.1:{port}/"), "the home page", timeout=60)
     assert "The engineering log" in body
-    assert "Deployed by Ansible" in body
+    assert "Deployed by Ansible" in body and SOFTWARE_MARKER in body
+    assert "Written but not deployed" not in body
     assert onion.strip() in body, "the page should name the onion address from blog.toml"
 
 
