@@ -218,12 +218,14 @@ class Build:
     def page_html(self, page: Page) -> Rendered:
         return self.placed(f"page:{page.slug}")
 
-    def placed(self, key: str) -> Rendered:
-        """Return a rendering with its links to files pointing at their served URLs (blog.files.place)."""
-        rendered = self.rendered[key]
+    def placed(self, key: str, rendered: Rendered | None = None) -> Rendered:
+        """Return a rendering (the key's own, or an earlier text's) with its links to files pointing at their
+        served URLs (blog.files.place)."""
         folder = self.files.folders.get(key)
-        if folder is None:
-            return rendered
+        if rendered is None:
+            rendered = self.rendered[key]
+            if folder is None:
+                return rendered  # today's text links no file
         return Rendered(place(rendered.html, folder, self.files), rendered.toc, rendered.blocks)
 
 

@@ -6,11 +6,11 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from blog.content import ContentError, Site, Written
 from blog.files.clean import FORMATS, Cleaned, Unfit, clean_image, clean_text
-from blog.files.links import Link, line_of, links_in, may_link_files, resolve
+from blog.files.links import Link, folder_of, line_of, links_in, may_link_files, resolve
 from blog.files.model import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, kind_of
 from blog.files.svg import clean_svg
 from blog.render import render
@@ -26,9 +26,9 @@ _ALLOWED = ", ".join(sorted(TYPES))
 def documents(site: Site) -> Iterator[tuple[str, Written, str]]:
     """Yield each entry and page: its key in a build ("slug" or "page:slug"), itself, its folder in the tree."""
     for entry in site.entries:
-        yield entry.slug, entry, PurePosixPath(*entry.path.parts[1:]).parent.as_posix()
+        yield entry.slug, entry, folder_of(entry.path)
     for page in site.pages.values():
-        yield f"page:{page.slug}", page, PurePosixPath(*page.path.parts[1:]).parent.as_posix()
+        yield f"page:{page.slug}", page, folder_of(page.path)
 
 
 def clean(raw: bytes, how: str) -> Cleaned:

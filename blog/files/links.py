@@ -5,12 +5,14 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
+from pathlib import PurePath, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from lxml import html as lxml_html
 from lxml.etree import ParserError
 
-__all__ = ["Link", "html_may_link_files", "is_file_url", "line_of", "links_in", "may_link_files", "resolve"]
+__all__ = ["Link", "folder_of", "html_may_link_files", "is_file_url", "line_of", "links_in", "may_link_files",
+           "resolve"]
 
 # A link destination that is neither absolute (a scheme, //host, /path) nor within the page (#, ?): the only
 # kind that can name a file. Most pages have none, and are never parsed for links.
@@ -27,6 +29,11 @@ class Link:
     url: str
     image: bool
     alt: str | None = None
+
+
+def folder_of(path: PurePath) -> str:
+    """Return where a page's Markdown sits in the content tree (its path without the tree's own folder)."""
+    return PurePosixPath(*path.parts[1:]).parent.as_posix()
 
 
 def may_link_files(markdown: str) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from blog.content import Entry
-from blog.files.links import line_of, links_in, may_link_files, resolve
+from blog.files.links import folder_of, line_of, links_in, may_link_files, resolve
 from blog.render import render
 
 MISSING = ""  # the digest of a linked file that is not there (`blog check` says so on its own)
@@ -35,7 +35,7 @@ def linked_files(entry: Entry, root: Path, html: str | None = None) -> dict[str,
     """Return the files an entry links by path in the content tree (its rendered HTML, if at hand, saves a render)."""
     if not may_link_files(entry.body):
         return {}
-    folder = PurePosixPath(*entry.path.parts[1:]).parent.as_posix()
+    folder = folder_of(entry.path)
     found: dict[str, Linked] = {}
     for link in links_in(render(entry.body).html if html is None else html):
         path = resolve(folder, link.url)

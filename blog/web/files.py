@@ -6,8 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, request, send_file
 
-from blog.files import absolute, mirror, place
-from blog.render import Rendered
+from blog.files import absolute, mirror
 from blog.web.assets import content_security_policy
 from blog.web.context import base_url, build
 from blog.web.fastpath import MARK
@@ -55,9 +54,3 @@ def with_files(key: str, markdown: str) -> str:
 def in_feed(html: str) -> str:
     """Return an entry's HTML for a feed: links to its files absolute on this request's base (onion or clearnet)."""
     return absolute(html, base_url())
-
-
-def placed(key: str, rendered: Rendered) -> Rendered:
-    """Return an earlier text's rendering (a revision page) with its links to files placed as the entry's are."""
-    files = build().files
-    return Rendered(place(rendered.html, files.folders.get(key), files), rendered.toc, rendered.blocks)

@@ -11,7 +11,6 @@ from flask import Blueprint, abort
 from blog.content import Entry, utcnow
 from blog.render import Rendered, render
 from blog.web.context import build, cached, page
-from blog.web.files import placed
 
 bp = Blueprint("revisions", __name__)
 
@@ -91,7 +90,7 @@ def revision(slug: str, number: int):
             abort(404)
         shown = revisions[number - 1]
         following = revisions[number] if number < len(revisions) else None
-        rendered: Rendered = placed(slug, render(shown.body))
+        rendered: Rendered = build().placed(slug, render(shown.body))
         diff = _diff(shown.body, following.body) if following else []
         html = page("revisions/revision.html", entry=entry, shown=shown, following=following, rendered=rendered,
                     diff=diff, total=len(revisions))
