@@ -157,7 +157,10 @@ def status(ctx: click.Context) -> None:
     try:
         found = wire.status(path)
     except wire.Failed as exc:
-        left = " (a socket file is left from a stopped site)" if path.exists() else ""
+        left = ""
+        if path.exists():
+            left = (" (it accepts connections but does not answer: stopped, or busy)" if wire.listening(path)
+                    else " (the socket file is left from a stopped site: nothing listens there)")
         click.echo(f"semantic:  not answering at {path}: {exc}{left}")
         click.echo("           a served site ranks by words until it answers; `blog mcp` loads the model itself")
         return

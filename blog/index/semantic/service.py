@@ -20,8 +20,8 @@ import argparse
 import json
 import logging
 import os
+import select
 import signal
-import socket
 import socketserver
 import sys
 import threading
@@ -55,7 +55,8 @@ class _Handler(socketserver.StreamRequestHandler):
             request = json.loads(self.rfile.readline(MAX_REQUEST))
             until = float(request.get("until") or time.monotonic() + READ_WITHIN)
             if request.get("status"):
-                self._answer(self.server.state.status())
+                if time.monotonic() <= until:
+                    self._answer(self.server.state.status())
                 return
             k = max(1, min(int(request["k"]), MAX_K))
             build_id, question = str(request["build"]), str(request["q"])[:MAX_REQUEST]
@@ -67,8 +68,10 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         with self.server.slots:
             if self._abandoned(until):
-                return  # the asker gave up while this question waited for a slot: computing it helps nobody
+                self.server.state.count("dropped")
+                return  # the asker gave up while this question waited: computing it helps nobody
             hits = nearest.nearest(build_id, question, k)
+            self.server.state.count("answered")
         if not self._abandoned(until):
             self._answer({"hits": hits})
 
@@ -76,12 +79,10 @@ class _Handler(socketserver.StreamRequestHandler):
         """Tell whether the asker stopped waiting: its deadline passed, or it closed the connection."""
         if time.monotonic() > until:
             return True
-        try:
-            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False  # connected, nothing more to read: still waiting for the answer
-        except OSError:
-            return True
+        # The asker sends nothing after its question: a hang-up is the only event its end can raise.
+        watch = select.poll()
+        watch.register(self.connection, select.POLLRDHUP)
+        return bool(watch.poll(0))
 
     def _answer(self, payload: dict[str, object]) -> None:
         try:
@@ -92,6 +93,7 @@ class _Handler(socketserver.StreamRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 64  # a burst of askers waits in the backlog rather than being refused
 
     def __init__(self, name: str, state: _State) -> None:
         self.state = state
@@ -112,6 +114,13 @@ class _State:
         self.model_id: str | None = None
         self.why: str | None = None  # why there is no model
         self.embedding: dict[str, object] | None = None  # {"build", "done", "total"} while embedding
+        self.answered = 0  # questions computed
+        self.dropped = 0  # questions whose asker had given up before their turn (not computed)
+        self._counting = threading.Lock()
+
+    def count(self, what: str) -> None:
+        with self._counting:
+            setattr(self, what, getattr(self, what) + 1)
 
     def short_why(self) -> str:
         """What a worker may tell a reader: no path, no detail (`blog status` shows self.why)."""
@@ -121,7 +130,8 @@ class _State:
         current = _current_id(self.config)
         found = self.nearest.vectors_for(current) if self.nearest is not None and current else None  # type: ignore[attr-defined]
         return {"pid": os.getpid(), "model": self.model_id, "why": self.why, "current": current,
-                "vectors": len(found.keys) if found is not None else None, "embedding": self.embedding}
+                "vectors": len(found.keys) if found is not None else None, "embedding": self.embedding,
+                "answered": self.answered, "dropped": self.dropped}
 
 
 class _Stop:

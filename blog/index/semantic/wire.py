@@ -31,7 +31,12 @@ class Failed(Exception):
 
 
 def socket_path(config: Config) -> Path:
-    return config.data_dir / SOCKET
+    return socket_path_of(config.data_dir)
+
+
+def socket_path_of(data_dir: Path) -> Path:
+    """Return where the semantic process of a data directory listens."""
+    return data_dir / SOCKET
 
 
 @contextlib.contextmanager
