@@ -31,6 +31,7 @@ from blog.index.semantic import client as semantic_client
 from blog.index.semantic import files, wire
 from processes import Server, free_port
 from tests.conftest import ROOT
+from tests.tor_helpers import wait_for
 
 MODEL = ROOT / "var" / "model"
 # The same five questions on every transport: a question, a pasted command line, a quoted phrase, a
@@ -79,13 +80,11 @@ def _status(data: Path) -> dict[str, Any] | None:
 
 
 def _wait(check: Any, what: str, server: Server, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"no {what} within {timeout:.0f} s:\n{server.log()[-3000:]}")
+    try:
+        return wait_for(check, timeout, what)
+    except pytest.fail.Exception:
+        print(server.log()[-3000:])  # pytest shows it beside the failure
+        raise
 
 
 async def _ask(transport: Any, questions: list[str]) -> list[dict[str, Any]]:
@@ -177,8 +176,8 @@ def test_a_stopped_semantic_process_costs_each_reader_the_deadline_at_most_once(
     figures = run.figures()
     stopped = [s.seconds for s in run.phases()["stopped"]]
     assert not run.errors, run.errors[:5]
-    assert max(stopped) < 1.2, figures
-    assert figures["stopped"]["p99_ms"] < 800, figures
+    assert max(stopped) < 1.5, figures
+    assert figures["stopped"]["p99_ms"] < 1000, figures
     # Each reader keeps one connection, so one worker: it pays the deadline at most once.
     assert sum(s > 0.4 for s in stopped) <= readers, figures
     assert figures["resumed_after_2s"]["p99_ms"] < 300, figures
