@@ -165,6 +165,9 @@ def status(ctx: click.Context) -> None:
         click.echo("           a served site ranks by words until it answers; `blog mcp` loads the model itself")
         return
     click.echo(f"semantic:  up (pid {found.get('pid')}) at {path}")
+    if found.get("starting"):
+        click.echo("model:     loading; search ranks by words until it is loaded")
+        return
     if not found.get("model"):
         click.echo(f"model:     none: {found.get('why')}")
         return

@@ -113,6 +113,7 @@ class _State:
         self.nearest: object | None = None  # blog.index.semantic.nearest.Nearest once the model is loaded
         self.model_id: str | None = None
         self.why: str | None = None  # why there is no model
+        self.starting = True  # until the model is loaded, or known to be missing
         self.embedding: dict[str, object] | None = None  # {"build", "done", "total"} while embedding
         self.answered = 0  # questions computed
         self.dropped = 0  # questions whose asker had given up before their turn (not computed)
@@ -124,6 +125,8 @@ class _State:
 
     def short_why(self) -> str:
         """What a worker may tell a reader: no path, no detail (`blog status` shows self.why)."""
+        if self.starting:
+            return "the semantic process is still loading its model"
         return "the semantic ranker is off" if not self.config.semantic else NO_MODEL
 
     def status(self) -> dict[str, object]:
@@ -131,7 +134,7 @@ class _State:
         found = self.nearest.vectors_for(current) if self.nearest is not None and current else None  # type: ignore[attr-defined]
         return {"pid": os.getpid(), "model": self.model_id, "why": self.why, "current": current,
                 "vectors": len(found.keys) if found is not None else None, "embedding": self.embedding,
-                "answered": self.answered, "dropped": self.dropped}
+                "answered": self.answered, "dropped": self.dropped, "starting": self.starting}
 
 
 class _Stop:
@@ -156,7 +159,7 @@ def serve(config: Config, parent: int) -> None:
         files = locate(config.model_dir)
     except ModelUnavailable as exc:
         log.warning("search ranks by words only: %s", exc)
-        state.why, files = str(exc), None
+        state.why, state.starting, files = str(exc), False, None
     path = socket_path(config)
     try:
         server, inode = _listen(path, state)
@@ -208,6 +211,7 @@ def _embed_and_answer(config: Config, parent: int, files: object, state: _State,
     # batch. The embedding session is made after this thread lowers itself: its threads inherit that.
     state.nearest = Nearest(Encoder(files, threads=1), root)  # type: ignore[arg-type]
     state.model_id = files.model_id  # type: ignore[attr-defined]
+    state.starting = False
     _yield_to_readers()
     embedder = Encoder(files, threads=len(os.sched_getaffinity(0)))  # type: ignore[arg-type]
     log.info("semantic ranker ready (pid %d, model %s)", os.getpid(), state.model_id)
