@@ -116,11 +116,19 @@ def _page_top5(url: str, question: str) -> list[str]:
     return list(dict.fromkeys(links))[:5]
 
 
+def _blog_status(tmp: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "blog.cli", "status"], cwd=ROOT, capture_output=True, text=True,
+                          env=_env(tmp / "content", tmp / "data"), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_blog_mcp_after_a_sigkilled_site_ranks_by_meaning_as_the_site_did(tmp_path: Path) -> None:
     server = _serve(tmp_path)
     try:
         served = _over_http(server.url, QUESTIONS)
         pages = [_page_top5(server.url, q) for q in QUESTIONS]
+        up = _blog_status(tmp_path)
     finally:
         assert server.process is not None
         os.killpg(server.process.pid, signal.SIGKILL)  # the whole site at once: nothing cleans up
@@ -130,6 +138,11 @@ def test_blog_mcp_after_a_sigkilled_site_ranks_by_meaning_as_the_site_did(tmp_pa
     sock = wire.socket_path_of(tmp_path / "data")
     _wait(lambda: not wire.listening(sock), "end of the killed semantic process", server, 15)
     assert sock.exists(), "the test needs the socket a SIGKILL leaves behind"
+    build = re.search(r"^build: +(\w+)$", up, re.M)
+    assert build and "semantic:  up (pid" in up, up
+    assert re.search(rf"^vectors: +\d+ blocks of build {build.group(1)}: search ranks by words and meaning$", up, re.M)
+    down = _blog_status(tmp_path)
+    assert "semantic:  not answering" in down and "nothing listens there" in down, down
 
     errors = tmp_path / "mcp.err"
     params = StdioServerParameters(command=sys.executable, args=["-m", "blog.cli", "mcp"], cwd=str(ROOT),
