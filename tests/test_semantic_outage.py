@@ -157,6 +157,30 @@ def test_blog_mcp_after_a_sigkilled_site_ranks_by_meaning_as_the_site_did(tmp_pa
     assert "left from a stopped site" in said
 
 
+def test_blog_mcp_started_beside_a_site_keeps_meaning_when_the_site_stops(tmp_path: Path) -> None:
+    server = _serve(tmp_path)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "blog.cli", "mcp"], cwd=str(ROOT),
+                                   env=_env(tmp_path / "content", tmp_path / "data"))
+    errors = tmp_path / "mcp.err"
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        with errors.open("w") as errlog:
+            async with Client(stdio_client(params, errlog=errlog), cache=None) as mcp:
+                before = await mcp.call_tool("search_blog", {"query": QUESTIONS[0], "limit": 5})
+                await asyncio.to_thread(server.stop)  # a plain stop: the site's process and its socket go
+                after = await mcp.call_tool("search_blog", {"query": QUESTIONS[1], "limit": 5})
+                return before.structured_content, after.structured_content
+
+    try:
+        before, after = asyncio.run(go())
+    finally:
+        server.stop()
+    said = errors.read_text()
+    assert "asking the site's semantic process" in said, said
+    assert before["ranking"] == after["ranking"] == "words+meaning", (before["ranking"], after, said[-2000:])
+    assert "the model is loaded here" in said, said
+
+
 def test_a_killed_semantic_process_costs_meaning_only_until_it_is_back(tmp_path: Path) -> None:
     server = _serve(tmp_path)
     try:

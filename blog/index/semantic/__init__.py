@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from blog.config import Config
 
@@ -74,12 +76,57 @@ def ask_or_load(config: Config) -> str:
         use(None)
         return "search ranks by words only: the semantic ranker is off (semantic = false)"
     if listening(path):
-        connect(config)
+        from blog.index.semantic.client import Client
+
+        use(SiteOrHere(config, Client(path)))
         return f"search ranks by words and meaning, asking the site's semantic process at {path}"
     left = f" ({path} is left from a stopped site: nothing answers there)" if path.exists() else ""
     if load_local(config):
         return f"search ranks by words and meaning, with the model loaded in this process{left}"
     return f"search ranks by words only: {_why} (see above){left}"
+
+
+class SiteOrHere:
+    """The stdio server's provider: the site's semantic process while it runs, the model here once it is gone.
+
+    A site stopped while `blog mcp` runs takes its process with it; from then on the model is loaded here
+    (once) and questions are ranked here, over the same vectors, until the site's process answers again.
+    A process that is only slow or stopped is waited for, as a worker would: it holds the model already.
+    """
+
+    def __init__(self, config: Config, asker: Any) -> None:
+        self.config, self.asker = config, asker
+        self.here: Any = None
+        self._tried = False  # the model is loaded here at most once (its absence is said once too)
+        self._loading = threading.Lock()
+
+    def _here(self) -> Any:
+        if self.here is None and not self._tried and self.asker.gone:
+            with self._loading:
+                if not self._tried:
+                    self._tried = True
+                    if load_local(self.config):
+                        self.here = _provider
+                        log.warning("the site's semantic process is gone: the model is loaded here, and "
+                                    "search ranks by words and meaning again")
+                    use(self)  # load_local set the module's provider to its own: this one stays in charge
+        return self.here
+
+    def expects(self, build_id: str) -> bool:
+        return self.asker.expects(build_id) or self._here() is not None
+
+    def why_not(self, build_id: str) -> str | None:
+        if self.asker.expects(build_id) or self.here is None:
+            return self.asker.why_not(build_id)
+        return self.here.why_not(build_id)
+
+    def __call__(self, build_id: str, question: str, k: int) -> list[tuple[str, float]] | None:
+        if self.asker.expects(build_id):
+            hits = self.asker(build_id, question, k)
+            if hits is not None or not self.asker.gone:
+                return hits
+        here = self._here()
+        return here(build_id, question, k) if here is not None else None
 
 
 def load_local(config: Config) -> bool:

@@ -34,6 +34,7 @@ class Client:
         self.path = path
         self.deadline = deadline
         self._out: str | None = None  # why the process is not asked now (None: it is)
+        self.gone = False  # the last failure found nothing listening (no process), not a slow one
         self._prober: tuple[int, threading.Thread] | None = None  # (pid, thread): threads do not survive a fork
         self._lock = threading.Lock()
         self._unready: dict[str, tuple[float, str]] = {}  # build id -> until when not to ask, and why
@@ -58,7 +59,7 @@ class Client:
             answer = wire.exchange(self.path, {"build": build_id, "q": question, "k": k}, self.deadline,
                                    give_up=lambda: self._out is not None)
         except wire.Failed as exc:
-            self._trip(str(exc))
+            self._trip(str(exc), exc.gone)
             return None
         hits = answer.get("hits")
         if not isinstance(hits, list):
@@ -75,9 +76,11 @@ class Client:
 
     nearest = __call__
 
-    def _trip(self, why: str) -> None:
+    def _trip(self, why: str, gone: bool = False) -> None:
         """Stop asking until a probe finds the process answering again; start that probe once."""
         with self._lock:
+            if self._out is None or gone:  # a question that merely gave up with another says nothing new
+                self.gone = gone
             if self._out is None:
                 log.warning("the semantic process is out (%s): search ranks by words until it answers again", why)
             self._out = why
@@ -94,10 +97,10 @@ class Client:
             try:
                 wire.status(self.path, self.deadline)
             except wire.Failed as exc:
-                self._out = str(exc)
+                self._out, self.gone = str(exc), exc.gone
                 continue
             with self._lock:
-                self._out = None
+                self._out, self.gone = None, False
                 self._prober = None
             log.info("the semantic process answers again; search ranks by words and meaning")
             return

@@ -29,6 +29,10 @@ SLICE = 0.05  # seconds between looks at whether the asker should give up early
 class Failed(Exception):
     """The exchange did not happen: nothing listens, no answer in time, or a garbled answer (str: why)."""
 
+    def __init__(self, why: str, gone: bool = False) -> None:
+        super().__init__(why)
+        self.gone = gone  # nothing listens at the socket (no process), as against a slow or hung one
+
 
 def socket_path(config: Config) -> Path:
     return socket_path_of(config.data_dir)
@@ -94,7 +98,7 @@ def exchange(path: Path, request: dict[str, object], deadline: float,
                 if size > MAX_ANSWER:
                     raise Failed("its answer was too long")
     except (FileNotFoundError, ConnectionRefusedError) as exc:
-        raise Failed("it is not running") from exc
+        raise Failed("it is not running", gone=True) from exc
     except TimeoutError as exc:
         raise Failed(f"it did not answer within {deadline:g} s") from exc
     except OSError as exc:
