@@ -57,6 +57,9 @@ class Outage:
     errors: list[str] = field(default_factory=list)
     stopped_at: float = 0.0
     resumed_at: float = 0.0
+    # questions that reached the stopped process and were dropped when it resumed (its askers had left):
+    # with one breaker per worker, at most one per reader
+    abandoned: int = 0
 
     def phases(self) -> dict[str, list[Sample]]:
         recovered = self.resumed_at + RECOVERED_AFTER
@@ -105,6 +108,7 @@ async def _drive(server: Gunicorn, pid: int, readers: int, pause: float, before:
     until = start + before + stopped + after
     tasks = [asyncio.create_task(_reader(server.port, i, until, pause, outage)) for i in range(readers)]
     await asyncio.sleep(before)
+    dropped = _dropped(server)
     outage.stopped_at = time.monotonic()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -113,6 +117,14 @@ async def _drive(server: Gunicorn, pid: int, readers: int, pause: float, before:
         os.kill(pid, signal.SIGCONT)
     outage.resumed_at = time.monotonic()
     await asyncio.gather(*tasks)
+    outage.abandoned = _dropped(server) - dropped
+
+
+def _dropped(server: Gunicorn) -> int:
+    """Return how many questions the semantic process has dropped unanswered (its status counts them)."""
+    from blog.index.semantic import wire
+
+    return int(wire.status(wire.socket_path_of(Path(server.env["BLOG_DATA_DIR"])), 10.0)["dropped"])  # type: ignore[arg-type]
 
 
 def wait_for_vectors(server: Gunicorn, timeout: float = 300.0) -> int:
@@ -148,6 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         outage, log = run(Path(tmp), args.readers, args.pause, args.before, args.stopped, args.after)
     print(json.dumps({"readers": args.readers, "pause_s": args.pause, "errors": outage.errors[:5],
+                      "questions_sent_to_the_stopped_process": outage.abandoned,
                       "tracebacks_in_log": log.count("Traceback"), "phases": outage.figures()}, indent=1))
 
 

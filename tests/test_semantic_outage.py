@@ -215,9 +215,12 @@ def test_a_stopped_semantic_process_costs_each_reader_the_deadline_at_most_once(
     assert not run.errors, run.errors[:5]
     assert max(stopped) < 1.5, figures
     assert figures["stopped"]["p99_ms"] < 1000, figures
-    # Each reader keeps one connection, so one worker: it pays the deadline at most once.
-    assert sum(s > 0.4 for s in stopped) <= readers, figures
-    assert figures["resumed_after_2s"]["p99_ms"] < 300, figures
+    # Each reader keeps one connection, so one worker, whose breaker lets it pay the deadline at most once:
+    # the questions that reached the stopped process (dropped, not computed, when it resumed) are at most
+    # one per reader. Asked under the searcher's lock with a per-thread back-off, every queued one did.
+    assert 0 < run.abandoned <= readers, (run.abandoned, figures)
+    # back to what it was before the stop (a loaded machine slows both alike)
+    assert figures["resumed_after_2s"]["p99_ms"] < max(300, 2 * figures["before"]["p99_ms"]), figures
     after = figures["resumed_after_2s"]
     assert after["by_meaning"] >= 0.9 * after["requests"] > 0, figures
     assert "Traceback" not in log, log[-3000:]
