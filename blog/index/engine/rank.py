@@ -39,7 +39,7 @@ class Plan:
     loose: int = 0  # the first `loose` words may be missing from a ranked OR result; the rest are quoted
     phrases: list[wq.Query] = field(default_factory=list)  # quoted: every result contains them
     near: wq.Query | None = None  # the words close together: a bonus in the ranked OR
-    excluded: wq.Query | None = None  # -word and -"phrase"
+    excluded: wq.Query | None = None  # not:word and not:"phrase"
     scale: float = 0.9  # the coordination bonus of the ranked OR, as in Whoosh's Or(scale=...)
 
 
