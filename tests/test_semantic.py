@@ -316,6 +316,17 @@ def test_while_the_semantic_process_is_down_answers_by_words_are_cached_and_say_
         first = index.search(build, QUESTION)
         assert not first.semantic and not asker.expects(build.id)
         assert first.without_meaning == "the site's semantic process is not answering"
+        # the lexical side was read deep for fusion before the ask failed: the page is still the one a
+        # ranking by words alone gives, its count and mode too
+        semantic.use(client.Client(wire.socket_path(config)))  # a breaker not yet tripped: it asks
+        keywords = index.search(build, "onion key")  # 31 paragraphs have both words: AND fills the page
+        assert keywords.without_meaning  # asked, and read 60 deep, before the ask failed
+        semantic.use(None)
+        alone = index.search(build, QUESTION)
+        alone_keywords = index.search(build, "onion key")
+        semantic.use(asker)
+        assert (first.citations, first.total, first.mode) == (alone.citations, alone.total, alone.mode)
+        assert (keywords.citations, keywords.total, keywords.mode) == (alone_keywords.citations, 31, "and")
         second = index.search(build, QUESTION)  # not asked: answered by words, and cached
         assert index.search(build, QUESTION) is second, "the answer by words was not cached"
         # A process comes up at the socket (here one without the model, which answers its status):
