@@ -149,6 +149,7 @@ class Supervisor:
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
+        self._claimed: str | None = None  # how it ended, once claim() has seen it
 
     @staticmethod
     def first_build() -> None:
@@ -161,15 +162,35 @@ class Supervisor:
 
     def start(self) -> None:
         self._started = time.monotonic()
+        self._claimed = None
         self.process = subprocess.Popen([sys.executable, "-m", self.module, "--parent", str(os.getpid())])
+
+    def claim(self) -> None:
+        """Collect the helper's exit status if it has ended, before gunicorn's reaping can.
+
+        The master's SIGCHLD handling reaps every child with waitpid(-1) and keeps only its workers'
+        statuses: a helper it reaps first reads as "exited with 0" to Popen, whatever killed it. The master's
+        reap_workers calls this first (blog/gunicorn_conf.py), as gunicorn does for its own dirty arbiter.
+        """
+        if self.process is None or self.process.returncode is not None:
+            return
+        try:
+            pid, status = os.waitpid(self.process.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere after all: its status is gone
+            self.process.returncode, self._claimed = 0, "ended (its exit status was collected elsewhere)"
+            return
+        if pid:
+            self.process.returncode = os.waitstatus_to_exitcode(status)
+            self._claimed = describe(self.process.returncode)
 
     def keep_alive(self) -> None:
         """Start the builder again when it has died (the master calls this about once a second)."""
-        if self.process is None or self.process.poll() is None:
+        self.claim()
+        if self.process is None or self.process.returncode is None:
             return
         if time.monotonic() - self._started < RESTART_AFTER:
             return
-        log.error("%s exited with %s; starting it again", self.name, self.process.returncode)
+        log.error("%s %s; starting it again", self.name, self._claimed or describe(self.process.returncode))
         self.start()
 
     def nudge(self) -> None:
@@ -186,6 +207,17 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def describe(code: int) -> str:
+    """Say how a process ended, from its exit code (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with status {code}"
 
 
 def main(argv: list[str] | None = None) -> int:

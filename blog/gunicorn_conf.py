@@ -56,7 +56,13 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     """Start the builder and the semantic process; look after them on every turn of the master's loop."""
     _builder.start()
     _semantic.start()
-    manage_workers = server.manage_workers
+    manage_workers, reap_workers = server.manage_workers, server.reap_workers
+
+    def reap_helpers_first() -> None:
+        # gunicorn's waitpid(-1) would take the helpers' exit statuses and drop them (builder.Supervisor.claim)
+        _builder.claim()
+        _semantic.claim()
+        reap_workers()
 
     def manage_workers_and_builder() -> None:
         manage_workers()
@@ -64,6 +70,7 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
         _semantic.keep_alive()
 
     server.manage_workers = manage_workers_and_builder
+    server.reap_workers = reap_helpers_first
 
 
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]

@@ -97,9 +97,13 @@ def test_query_language(tmp_path: Path, small: Path) -> None:
     assert {c.slug for c in index.search(build, "quokka before:2026-02").citations} == {"zebra-notes"}
     assert {c.slug for c in index.search(build, "quokka", after=dt.date(2026, 3, 10)).citations} == {"quokka-later"}
     # quokka-later's summary ("s.") matches its title's word, and has no gunicorn in it
-    without = index.search(build, "quokka -gunicorn").citations
+    without = index.search(build, "quokka not:gunicorn").citations
     assert {c.slug for c in without if c.kind != "summary"} == {"zebra-notes"}
     assert not any("gunicorn" in c.text for c in without)
+    assert not any("gunicorn" in c.text for c in index.search(build, 'quokka not:"gunicorn workers"').citations)
+    # A leading minus is part of a word, as in a pasted command line: `-gunicorn` finds gunicorn
+    flagged = index.search(build, "quokka -gunicorn").citations
+    assert any("gunicorn" in c.text for c in flagged) and index.search(build, "--gunicorn").citations
     assert {c.slug for c in index.search(build, '"quokka paragraph"').citations} == {"quokka-later"}
     assert index.search(build, '"quokka zebrafish"').total == 0
 

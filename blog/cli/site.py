@@ -16,13 +16,14 @@ from pathlib import Path
 import click
 
 from blog import builder, publish
-from blog.build import Build, BuildError
+from blog.build import Build, BuildError, current_pointer
 from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
 from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
 from blog.files import FileSet, check_files
 from blog.index import SearchError, semantic
+from blog.index.semantic import wire
 from blog.tor.errors import TorError
 from blog.tor.mode import onion_service_for
 from blog.tor.onion import OnionService
@@ -139,6 +140,48 @@ def draft_entry(content_dir: Path, title: str, tags: tuple[str, ...] = (), intro
     return path
 
 
+@click.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show the build being served and whether the semantic process is up, which build, and its vectors."""
+    cfg = config_of(ctx)
+    try:
+        pointer = current_pointer(cfg.builds_dir)
+    except BuildError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"build:     {pointer['build'] if pointer else '(none yet: run `blog build`)'}")
+    path = wire.socket_path(cfg)
+    if not cfg.semantic:
+        click.echo("semantic:  off (semantic = false): search ranks by words only")
+        return
+    try:
+        found = wire.status(path)
+    except wire.Failed as exc:
+        left = ""
+        if path.exists():
+            left = (" (it accepts connections but does not answer: stopped, or busy)" if wire.listening(path)
+                    else " (the socket file is left from a stopped site: nothing listens there)")
+        click.echo(f"semantic:  not answering at {path}: {exc}{left}")
+        click.echo("           a served site ranks by words until it answers; `blog mcp` loads the model itself")
+        return
+    click.echo(f"semantic:  up (pid {found.get('pid')}) at {path}")
+    if found.get("starting"):
+        click.echo("model:     loading; search ranks by words until it is loaded")
+        return
+    if not found.get("model"):
+        click.echo(f"model:     none: {found.get('why')}")
+        return
+    click.echo(f"model:     {found.get('model')}")
+    current, count, embedding = found.get("current"), found.get("vectors"), found.get("embedding")
+    if count is not None:
+        click.echo(f"vectors:   {count} blocks of build {current}: search ranks by words and meaning")
+    elif isinstance(embedding, dict):
+        click.echo(f"vectors:   embedding build {embedding.get('build')}: {embedding.get('done')} of "
+                   f"{embedding.get('total')} new blocks; search ranks by words until they are done")
+    else:
+        click.echo(f"vectors:   none yet for build {current}; search ranks by words until they are made")
+
+
 def _check_bind(cfg: Config, bind: str) -> None:
     if bind.startswith("unix:"):
         return
@@ -226,5 +269,5 @@ class _Running:
 
 def register(cli: click.Group) -> None:
     """Add the site's own commands to the blog CLI."""
-    for command in (check, build, reload, index_cmd, new, serve):
+    for command in (check, build, reload, index_cmd, new, serve, status):
         cli.add_command(command)

@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from html import escape
 
 from whoosh import highlight as wh
@@ -78,7 +79,8 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
                           "(tag:, after: and before: only narrow a search)")
     now = now or utcnow()
     hidden, mask = _mask(build, now)
-    nearest = semantic.provider_for(build.id) if not (parsed.phrases or parsed.negatives) else None
+    # Quoted phrases and not: narrow what may be shown; meaning still ranks the blocks that pass them.
+    nearest = semantic.provider_for(build.id)
     key = (build.id, str(build.index_dir), query, limit, offset, tag, str(parsed.after), str(parsed.before),
            hidden, nearest is not None)
     check_intact(build.index_dir)
@@ -86,14 +88,19 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key][0]
+    # Asked before the searcher's lock is taken, never while it is held: a slow or hung semantic process
+    # must cost each reader its own wait at most, not one wait per reader queued behind the lock.
+    hits = nearest(build.id, parsed.said, DEPTH * 2) if nearest is not None else None
     handle = open_searcher(build.index_dir)
     try:
         with handle.lock:
-            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset, nearest, hidden)
+            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset, hits, hidden)
     except _BROKEN as exc:
         forget(build.index_dir) if build.index_dir else None
         log.error("the search index %s failed mid-search: %s; it will be rebuilt", build.index_dir, exc)
         raise IndexUnavailable(UNAVAILABLE) from exc
+    if hits is None:
+        results = replace(results, without_meaning=semantic.why_not(build.id))
     if results.semantic or nearest is None:  # words only for now: the vectors join later, ask again then
         _remember(key, results)
     return results
@@ -126,11 +133,11 @@ def cached_bytes() -> int:
 
 
 def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Plan, mask: wq.Query | None,
-         limit: int, offset: int, nearest: semantic.Provider | None = None,
+         limit: int, offset: int, hits: list[tuple[str, float]] | None = None,
          hidden: frozenset[str] = frozenset()) -> Results:
     want = offset + limit
     wanted = offset + limit
-    if nearest is not None:
+    if hits is not None:
         want = max(want, DEPTH)  # the lexical ranking's depth that fusion reads
     scored = Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
     keys: list[tuple[str, float]] = []
@@ -148,9 +155,10 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
         keys += sorted(extra, key=lambda pair: -pair[1])[: want - len(keys)]
         total, mode = max(matched, total), "or"
     entries = _entry_map(build)
-    hits = nearest(build.id, text, DEPTH * 2) if nearest is not None else None
     if hits is not None:
-        meant = [k for k, _ in hits if _visible(k, entries, hidden, parsed)]
+        required, excluded = scored.narrowed()
+        meant = [k for k, _ in hits if _visible(k, entries, hidden, parsed) and k not in excluded
+                 and (required is None or k in required)]
         keys = fuse([k for k, _ in keys], meant, weights=(1.0, MEANING))
         total = max(total, len(keys))
     want = wanted

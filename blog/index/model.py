@@ -50,3 +50,4 @@ class Results:
     corrected: str | None = None  # a spelling suggestion when the query found little or nothing
     mode: str = "and"  # "and": every word matched; "or": ranked over the words that carry meaning
     semantic: bool = False  # the ranking by meaning joined the ranking by words (blog/index/fuse.py)
+    without_meaning: str | None = None  # why meaning did not join, in plain words (None: it did, or it is off)

@@ -1,7 +1,12 @@
-"""The query language readers and agents type: words, "phrases", -word, tag:, after:, before:.
+"""The query language readers and agents type: words, "phrases", not:word, tag:, after:, before:.
 
 Parsed by hand into Whoosh query objects (not Whoosh's QueryParser) so that every malformed query gets a
 plain explanation and every word is searched the same way in prose, identifiers, titles and headings.
+
+Pasted text is searched as text: a command line's flags (`-k`, `--threads`, `-X`), paths, `key=value`
+and error lines are words to find. Leaving words out takes the one form a pasted line does not produce
+by accident, `not:word` or `not:"a phrase"`; a leading minus was that form once, and it turned
+`gunicorn -k sync --threads 4` into two exclusions that dropped the very paragraph that answered it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from blog.index.schema import STOP, prose_analyzer, split_identifier, stem_word
 
 MAX_QUERY = 200  # characters; longer input is refused, not searched slowly
 MAX_TERMS = 24
-_TOKEN = re.compile(r'(-?)(?:(tag|after|before):)?("[^"]*"?|[^\s"]+)', re.IGNORECASE)
+_TOKEN = re.compile(r'(?:(tag|after|before|not):)?("[^"]*"?|[^\s"]+)', re.IGNORECASE)
 _TAG = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 _PROSE = prose_analyzer()
 # Snippets split at every non-letter, so Controller.authenticate() and ADD_ONION light up for their parts.
@@ -65,6 +70,7 @@ class Parsed:
     """A query taken apart: the words and phrases to match, the ones to exclude, and the filters."""
 
     words: list[str] = field(default_factory=list)
+    said: str = ""  # the words and phrases in the order typed, without the operators: what meaning ranks
     phrases: list[str] = field(default_factory=list)
     negatives: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -96,9 +102,14 @@ def parse(text: str) -> Parsed:
     if text.count('"') % 2:
         raise SearchError('a quotation mark is not closed; put phrases between two " marks')
     parsed = Parsed()
-    for minus, name, value in _TOKEN.findall(text):
+    said = []
+    for name, value in _TOKEN.findall(text):
         name = name.lower()
-        if name == "tag":
+        if name == "not":
+            excluded = value.strip('"').strip()
+            if excluded:
+                parsed.negatives.append(excluded)
+        elif name == "tag":
             tag = value.strip('"').lower()
             if not _TAG.match(tag):
                 raise SearchError(f"tag:{value} is not a tag; tags are lowercase words, e.g. tag:tor")
@@ -108,9 +119,14 @@ def parse(text: str) -> Parsed:
         elif value.startswith('"'):
             phrase = value.strip('"').strip()
             if phrase:
-                (parsed.negatives if minus else parsed.phrases).append(phrase)
-        elif value.strip("-"):
-            (parsed.negatives if minus else parsed.words).append(value)
+                parsed.phrases.append(phrase)
+                said.append(phrase)
+        elif stems(value) or split_identifier(value):
+            parsed.words.append(value)
+            said.append(value)
+        else:
+            said.append(value)  # punctuation alone (a prompt's `$`, an arrow): nothing to match, still text
+    parsed.said = " ".join(said)
     if len(parsed.words) + len(parsed.phrases) + len(parsed.negatives) > MAX_TERMS:
         raise SearchError(f"the query has more than {MAX_TERMS} words; ask with fewer")
     if parsed.after and parsed.before and parsed.after >= parsed.before:

@@ -79,6 +79,12 @@ def create_server(get_build: Callable[[], Build], base_url: Base = "", onion_bas
         text, a relevance score and whether the entry was updated after publication. Cite the `url` of
         each paragraph you use. Filter with tag (e.g. 'tor') and after/before (YYYY-MM-DD, publication
         date); a filter leaves out the pages, which have neither.
+
+        The query is searched as text, so paste command lines, flags (-k, --threads), paths and error
+        lines as they are. "an exact phrase" must appear as written; not:word or not:"a phrase" leaves
+        out the paragraphs that contain it (a leading minus is not an exclusion). `ranking` says whether
+        meaning ranked this answer beside the words ('words+meaning') or not ('words', with
+        `ranking_note` saying why).
         """
         return tools.search(ctx, query, limit, tag, after, before)
 

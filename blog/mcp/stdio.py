@@ -8,6 +8,7 @@ and names the errors that client raises when tor does not answer.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,9 +21,9 @@ from mcp.server import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
+from blog.build import Build
 from blog.config import Config
 from blog.index import semantic
-from blog.index.semantic.service import socket_path
 from blog.mcp.server import create_server
 from blog.serving.current import SiteState
 
@@ -39,10 +40,12 @@ def serve_current(config: Config) -> None:
     """
     state = SiteState(config)
     state.start()
-    if socket_path(config).exists():
-        semantic.connect(config)  # a served site's semantic process holds the model already
-    else:
-        semantic.load_local(config)
+    # A served site's semantic process holds the model already; a socket file alone proves nothing
+    # (a site stopped by SIGKILL leaves one), so ask_or_load connects to it before trusting it.
+    log.info("%s", semantic.ask_or_load(config))
+    build = state.snapshot.build
+    if semantic.why_not(build.id) is not None and semantic.provider() is not None:
+        threading.Thread(target=_embed, args=(config, build), name="embed", daemon=True).start()
 
     def onion(_host: str) -> str:
         return f"http://{state.onion_address}" if state.onion_address else ""
@@ -50,6 +53,14 @@ def serve_current(config: Config) -> None:
     server = create_server(lambda: state.snapshot.build, base_url=config.base_url, onion_base=onion)
     log.info("serving build %s over stdio", state.snapshot.build.id)
     anyio.run(server.run_stdio_async)
+
+
+def _embed(config: Config, build: Build) -> None:
+    """Make the vectors of a build that has none (`blog mcp` published it just now): words until then."""
+    log.info("embedding build %s for the ranking by meaning; until it is done, search ranks by words", build.id)
+    count = semantic.embed(config, build)
+    if count is not None:
+        log.info("build %s: vectors for %d blocks ready; search ranks by words and meaning", build.id, count)
 
 
 def proxy_server(remote: Client, url: str, instructions: str | None,

@@ -119,7 +119,8 @@ class BlogTools:
                  for c in results.citations if c.source == "page" or c.slug in entries]
         return SearchAnswer(query=results.query, total=results.total, results=cited[:limit],
                             corrected=results.corrected or None,
-                            ranking="words+meaning" if results.semantic else "words")
+                            ranking="words+meaning" if results.semantic else "words",
+                            ranking_note=results.without_meaning)
 
     def _cite(self, citation: index.Citation, entry: Entry | None, links: Links) -> CitedParagraph:
         def url(base: str) -> str:

@@ -39,7 +39,7 @@ class Plan:
     loose: int = 0  # the first `loose` words may be missing from a ranked OR result; the rest are quoted
     phrases: list[wq.Query] = field(default_factory=list)  # quoted: every result contains them
     near: wq.Query | None = None  # the words close together: a bonus in the ranked OR
-    excluded: wq.Query | None = None  # -word and -"phrase"
+    excluded: wq.Query | None = None  # not:word and not:"phrase"
     scale: float = 0.9  # the coordination bonus of the ranked OR, as in Whoosh's Or(scale=...)
 
 
@@ -133,6 +133,23 @@ class Scored:
             return (scores + (counts - 1) * step) * factor
         found = np.array([int(d) in near for d in docs], dtype=np.int32) if near else 0
         return (scores + close + (counts + found - 1) * step) * factor + self._phrases(docs)
+
+    def narrowed(self) -> tuple[frozenset[str] | None, frozenset[str]]:
+        """Return the keys every result must be among (None: any), and the keys no result may be.
+
+        What a quoted phrase or word and `not:` ask of the blocks the ranking by meaning brings: a block
+        must contain the quoted text and none of the excluded, as the lexical results do.
+        """
+        quoted = self.word_docs[self.plan.loose:]
+        required = None
+        if quoted or self.phrase_docs is not None:
+            docs = np.logical_and.reduce(quoted) if quoted else np.ones(self.size, dtype=bool)
+            required = self._keys(self._shown(docs))
+        excluded = self._keys(np.flatnonzero(_mask(self.size, _docs(self.searcher, [self.plan.excluded]))))
+        return required, excluded
+
+    def _keys(self, docs: np.ndarray) -> frozenset[str]:
+        return frozenset(self.searcher.stored_fields(int(d)).get("key", "") for d in docs)
 
     def _hits(self, docs: np.ndarray, values: np.ndarray, limit: int) -> list[Hit]:
         hits = []

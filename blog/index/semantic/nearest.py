@@ -47,3 +47,11 @@ class Nearest:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(found.keys[i], float(scores[i])) for i in top]
+
+    __call__ = nearest  # a provider for search() (blog.index.semantic.use)
+
+    def why_not(self, build_id: str) -> str | None:
+        """Say why a question about this build is not ranked by meaning (None: it is)."""
+        if self.vectors_for(build_id) is None:
+            return "this build has no vectors yet (`blog build` makes them)"
+        return None
