@@ -32,6 +32,9 @@ class Recorded:
     # The files the entry linked with this text: path in the content tree -> SHA-256 of the operator's bytes.
     # None: recorded before the lock held files (an older lock); `blog lock` fills it in without an update.
     files: dict[str, str] | None = None
+    # The date of every `updated:` item the entry carried when this was recorded, so that a later item dated
+    # before them is seen as backdated. None: recorded by an older `blog lock` (blog/honesty/updates.py copes).
+    dates: list[str] | None = None
 
     @property
     def since_time(self) -> dt.datetime:

@@ -16,7 +16,8 @@ import base64
 import hashlib
 
 from nacl import bindings as sodium
-from nacl.exceptions import BadSignatureError, CryptoError, RuntimeError as SodiumRuntimeError
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.exceptions import RuntimeError as SodiumRuntimeError
 
 from blog.tor.errors import KeyFileError
 
