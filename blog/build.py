@@ -33,9 +33,10 @@ REPAIR_SIGNAL = signal.SIGUSR2  # what a worker sends the builder when it finds 
 KEEP_BUILDS = 3
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
 RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps after reading them
-BUILD_FORMAT = 4  # what a saved build holds; a build of another format is rebuilt, not read
+BUILD_FORMAT = 5  # what a saved build holds; a build of another format is rebuilt, not read
 # 3: the content room became a package (blog.content.*), so a format-2 pickle names modules that are gone.
 # 4: a build holds the files its pages link (blog.files), cleaned, in files/ beside its renderings.
+# 5: a build holds the signed revision log (blog.honesty.revlog).
 
 
 class BuildError(Exception):
@@ -201,6 +202,7 @@ class Build:
     upstream: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> (url, PullState | None)
     texts: TextStore | None = None  # every entry's and page's Markdown, once saved
     files: FileSet = field(default_factory=FileSet)  # what the pages link, served from files/ (blog/files/)
+    revlog: Any = None  # the revision log and its signed head (blog.honesty.revlog.RevisionLog), at publish time
     format: int = BUILD_FORMAT
 
     def block_changed(self, slug: str, anchor: str) -> dt.datetime | None:
