@@ -63,15 +63,16 @@ def served_digests(files: FileSet, build_dir: Path | None, paths: list[str]) -> 
 
 
 def key_address(key_path: Path) -> tuple[bytes | None, str]:
-    """Return the onion key and its address, or (None, why there is none); never creates a key."""
+    """Return the onion key and its address, or (None, why there is none, as readers may be told); never creates one."""
     if not key_path.exists():
-        return None, f"no onion key at {key_path} (a site served without an onion address)"
+        log.info("no onion key at %s: the revision log is published unsigned", key_path)
+        return None, "this site has no onion key, so no address vouches for the log"
     try:
         key = keys.read_key(key_path)
         return key, identity.address_of(key)
     except KeyFileError as exc:
         log.error("the revision log is published unsigned: %s", exc)
-        return None, f"the onion key is unusable ({exc})"
+        return None, "the site's onion key could not be read when this build was made"
 
 
 def signed_address(build: Build) -> str | None:
