@@ -195,3 +195,49 @@ def verify_site(fetch: Fetch, address: str, since: str | None = None) -> Report:
         check_chain(report, address, since)
         check_served(fetch, report)
     return report
+
+
+def cited_results(stored: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the entry results in a stored tool answer: a search_blog answer, one of its results, or get_entry."""
+    results = stored.get("results") if isinstance(stored.get("results"), list) else [stored]
+    return [r for r in results if isinstance(r, dict) and r.get("revision") and r.get("source", "entry") == "entry"]
+
+
+def verify_citation(fetch: Fetch, address: str, stored: dict[str, Any]) -> Report:
+    """Check that what a stored answer quotes is the text the log records, under a log that extends its head."""
+    report = Report()
+    cited = cited_results(stored)
+    if not cited:
+        report.problems.append("citation: the file holds no result with a revision (a search_blog or get_entry "
+                               "answer about an entry)")
+        return report
+    if not load_log(fetch, report):
+        return report
+    heads = {c.get("log_head") for c in cited} - {None}
+    check_chain(report, address, None)
+    known = {r.hash for r in report.records} | {GENESIS}
+    for head in sorted(heads):
+        if head not in known:
+            report.problems.append(f"citation: the log head it was served under ({head}) is not in this log: "
+                                   "the history was rewritten since")
+    recorded = {(r.slug, r.revision): r for r in report.records}
+    for result in cited:
+        slug, number = str(result.get("slug")), int(result["revision"])
+        name = f"{slug} revision {number}"
+        record = recorded.get((slug, number))
+        if record is None:
+            report.problems.append(f"{name}: the citation names a revision the log does not record")
+            continue
+        if record.body != result.get("body_sha256"):
+            report.problems.append(f"{name}: the citation's text hash {str(result.get('body_sha256'))[:16]}… is not "
+                                   f"the recorded {record.body[:16]}…")
+        text = _check_text(fetch, report, record)
+        if text is None or not result.get("anchor") or result.get("kind") in ("summary", "update"):
+            continue  # a summary or an update note is front matter, not the recorded body
+        blocks = {b.anchor: b for b in render(text).blocks}
+        block = blocks.get(result["anchor"])
+        if block is None:
+            report.problems.append(f"{name}: paragraph #{result['anchor']} is not in the recorded text")
+        elif result.get("text") and " ".join(str(result["text"]).split()) != " ".join(block.text.split()):
+            report.problems.append(f"{name}: paragraph #{result['anchor']} says something else in the recorded text")
+    return report
