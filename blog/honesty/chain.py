@@ -185,7 +185,8 @@ def lock_problems(records: tuple[Record, ...], locked: Mapping[str, tuple[Record
             continue
         rec = revisions[record.revision - 1]
         files_same = rec.files is None or not record.files or rec.files == record.files  # None, {}: not recorded
-        differs = [what for what, same in (("body", rec.hash == record.body), ("date", rec.since == record.date),
+        body_same = rec.hash == record.body == hashlib.sha256(rec.body.encode("utf-8")).hexdigest()
+        differs = [what for what, same in (("body", body_same), ("date", rec.since == record.date),
                                            ("reason", rec.reason == record.reason), ("linked files", files_same))
                    if not same]
         if differs:
