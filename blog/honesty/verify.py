@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from blog.tor import identity
 
 Fetch = Callable[[str], tuple[int, bytes]]  # path -> (HTTP status, body); raises OSError-like on no answer
 CONTENT_ANCHOR = re.compile(r"^(p|li|code|table)-[0-9a-f]{8}(-\d+)?$")
+PARALLEL = 4  # entries checked at once
 FILE_LINK = re.compile(r"^(?:https?://[^/]+)?(/files/[0-9a-f]{16}/[^/?#]+)$")
 
 
@@ -118,54 +120,62 @@ def check_served(fetch: Fetch, report: Report) -> None:
     for record in report.records:
         by_slug.setdefault(record.slug, []).append(record)
     entries = report.log.get("entries") or {}
-    for slug in sorted(set(by_slug) | set(entries)):
-        records, view = by_slug.get(slug, []), entries.get(slug)
-        if view is None:
-            report.problems.append(f"{slug} revision {records[-1].revision}: the log records it, but the site no "
-                                   "longer shows the entry")
-            continue
-        texts = [_check_text(fetch, report, record) for record in records]
-        served = int(view.get("revision") or 0)
-        if served != len(records) or not view.get("recorded"):
-            report.problems.append(f"{slug} revision {served}: the site shows it, but the log records "
-                                   f"{len(records)} revision(s) of the entry: a change without a recorded update")
-        status, _ = fetch(f"/log/{slug}/revisions/{len(records) + 1}.md")
-        if status == 200 and served == len(records):
-            report.problems.append(f"{slug} revision {len(records) + 1}: the site serves its text, which the log "
-                                   "does not record")
-        if records and texts[-1] is not None:
-            _check_page(fetch, report, records[-1], texts[-1], view)
+    slugs = sorted(set(by_slug) | set(entries))
+    # A few entries at a time: over Tor each answer takes a round trip of a second or so, and the checks of
+    # one entry do not depend on another's. The problems still come out in slug order.
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        for found in pool.map(lambda slug: _check_entry(fetch, report.head, slug, by_slug.get(slug, []),
+                                                        entries.get(slug)), slugs):
+            report.problems += found
 
 
-def _check_text(fetch: Fetch, report: Report, record: Record) -> str | None:
+def _check_entry(fetch: Fetch, head: str, slug: str, records: list[Record], view: dict[str, Any] | None) -> list[str]:
+    problems: list[str] = []
+    if view is None:
+        return [f"{slug} revision {records[-1].revision}: the log records it, but the site no longer shows the entry"]
+    texts = [_check_text(fetch, problems, record) for record in records]
+    served = int(view.get("revision") or 0)
+    if served != len(records) or not view.get("recorded"):
+        problems.append(f"{slug} revision {served}: the site shows it, but the log records "
+                        f"{len(records)} revision(s) of the entry: a change without a recorded update")
+    status, _ = fetch(f"/log/{slug}/revisions/{len(records) + 1}.md")
+    if status == 200 and served == len(records):
+        problems.append(f"{slug} revision {len(records) + 1}: the site serves its text, which the log does not "
+                        "record")
+    if records and texts[-1] is not None:
+        _check_page(fetch, problems, head, records[-1], texts[-1], view)
+    return problems
+
+
+def _check_text(fetch: Fetch, problems: list[str], record: Record) -> str | None:
     status, body = fetch(f"/log/{record.slug}/revisions/{record.revision}.md")
     if status != 200:
-        report.problems.append(f"{record.name}: its text is not served ({status})")
+        problems.append(f"{record.name}: its text is not served ({status})")
         return None
     if sha256(body) != record.body:
-        report.problems.append(f"{record.name}: the served text hashes to {sha256(body)[:16]}…, the log records "
-                               f"{record.body[:16]}…: the text was changed after it was recorded")
+        problems.append(f"{record.name}: the served text hashes to {sha256(body)[:16]}…, the log records "
+                        f"{record.body[:16]}…: the text was changed after it was recorded")
         return None
     return body.decode("utf-8")
 
 
-def _check_page(fetch: Fetch, report: Report, record: Record, text: str, view: dict[str, Any]) -> None:
+def _check_page(fetch: Fetch, problems: list[str], head: str, record: Record, text: str,
+                view: dict[str, Any]) -> None:
     """Check the entry page: its paragraphs are the recorded text's, its revision line and files the log's."""
     status, body = fetch(f"/log/{record.slug}")
     if status != 200:
-        report.problems.append(f"{record.name}: the entry page answered {status}")
+        problems.append(f"{record.name}: the entry page answered {status}")
         return
-    page = lxml_html.fromstring(body)
-    article = page.find(".//article")
+    article = lxml_html.fromstring(body).find(".//article")
     if article is None:
-        report.problems.append(f"{record.name}: the entry page has no article")
+        problems.append(f"{record.name}: the entry page has no article")
         return
     line = article.find(".//p[@data-head]")
     if line is None or (line.get("data-revision"), line.get("data-body"), line.get("data-head")) != (
-            str(record.revision), record.body, report.head):
+            str(record.revision), record.body, head):
         shown = (line.get("data-revision"), (line.get("data-head") or "")[:16]) if line is not None else None
-        report.problems.append(f"{record.name}: the entry page's revision line ({shown}) is not this revision "
-                               f"under head {report.head[:16]}")
+        problems.append(f"{record.name}: the entry page's revision line ({shown}) is not this revision "
+                        f"under head {head[:16]}")
     for section in article.findall(".//section"):  # the update log and the replaced blocks' old anchors
         section.getparent().remove(section)
     shown_ids = [i for i in article.xpath(".//@id") if CONTENT_ANCHOR.match(i)]
@@ -173,19 +183,18 @@ def _check_page(fetch: Fetch, report: Report, record: Record, text: str, view: d
     if shown_ids != recorded_ids:
         extra = [a for a in shown_ids if a not in recorded_ids]
         missing = [a for a in recorded_ids if a not in shown_ids]
-        report.problems.append(f"{record.name}: the entry page shows other paragraphs than the recorded text "
-                               f"(not recorded: {', '.join(extra[:3]) or '-'}; "
-                               f"missing: {', '.join(missing[:3]) or '-'})")
+        problems.append(f"{record.name}: the entry page shows other paragraphs than the recorded text "
+                        f"(not recorded: {', '.join(extra[:3]) or '-'}; missing: {', '.join(missing[:3]) or '-'})")
     urls = dict(view.get("files") or {})
     for path, digest in sorted(record.served.items()):
         url = urls.get(path)
         status, data = fetch(url) if url else (404, b"")
         if status != 200 or sha256(data) != digest:
             got = f"hashes to {sha256(data)[:16]}…" if status == 200 else f"is not served ({status})"
-            report.problems.append(f"{record.name}: linked file {path} {got}, the log records {digest[:16]}…")
+            problems.append(f"{record.name}: linked file {path} {got}, the log records {digest[:16]}…")
     linked = {m.group(1) for ref in article.xpath(".//@src | .//@href") for m in [FILE_LINK.match(ref)] if m}
     for url in sorted(linked - set(urls.values())):
-        report.problems.append(f"{record.name}: the entry page links {url}, a file the log does not record")
+        problems.append(f"{record.name}: the entry page links {url}, a file the log does not record")
 
 
 def verify_site(fetch: Fetch, address: str, since: str | None = None) -> Report:
@@ -231,7 +240,7 @@ def verify_citation(fetch: Fetch, address: str, stored: dict[str, Any]) -> Repor
         if record.body != result.get("body_sha256"):
             report.problems.append(f"{name}: the citation's text hash {str(result.get('body_sha256'))[:16]}… is not "
                                    f"the recorded {record.body[:16]}…")
-        text = _check_text(fetch, report, record)
+        text = _check_text(fetch, report.problems, record)
         if text is None or not result.get("anchor") or result.get("kind") in ("summary", "update"):
             continue  # a summary or an update note is front matter, not the recorded body
         blocks = {b.anchor: b for b in render(text).blocks}
