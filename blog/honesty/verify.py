@@ -173,9 +173,10 @@ def _check_page(fetch: Fetch, problems: list[str], head: str, record: Record, te
     line = article.find(".//p[@data-head]")
     if line is None or (line.get("data-revision"), line.get("data-body"), line.get("data-head")) != (
             str(record.revision), record.body, head):
-        shown = (line.get("data-revision"), (line.get("data-head") or "")[:16]) if line is not None else None
-        problems.append(f"{record.name}: the entry page's revision line ({shown}) is not this revision "
-                        f"under head {head[:16]}")
+        said = (f"revision {line.get('data-revision')} under head {(line.get('data-head') or '')[:16]}"
+                if line is not None else "nothing")
+        problems.append(f"{record.name}: the entry page's revision line says {said}, the log's latest is "
+                        f"revision {record.revision} under head {head[:16]}")
     for section in article.findall(".//section"):  # the update log and the replaced blocks' old anchors
         section.getparent().remove(section)
     shown_ids = [i for i in article.xpath(".//@id") if CONTENT_ANCHOR.match(i)]
