@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 
 from blog.content import ContentError
 from blog.honesty import HonestyError
-from blog.honesty.lock import Recorded
+from blog.honesty.lock import Recorded, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +104,8 @@ def read_chain(content_dir: Path) -> tuple[Record, ...] | None:
 
 def write_chain(content_dir: Path, records: tuple[Record, ...]) -> Path:
     """Write the chain atomically, one record a line (appending shows in git as added lines only)."""
-    path = chain_path(content_dir)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".published-chain-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(canonical(record.as_json()).decode("utf-8") + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise HonestyError(f"cannot write {path}: {exc} (is the content folder writable?)") from exc
+    lines = "".join(canonical(record.as_json()).decode("utf-8") + "\n" for record in records)
+    path = write_atomically(chain_path(content_dir), lines)
     log.info("wrote %s (%d records)", path, len(records))
     return path
 
