@@ -183,3 +183,59 @@ def test_a_stored_citation_verifies_and_a_forged_one_does_not(signed_site: Confi
     problems = verify_citation(fetch, address(signed_site), stored).problems
     assert problems == [f"{first['slug']} revision 1: paragraph #{first['anchor']} says something else in the "
                         "recorded text"]
+
+
+def test_blog_lock_starts_the_chain_of_an_older_content_tree_and_check_asks_for_it(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    (content / "published.chain").unlink()
+    runner = CliRunner()
+    args = ["--content", str(content), "--data", str(tmp_path / "data")]
+    checked = runner.invoke(cli, [*args, "check"])
+    assert checked.exit_code == 0 and "published.chain does not exist yet: run `blog lock`" in checked.output
+    output = lock(content)
+    assert "started published.chain from published.lock: appended 10 record(s)" in output
+    assert (content / "published.chain").read_bytes() == (ROOT / "content" / "published.chain").read_bytes()
+
+
+def test_blog_verify_refuses_a_bad_address_and_fails_closed_without_tor(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["verify", "example.org"], env={"BLOG_CONFIG": "/dev/null"})
+    assert bad.exit_code == 1 and "is not a v3 onion address" in bad.output
+    name = identity.address_of(keys.generate_key())
+    closed = runner.invoke(cli, ["verify", name, "--socks", "127.0.0.1:1"], env={"BLOG_CONFIG": "/dev/null"})
+    assert closed.exit_code == 1 and "Nothing was sent" in closed.output and "nothing was verified" in closed.output
+
+
+def test_the_verifier_stops_reading_an_endless_answer(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    import httpx2
+
+    from blog.cli.verify import ANSWER_LIMIT, Unreachable, onion_fetcher
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(ANSWER_LIMIT // 2**16 + 64):
+                    self.wfile.write(b"x" * 2**16)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with httpx2.Client(trust_env=False, timeout=30) as client:
+            fetch = onion_fetcher(client, f"http://127.0.0.1:{server.server_address[1]}")
+            with pytest.raises(Unreachable, match="sent more than 8 MiB"):
+                fetch("/log/x/revisions/1.md")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -22,9 +22,8 @@ class Unreachable(click.ClickException):
     """The site did not answer through tor: nothing could be verified."""
 
 
-def onion_fetcher(client: httpx2.Client, address: str) -> Fetch:
-    """Return a Fetch that GETs paths of the onion service, refusing an answer beyond its byte limit."""
-    base = f"http://{identity.normalise(address)}.onion"
+def onion_fetcher(client: httpx2.Client, base: str) -> Fetch:
+    """Return a Fetch that GETs paths under base (the onion service), refusing an answer beyond its byte limit."""
 
     def fetch(path: str) -> tuple[int, bytes]:
         limit = LOG_LIMIT if path == "/revisions.json" else ANSWER_LIMIT
@@ -85,7 +84,7 @@ def verify_command(ctx: click.Context, address: str, since: str | None, citation
     name = f"{identity.normalise(address)}.onion"
     click.echo(f"verifying {name} through tor at {socks}", err=True)
     with egress.client(socks, follow_redirects=False) as client:
-        fetch = onion_fetcher(client, address)
+        fetch = onion_fetcher(client, f"http://{name}")
         if stored is not None:
             _print(verify_citation(fetch, address, stored), f"the citation from {citation}")
         else:
