@@ -160,6 +160,7 @@ def test_a_key_imported_later_signs_the_next_build_the_builder_prepares(tmp_path
     keys.load_or_create_key(config.onion_key_path)  # `blog serve` starts the onion after its first build
     again = publish.ensure_current(config)
     assert again.revlog.address == address(config) and again.revlog.signature
+    assert publish.ensure_current(config).created == again.created  # signed by this key: nothing to redo
 
 
 def test_a_stored_citation_verifies_and_a_forged_one_does_not(signed_site: Config, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from blog.build import Build
+from blog.build import Build, LogStore
 from blog.content import ContentError, ContentProblems, Entry, Site, utcnow
 from blog.files import FileSet, check_files
 from blog.files.links import resolve
@@ -30,7 +30,7 @@ from blog.honesty.chain import (
     write_chain,
 )
 from blog.honesty.lock import read_lock
-from blog.honesty.view import RevisionLog, Shown
+from blog.honesty.view import RevisionLog, Shown, SignedHead
 from blog.tor import identity, keys
 from blog.tor.errors import KeyFileError
 
@@ -78,7 +78,7 @@ def key_address(key_path: Path) -> tuple[bytes | None, str]:
 def signed_address(build: Build) -> str | None:
     """Return the address that signed a build's log, or None."""
     revlog = getattr(build, "revlog", None)
-    return revlog.address if isinstance(revlog, RevisionLog) else None
+    return revlog.address if isinstance(revlog, SignedHead) else None
 
 
 def needs_signing(build: Build, key_path: Path) -> bool:
@@ -128,7 +128,7 @@ def attach(build: Build, content_dir: Path, key_path: Path) -> RevisionLog:
                          found if key else None,
                          base64.b64encode(signature).decode("ascii") if signature else None,
                          "" if key else found)
-    build.revlog = revlog
+    build.revlog, build.revlog_answers = revlog.signed_head(), LogStore(revlog.answers())
     log.info("revision log: %d records, head %s, %s", len(chain), revlog.head[:16],
              f"signed by {found}.onion" if key else f"unsigned ({found})")
     return revlog

@@ -145,7 +145,7 @@ def _log_lines(base: str) -> list[str]:
     return ["## Revision log", "",
             f"- [Revision log]({base}/revisions.json): every revision of every entry as a hash chain (SHA-256 of "
             f"each text and linked file, the update's reason, the previous record's hash). Head {revlog.head} "
-            f"({len(revlog.records)} records), {signed}.",
+            f"({revlog.size} records), {signed}.",
             f"- One entry's records: {base}/log/<slug>/revisions.json; the Markdown of revision n, exactly as its "
             f"record hashes it: {base}/log/<slug>/revisions/<n>.md",
             "- Check it all through Tor with `blog verify ADDRESS`; keep the head and pass it as `--since` next "

@@ -6,7 +6,6 @@ worker never sees the onion key. docs/honesty.md describes the format.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, abort
@@ -18,12 +17,15 @@ bp = Blueprint("revlog", __name__)
 
 
 def revision_log() -> Any:
-    """Return the build's revision log (blog.honesty.view.RevisionLog), or None for a build made without one."""
+    """Return the build's signed head (blog.honesty.view.SignedHead), or None for a build made without a log."""
     return getattr(build(), "revlog", None)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=1, ensure_ascii=False) + "\n"
+def _answer(key: str) -> str:
+    answers = getattr(build(), "revlog_answers", None)
+    if answers is None or key not in answers:
+        abort(404)
+    return answers[key]
 
 
 def _entry(slug: str) -> Entry:
@@ -37,10 +39,7 @@ def _entry(slug: str) -> Entry:
 def whole():
     """Serve every record of the revision log, its signed head, and which revision each entry shows."""
     def produce():
-        revlog = revision_log()
-        if revlog is None:
-            abort(404)
-        return _json(revlog.as_json()), "application/json", build().created
+        return _answer(""), "application/json", build().created
 
     return cached(produce)
 
@@ -49,10 +48,8 @@ def whole():
 def of_entry(slug: str):
     """Serve one entry's records and what is served of it, under the log's signed head."""
     def produce():
-        entry, revlog = _entry(slug), revision_log()
-        if revlog is None or slug not in revlog.shown:
-            abort(404)
-        return _json(revlog.entry_json(slug)), "application/json", entry.last_updated
+        entry = _entry(slug)
+        return _answer(slug), "application/json", entry.last_updated
 
     return cached(produce)
 
