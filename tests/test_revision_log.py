@@ -240,3 +240,23 @@ def test_the_verifier_stops_reading_an_endless_answer(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_worker_serving_the_signed_log_never_loads_the_tor_room(signed_site: Config) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import blog.gunicorn_conf\n"  # what the master imports before it forks the workers
+        "from blog.web import create_app\n"
+        "client = create_app().test_client()\n"
+        "for path in ('/log/tor-verify-config', '/revisions.json', '/log/rack-pictures/revisions.json'):\n"
+        "    assert client.get(path).status_code == 200, path\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('blog.tor', 'nacl', 'stem'))))\n")
+    env = {"BLOG_CONFIG": "/dev/null", "BLOG_CONTENT_DIR": str(signed_site.content_dir),
+           "BLOG_DATA_DIR": str(signed_site.data_dir), "BLOG_SEMANTIC": "0", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

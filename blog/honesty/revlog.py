@@ -31,8 +31,6 @@ from blog.honesty.chain import (
 )
 from blog.honesty.lock import read_lock
 from blog.honesty.view import RevisionLog, Shown, SignedHead
-from blog.tor import identity, keys
-from blog.tor.errors import KeyFileError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,8 @@ STATEMENT = b"engineering-log revision log head v1\n"  # domain separation: noth
 
 def statement(address: str, head: str, size: int) -> bytes:
     """Return the bytes the onion key signs: the prefix, then {address, head, size} as canonical JSON."""
-    return STATEMENT + canonical({"address": f"{identity.normalise(address)}.onion", "head": head, "size": size})
+    name = address.strip().lower().removesuffix(".onion")
+    return STATEMENT + canonical({"address": f"{name}.onion", "head": head, "size": size})
 
 
 def served_digests(files: FileSet, build_dir: Path | None, paths: list[str]) -> dict[str, str]:
@@ -67,12 +66,23 @@ def key_address(key_path: Path) -> tuple[bytes | None, str]:
     if not key_path.exists():
         log.info("no onion key at %s: the revision log is published unsigned", key_path)
         return None, "this site has no onion key, so no address vouches for the log"
+    # Here, not at the top: the gunicorn master imports the builder, which imports this module, and every
+    # worker it forks would carry the tor room and libsodium, which no request needs.
+    from blog.tor import identity, keys
+    from blog.tor.errors import KeyFileError
+
     try:
         key = keys.read_key(key_path)
         return key, identity.address_of(key)
     except KeyFileError as exc:
         log.error("the revision log is published unsigned: %s", exc)
         return None, "the site's onion key could not be read when this build was made"
+
+
+def _sign(key: bytes, message: bytes) -> bytes:
+    from blog.tor import identity  # in the publishing process only (see key_address)
+
+    return identity.sign(key, message)
 
 
 def signed_address(build: Build) -> str | None:
@@ -123,7 +133,7 @@ def attach(build: Build, content_dir: Path, key_path: Path) -> RevisionLog:
     if problems:
         raise ContentProblems(problems)
     key, found = key_address(key_path)  # the address, or why there is no key
-    signature = identity.sign(key, statement(found, head_of(chain), len(chain))) if key else None
+    signature = _sign(key, statement(found, head_of(chain), len(chain))) if key else None
     revlog = RevisionLog(chain, {e.slug: _shown(build, e) for e in build.site.published(utcnow())},
                          found if key else None,
                          base64.b64encode(signature).decode("ascii") if signature else None,
