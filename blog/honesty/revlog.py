@@ -11,7 +11,6 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from blog.build import Build, LogStore
 from blog.content import ContentError, ContentProblems, Entry, Site, utcnow
@@ -21,6 +20,7 @@ from blog.honesty import HonestyError
 from blog.honesty.chain import (
     CHAIN_NAME,
     Record,
+    Served,
     canonical,
     chain_path,
     from_lock,
@@ -43,16 +43,14 @@ def statement(address: str, head: str, size: int) -> bytes:
     return STATEMENT + canonical({"address": f"{name}.onion", "head": head, "size": size})
 
 
-def served_digests(files: FileSet, build_dir: Path | None, paths: list[str]) -> dict[str, str]:
-    """Return path -> SHA-256 of the cleaned bytes a build serves (held in memory, or in a build's files/)."""
+def served_digests(files: FileSet, paths: list[str]) -> dict[str, str]:
+    """Return path -> SHA-256 of the cleaned bytes a build will serve (in memory, or an earlier build's file)."""
     found: dict[str, str] = {}
     for path in paths:
         asset = files.assets.get(path)
         if asset is None:
             continue
-        payload = files.payloads.get(asset.stored)
-        if payload is None and build_dir is not None:
-            payload = build_dir / asset.stored
+        payload = files.payloads.get(asset.stored)  # held until the build is written
         if isinstance(payload, Path):
             with payload.open("rb") as handle:
                 found[path] = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -120,7 +118,7 @@ def attach(build: Build, content_dir: Path, key_path: Path) -> RevisionLog:
     paths = {slug: sorted(revisions[-1].files or {}) for slug, revisions in locked.items() if revisions}
 
     def served(slug: str) -> dict[str, str]:
-        return served_digests(build.files, None, paths.get(slug, []))
+        return served_digests(build.files, paths.get(slug, []))
 
     if chain is None:
         # A content tree from before the chain: the lock's records in the order they were recorded, until
@@ -144,7 +142,7 @@ def attach(build: Build, content_dir: Path, key_path: Path) -> RevisionLog:
     return revlog
 
 
-def _served_problems(build: Build, chain: tuple[Record, ...], served: Any) -> list[ContentError]:
+def _served_problems(build: Build, chain: tuple[Record, ...], served: Served) -> list[ContentError]:
     """Refuse to serve a recorded revision's files as other bytes than the chain says (the cleaning changed)."""
     latest: Mapping[str, Record] = {r.slug: r for r in chain}
     problems = []
@@ -177,7 +175,7 @@ def record_chain(site: Site, content_dir: Path) -> list[str]:
             return {}
         if not cleaned:  # the files as a build serves them: cleaned the same way, once
             cleaned.append(check_files(site)[0])
-        return served_digests(cleaned[0], None, paths)
+        return served_digests(cleaned[0], paths)
 
     extended = from_lock(locked, served, chain or ())
     problems = lock_problems(extended, locked, content_dir)
