@@ -33,9 +33,10 @@ REPAIR_SIGNAL = signal.SIGUSR2  # what a worker sends the builder when it finds 
 KEEP_BUILDS = 3
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
 RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps after reading them
-BUILD_FORMAT = 4  # what a saved build holds; a build of another format is rebuilt, not read
+BUILD_FORMAT = 5  # what a saved build holds; a build of another format is rebuilt, not read
 # 3: the content room became a package (blog.content.*), so a format-2 pickle names modules that are gone.
 # 4: a build holds the files its pages link (blog.files), cleaned, in files/ beside its renderings.
+# 5: a build holds the signed revision log (blog.honesty.revlog).
 
 
 class BuildError(Exception):
@@ -170,6 +171,12 @@ class TextStore(FileStore):
     prefix = "texts"
 
 
+class LogStore(FileStore):
+    """The revision log's JSON answers (blog.honesty.view): "" for the whole log, a slug for one entry's view."""
+
+    prefix = "revlog"
+
+
 class RevisionStore(FileStore):
     """Each entry's revisions (the honesty room's `Revision`s, oldest first), by slug."""
 
@@ -201,6 +208,8 @@ class Build:
     upstream: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> (url, PullState | None)
     texts: TextStore | None = None  # every entry's and page's Markdown, once saved
     files: FileSet = field(default_factory=FileSet)  # what the pages link, served from files/ (blog/files/)
+    revlog: Any = None  # the revision log's signed head (blog.honesty.view.SignedHead), set at publish time
+    revlog_answers: FileStore | None = None  # its JSON answers, read on demand (a LogStore once saved)
     format: int = BUILD_FORMAT
 
     def block_changed(self, slug: str, anchor: str) -> dt.datetime | None:
@@ -288,6 +297,8 @@ def save(build: Build) -> None:
         build.files.write(build.path)  # the cleaned files, before the snapshot that names them
         build.rendered.write(build.path)  # the snapshot keeps only where each rendering is
         build.revisions.write(build.path)
+        if build.revlog_answers is not None:
+            build.revlog_answers.write(build.path)
         _write_texts(build)
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(build, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -365,7 +376,7 @@ def load(builds_dir: Path, build_id: str) -> Build:
     if getattr(build, "format", 1) != BUILD_FORMAT:
         raise BuildError(f"build {path} was written by another version of this software (run `blog build`)")
     build.path = builds_dir / build_id
-    for store in (build.rendered, build.revisions, build.texts):
+    for store in (build.rendered, build.revisions, build.texts, build.revlog_answers):
         if isinstance(store, FileStore):
             store.attach(build.path)
     return build

@@ -13,7 +13,7 @@ from blog import build as builds
 from blog import index
 from blog.config import Config
 from blog.content import utcnow
-from blog.honesty import snapshot
+from blog.honesty import revlog, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def publish(config: Config, force: bool = False) -> builds.Build:
             return previous
         build = builds.make_build(config.content_dir, config.builds_dir, previous, build_id=fingerprint)
         snapshot.annotate(build, config.content_dir, utcnow())  # refuses silent edits of published entries
+        revlog.attach(build, config.content_dir, config.onion_key_path)  # the chain checked, its head signed
         builds.save(build)
         build.index_dir = index.update_index(build, config.data_dir / "index", previous)
         builds.switch(config.builds_dir, build)
@@ -64,5 +65,7 @@ def ensure_current(config: Config) -> builds.Build:
         return publish(config)
     current = builds.load_current(config.builds_dir)
     if current is None or not index.is_usable(current.index_dir):
+        return publish(config, force=True)
+    if revlog.needs_signing(current, config.onion_key_path):  # a key created, imported or removed since
         return publish(config, force=True)
     return current

@@ -296,6 +296,7 @@ def test_a_lock_written_before_files_were_recorded_still_loads(pictures_locked: 
         for item in items:
             del item["files"]  # the lock as the software wrote it before it recorded files
     path.write_text(json.dumps(data))
+    (pictures_locked / "published.chain").unlink()  # nor did it keep a revision log then
     assert read_lock(pictures_locked)["rack-pictures"][0].files is None
     plot_png(pictures_locked / PICTURES / "plot.png", colour=(200, 200, 30))
     code, output = run(pictures_locked, "check")  # the files were never recorded: nothing to compare them with

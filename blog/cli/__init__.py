@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from blog.cli import honesty, init, mcp, model, onionbalance, preview, site, tor
+from blog.cli import honesty, init, mcp, model, onionbalance, preview, site, tor, verify
 
 
 @click.group(help="Serve one operator's engineering log to readers (web, onion) and agents (MCP).\n\n"
@@ -42,3 +42,4 @@ model.register(cli)
 mcp.register(cli)
 honesty.register(cli)
 onionbalance.register(cli)
+verify.register(cli)

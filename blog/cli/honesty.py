@@ -10,6 +10,7 @@ from blog.content import ContentError, ContentProblems, Site, load_site, utcnow
 from blog.honesty import HonestyError
 from blog.honesty.claims import PullState, disagreements, read_cache, write_cache
 from blog.honesty.revisions import record, unrecorded
+from blog.honesty.revlog import chain_notes, record_chain
 from blog.honesty.snapshot import problems as honesty_problems
 from blog.honesty.upstream import parse_overrides, site_pulls, verify
 
@@ -38,6 +39,10 @@ def check_problems(cfg: Config, site: Site, upstream: bool = False) -> list[Cont
     """Return the honesty problems of a content tree that passed check_site; note unrecorded entries."""
     now = utcnow()
     found = honesty_problems(site, cfg.content_dir, now)
+    chained, note = chain_notes(cfg.content_dir)
+    found += chained
+    if note:
+        click.echo(note)
     if not found:
         try:
             fresh = unrecorded(site, cfg.content_dir, now)
@@ -58,6 +63,7 @@ def lock_command(ctx: click.Context) -> None:
     site = _site(cfg)
     try:
         changes = record(site, cfg.content_dir, utcnow())
+        changes += record_chain(site, cfg.content_dir)
     except HonestyError as exc:
         raise click.ClickException(str(exc)) from exc
     for change in changes:

@@ -64,6 +64,10 @@ def _publish(cfg: Config, force: bool = False, vectors: bool = False) -> None:
     except (BuildError, SearchError) as exc:  # a full or read-only disk: the old build and index stay current
         raise click.ClickException(f"{exc}; the site keeps serving its last good build") from exc
     click.echo(f"build {build.id} is current ({len(build.site.entries)} entries, index {build.index_dir})")
+    head = build.revlog
+    if head is not None:  # what readers can check the site against (docs/honesty.md)
+        signer = f"signed by {head.address}.onion" if head.signature else "unsigned: no onion key"
+        click.echo(f"revision log: {head.size} records, head {head.head}, {signer}")
     if vectors:
         _embed(cfg, build)
 

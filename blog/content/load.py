@@ -108,15 +108,29 @@ def _updates(reader: Reader, value: Any) -> tuple[Update, ...]:
         reader.problem(line, "updated must be a list", "write updated: [{date: ..., reason: ...}]")
         return ()
     updates = []
-    for item in value:
+    lines = item_lines(reader.fm_text, "updated", len(value)) or [line] * len(value)
+    for item, item_line in zip(value, lines, strict=True):
         if not isinstance(item, dict) or not {"date", "reason"} <= set(item) or set(item) - {"date", "reason", "note"}:
             reader.problem(line, f"update {item!r} needs date and reason (and optionally note), nothing else",
                            "write - {date: 2026-11-25T17:00:00Z, reason: \"what changed\"}")
             continue
         when = reader.time(item["date"], line, "update date")
         if when:
-            updates.append(Update(when, str(item["reason"]).strip(), str(item.get("note") or "").strip()))
+            updates.append(Update(when, str(item["reason"]).strip(), str(item.get("note") or "").strip(),
+                                  item_line))
     return tuple(sorted(updates, key=lambda u: u.date))
+
+
+def item_lines(fm_text: str, key: str, count: int) -> list[int]:
+    """Return the file line of each item of a top-level list in the front matter ([] when it cannot tell)."""
+    try:
+        root = yaml.compose(fm_text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    for name, node in getattr(root, "value", ()) if isinstance(root, yaml.MappingNode) else ():
+        if name.value == key and isinstance(node, yaml.SequenceNode) and len(node.value) == count:
+            return [item.start_mark.line + 2 for item in node.value]  # the front matter starts on line 2
+    return []
 
 
 def _read_page(path: Path, root: Path) -> tuple[Page | None, list[ContentError]]:

@@ -30,6 +30,7 @@ class Update:
     date: dt.datetime
     reason: str
     note: str = ""
+    line: int = field(default=0, compare=False)  # where the item is written in its file (0: not known)
 
 
 @dataclass(frozen=True)

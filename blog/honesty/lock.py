@@ -32,6 +32,9 @@ class Recorded:
     # The files the entry linked with this text: path in the content tree -> SHA-256 of the operator's bytes.
     # None: recorded before the lock held files (an older lock); `blog lock` fills it in without an update.
     files: dict[str, str] | None = None
+    # The date of every `updated:` item the entry carried when this was recorded, so that a later item dated
+    # before them is seen as backdated. None: recorded by an older `blog lock` (blog/honesty/updates.py copes).
+    dates: list[str] | None = None
 
     @property
     def since_time(self) -> dt.datetime:
@@ -73,13 +76,18 @@ def read_lock(content_dir: Path) -> dict[str, tuple[Recorded, ...]]:
 
 def write_lock(content_dir: Path, entries: dict[str, tuple[Recorded, ...]]) -> Path:
     """Write the lock atomically (temp file, then rename), slugs sorted so git diffs stay small."""
-    path = lock_path(content_dir)
     data = {"format": FORMAT, "entries": {slug: [asdict(r) for r in entries[slug]] for slug in sorted(entries)}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".published-")
+    path = write_atomically(lock_path(content_dir), json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    log.info("wrote %s (%d entries)", path, len(entries))
+    return path
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    """Write a file of the content tree (mode 0644) through a temp file and a rename: never half written."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, ensure_ascii=False)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
@@ -87,5 +95,4 @@ def write_lock(content_dir: Path, entries: dict[str, tuple[Recorded, ...]]) -> P
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise HonestyError(f"cannot write {path}: {exc} (is the content folder writable?)") from exc
-    log.info("wrote %s (%d entries)", path, len(entries))
     return path

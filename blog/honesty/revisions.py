@@ -13,6 +13,7 @@ from blog.content import ContentError, Entry, Site
 from blog.honesty import HonestyError
 from blog.honesty.linked import MISSING, Linked, digests, files_unrecorded, linked_files
 from blog.honesty.lock import Recorded, iso, lock_path, read_lock, write_lock
+from blog.honesty.updates import new_updates, order_problems
 from blog.render import Rendered, render
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,10 @@ def entry_problems(entry: Entry, recorded: tuple[Recorded, ...], now: dt.datetim
         return [ContentError(entry.path, 1, f"the entry had {last.updates} `updated:` item(s) when it was "
                              f"recorded and now has {len(entry.updates)}",
                              "put the removed update back: the update log only grows")]
+    order = order_problems(entry, recorded, now)  # each new update dated after what was recorded
     if len(entry.updates) > last.updates:
-        return []
-    problems = file_problems(entry, recorded, linked or {}, now)
+        return order  # a correction
+    problems = order + file_problems(entry, recorded, linked or {}, now)
     if entry.body_hash != last.hash:
         message = (f"the body of a published entry changed without a dated update "
                    f"(recorded revision {len(recorded)}):\n{short_diff(last.body, entry.body)}\n")
@@ -131,7 +133,8 @@ def history(entry: Entry, recorded: tuple[Recorded, ...]) -> tuple[Revision, ...
     if not revisions:
         return (Revision(1, entry.body, entry.date, recorded=False),)
     if recorded[-1].hash != entry.body_hash:
-        latest = entry.updates[-1] if entry.updates else None
+        fresh = new_updates(entry, recorded)
+        latest = fresh[-1] if fresh else entry.updates[-1] if entry.updates else None
         revisions.append(Revision(len(revisions) + 1, entry.body, latest.date if latest else entry.date,
                                   latest.reason if latest else "", latest.note if latest else "", recorded=False))
     return tuple(revisions)
@@ -166,14 +169,18 @@ def record(site: Site, content_dir: Path, now: dt.datetime) -> list[str]:
         files, stamp = digests(linked), iso(now)
         if not recorded:
             locked[entry.slug] = (Recorded(entry.body_hash, entry.body.strip(), iso(entry.date), stamp,
-                                           len(entry.updates), files=files),)
+                                           len(entry.updates), files=files,
+                                           dates=[iso(u.date) for u in entry.updates]),)
             changes.append(f"{entry.slug}: recorded revision 1 (published {iso(entry.date)})")
             continue
         last = recorded[-1]
+        dates = [iso(u.date) for u in entry.updates]
         if last.hash != entry.body_hash or (last.files is not None and last.files != files):
-            update = entry.updates[-1]  # check() made sure there is a new one
+            # check() made sure there is a new update, dated after everything recorded: the revision is the
+            # latest new one's, under its own date and reason.
+            update = new_updates(entry, recorded)[-1]
             locked[entry.slug] = (*recorded, Recorded(entry.body_hash, entry.body.strip(), iso(update.date), stamp,
-                                                      len(entry.updates), update.reason, update.note, files))
+                                                      len(entry.updates), update.reason, update.note, files, dates))
             what = "" if last.hash != entry.body_hash else ", linked files only"
             changes.append(f"{entry.slug}: recorded revision {len(recorded) + 1} ({update.reason}{what})")
             continue
@@ -185,7 +192,7 @@ def record(site: Site, content_dir: Path, now: dt.datetime) -> list[str]:
         if noted:
             kept = files if last.files is not None or files else None
             locked[entry.slug] = (*recorded[:-1], Recorded(last.hash, last.body, last.since, last.recorded,
-                                                           len(entry.updates), last.reason, last.note, kept))
+                                                           len(entry.updates), last.reason, last.note, kept, dates))
             changes.append(f"{entry.slug}: {'; '.join(noted)}")
     if changes:
         write_lock(content_dir, locked)

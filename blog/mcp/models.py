@@ -13,7 +13,18 @@ class UpdateNote(BaseModel):
     note: str = Field("", description="What changed, when the operator said more.")
 
 
-class CitedParagraph(BaseModel):
+class Pinned(BaseModel):
+    """Which text a result was read from: enough to prove it later against the public revision log."""
+
+    revision: int | None = Field(None, description="The entry's revision the text belongs to (1: as first "
+                                                   "published; one more per dated update that changed it).")
+    body_sha256: str | None = Field(None, description="SHA-256 of that revision's Markdown, as served at "
+                                                      "/log/<slug>/revisions/<revision>.md and recorded in the log.")
+    log_head: str | None = Field(None, description="The revision log's head (/revisions.json) this answer was "
+                                                   "served under: a later log that extends it still holds the text.")
+
+
+class CitedParagraph(Pinned):
     """One paragraph (or list item, code block, table, heading, summary, update note) that answers the query."""
 
     source: str = Field("entry", description="entry (a dated log entry) or page (a standing page such as about).")
@@ -73,7 +84,7 @@ class Anchor(BaseModel):
     url: str = Field(description="Link to the block: cite this URL.")
 
 
-class EntryDetail(EntrySummary):
+class EntryDetail(EntrySummary, Pinned):
     """A whole entry: metadata, Markdown body, its citable anchors and its update log."""
 
     kind: str = Field(description="entry, or page for a standing page such as start-here.")

@@ -77,6 +77,17 @@ def _summary(entry: Entry, links: Links) -> EntrySummary:
                         updated=bool(entry.updates), last_updated=_iso(entry.last_updated))
 
 
+def pinned(build: Build, slug: str) -> dict[str, object]:
+    """Return the revision, text hash and log head a result about an entry was read from ({} for a page)."""
+    revisions = getattr(build, "revisions", {}).get(slug, ())
+    entry = build.site.by_slug.get(slug)
+    revlog = getattr(build, "revlog", None)
+    if not revisions or entry is None:
+        return {}
+    return {"revision": len(revisions), "body_sha256": entry.body_hash,
+            "log_head": revlog.head if revlog is not None else None}
+
+
 def _anchors(blocks: tuple[Block, ...], slug: str, source: str, links: Links) -> list[Anchor]:
     return [Anchor(anchor=b.anchor, kind=b.kind, heading_path=list(b.heading_path),
                    url=citation_url(links.base, slug, b.anchor, source)) for b in blocks]
@@ -115,14 +126,14 @@ class BlogTools:
         except index.SearchError as exc:
             raise ToolError(str(exc)) from exc
         entries = {e.slug: e for e in build.site.entries}
-        cited = [self._cite(c, entries.get(c.slug) if c.source == "entry" else None, links)
+        cited = [self._cite(c, entries.get(c.slug) if c.source == "entry" else None, links, build)
                  for c in results.citations if c.source == "page" or c.slug in entries]
         return SearchAnswer(query=results.query, total=results.total, results=cited[:limit],
                             corrected=results.corrected or None,
                             ranking="words+meaning" if results.semantic else "words",
                             ranking_note=results.without_meaning)
 
-    def _cite(self, citation: index.Citation, entry: Entry | None, links: Links) -> CitedParagraph:
+    def _cite(self, citation: index.Citation, entry: Entry | None, links: Links, build: Build) -> CitedParagraph:
         def url(base: str) -> str:
             return citation_url(base, citation.slug, citation.anchor, citation.source)
 
@@ -134,7 +145,8 @@ class BlogTools:
             score=round(float(citation.score), 4),
             updated=bool(updates), last_updated=_iso(citation.last_updated),
             latest_update=updates[-1].reason if updates else None,
-            paragraph_changed=_iso(citation.paragraph_changed) if citation.paragraph_changed else None)
+            paragraph_changed=_iso(citation.paragraph_changed) if citation.paragraph_changed else None,
+            **(pinned(build, citation.slug) if entry is not None else {}))
 
     def entry(self, ctx: Context | None, slug: str) -> EntryDetail:
         build, links = self.get_build(), self.links(ctx)
@@ -146,7 +158,8 @@ class BlogTools:
             **_summary(entry, links).model_dump(), kind="entry",
             markdown=mirror(entry.body, entry.slug, build.files, links.base),
             anchors=_anchors(entry_blocks(entry, build.entry_html(entry)), entry.slug, "entry", links),
-            updates=[UpdateNote(date=_iso(u.date), reason=u.reason, note=u.note) for u in entry.updates])
+            updates=[UpdateNote(date=_iso(u.date), reason=u.reason, note=u.note) for u in entry.updates],
+            **pinned(build, entry.slug))
 
     def _page(self, build: Build, page: Page, links: Links) -> EntryDetail:
         return EntryDetail(

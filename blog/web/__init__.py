@@ -13,7 +13,7 @@ from blog.mcp import front
 from blog.mcp.http import McpBridge
 from blog.render import inline, update_anchors
 from blog.serving.current import SiteState
-from blog.web import errors, fastpath, feeds, files, headers, pages, revisions, search
+from blog.web import errors, fastpath, feeds, files, headers, pages, revisions, revlog, search
 from blog.web.assets import stylesheet
 from blog.web.cache import PageCache
 
@@ -53,6 +53,7 @@ def create_app(config: Config | None = None, state: SiteState | None = None, fas
     app.register_blueprint(feeds.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(revisions.bp)
+    app.register_blueprint(revlog.bp)
     app.register_blueprint(files.bp)
     mount_mcp(app, config)
     if fast_path:

@@ -23,7 +23,7 @@ def _feed() -> FeedGenerator:
     feed = FeedGenerator()
     feed.id(f"{base}/")
     feed.title(cfg.title)
-    feed.subtitle(cfg.description)
+    feed.subtitle(cfg.description + _head_note())
     feed.author({"name": cfg.author})
     feed.link(href=f"{base}/", rel="alternate")
     feed.language("en")
@@ -62,10 +62,19 @@ def rss():
     def produce():
         feed = _feed()
         feed.link(href=f"{base_url()}/feed.rss", rel="self")
-        feed.description(config().description)
+        feed.description(config().description + _head_note())
         return feed.rss_str(pretty=True).decode(), "application/rss+xml", _latest()
 
     return cached(produce)
+
+
+def _head_note() -> str:
+    """Return the sentence that puts the revision log's head where feed readers look."""
+    revlog = getattr(build(), "revlog", None)
+    if revlog is None:
+        return ""
+    signed = f"signed by {revlog.address}.onion" if revlog.signature else "unsigned"
+    return f" Revision log head {revlog.head} ({signed}; {base_url()}/revisions.json)."
 
 
 def _latest():
@@ -108,7 +117,9 @@ def llms():
                  "updates, never silent edits.", "",
                  "## MCP", "",
                  f"- [MCP endpoint]({base}/mcp): Streamable HTTP (stateless, JSON). Tools: search_blog "
-                 "(cited paragraphs), get_entry, list_entries, reading_order.", "",
+                 "(cited paragraphs), get_entry, list_entries, reading_order. Each result carries the entry's "
+                 "revision, the SHA-256 of its text and the revision log's head.", "",
+                 *_log_lines(base),
                  "## Start here", ""]
         for item in site.reading_order:
             target = site.pages.get(item.slug) if item.kind == "page" else site.entry(item.slug)
@@ -122,6 +133,23 @@ def llms():
         return "\n".join(lines) + "\n", "text/plain", _latest()
 
     return cached(produce)
+
+
+def _log_lines(base: str) -> list[str]:
+    """Return llms.txt's section on the revision log: where it is, its head, who signed it."""
+    revlog = getattr(build(), "revlog", None)
+    if revlog is None:
+        return []
+    signed = (f"signed with the key of {revlog.address}.onion (ed25519; the address is the key)"
+              if revlog.signature else f"not signed ({revlog.unsigned})")
+    return ["## Revision log", "",
+            f"- [Revision log]({base}/revisions.json): every revision of every entry as a hash chain (SHA-256 of "
+            f"each text and linked file, the update's reason, the previous record's hash). Head {revlog.head} "
+            f"({revlog.size} records), {signed}.",
+            f"- One entry's records: {base}/log/<slug>/revisions.json; the Markdown of revision n, exactly as its "
+            f"record hashes it: {base}/log/<slug>/revisions/<n>.md",
+            "- Check it all through Tor with `blog verify ADDRESS`; keep the head and pass it as `--since` next "
+            "time to check the log was only appended to.", ""]
 
 
 @bp.get("/llms-full.txt")
