@@ -1,8 +1,14 @@
-"""Slow clients that trickle request headers, and the normal readers measured beside them.
+"""Slow clients and held connections, and the normal readers measured beside them.
 
 `python -m bench.slowloris --url http://127.0.0.1:8000 --clients 256 --seconds 30` holds 256 connections
 that each send one header line every few seconds and never finish, while a handful of readers fetch
 pages; it prints how many reader requests succeeded and their latency.
+
+`python -m bench.slowloris --flood --idle 9000 --half-sent 3000` starts the production configuration on a
+free 127.0.0.1 port (or drives `--url`) and opens 9,000 connections that send nothing and 3,000 that send
+`GET / HTTP/1.1`, a Host header and 48 headers of 8,000 bytes and never finish; it holds them until the
+site closes them, measures readers beside them, samples every worker's resident memory, and prints how
+long the site kept the held connections and what the workers' memory did during and a minute after.
 """
 
 from __future__ import annotations
@@ -10,11 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
+import resource
+import socket
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.load import HttpConnection, percentile
+from processes import rss_kib
 
 
 @dataclass
@@ -85,7 +98,7 @@ async def _reader(host: str, port: int, paths: list[str], stop: asyncio.Event, r
                 result.latencies.append(time.monotonic() - start)
             else:
                 result.reader_failed += 1
-        except (OSError, TimeoutError, ValueError):
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
             result.reader_failed += 1
         await asyncio.sleep(0.05)
 
@@ -111,14 +124,188 @@ async def run(url: str, clients: int = 256, seconds: float = 30.0, interval: flo
     return result
 
 
+# The held request of the flood: `GET / HTTP/1.1`, a Host header and 48 header lines of 8,000 bytes each
+# (CRLF included), each under gunicorn's 8,190-byte field limit, and never the blank line that ends a head.
+HALF_SENT = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(
+    b"X-Held-%02d: %s\r\n" % (i, b"h" * (8000 - 13)) for i in range(48))
+
+
+@dataclass
+class FloodResult:
+    """How long the site kept the held connections, what readers saw meanwhile, and the workers' memory."""
+
+    idle: int
+    half_sent: int
+    connected: int = 0  # flood connections that completed their handshake
+    failed: int = 0  # flood connections that could not connect within 10 s
+    open_now: int = 0
+    still_open: int = 0  # open when the flood gave up holding them
+    lifetimes: list[float] = field(default_factory=list)  # connect -> closed by the site, per connection, in s
+    answers: dict[str, int] = field(default_factory=dict)  # what the site said before closing ("" for nothing)
+    seconds: float = 0.0  # from the first connect until the last flood connection ended
+    readers: SlowlorisResult = field(default_factory=lambda: SlowlorisResult(0, 0, 0, 0))
+    rss_kib: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # pid -> (s since start, KiB)
+    baseline_kib: dict[int, int] = field(default_factory=dict)
+    after_kib: dict[int, int] = field(default_factory=dict)  # a minute (--after) after the flood ended
+
+    def summary(self) -> dict[str, object]:
+        """Return the figures as a dict for printing."""
+        lives = sorted(self.lifetimes)
+        workers = {str(pid): {"baseline_mib": round(self.baseline_kib.get(pid, 0) / 1024, 1),
+                              "peak_mib": round(max((k for _t, k in pts), default=0) / 1024, 1),
+                              "after_mib": round(self.after_kib.get(pid, 0) / 1024, 1)}
+                   for pid, pts in self.rss_kib.items()}
+        readers = self.readers.summary()
+        return {"idle": self.idle, "half_sent": self.half_sent, "connected": self.connected, "failed": self.failed,
+                "still_open_at_end": self.still_open, "flood_seconds": round(self.seconds, 1),
+                "closed_by_site": len(lives), "answers": self.answers,
+                "held_p50_s": round(percentile(lives, 50), 2), "held_max_s": round(max(lives, default=0), 2),
+                "readers": {k: v for k, v in readers.items() if k != "slow_clients" and k != "slow_open_at_end"},
+                "workers": workers}
+
+
+async def _held(host: str, port: int, payload: bytes, hold_until: float, connecting: asyncio.Semaphore,
+                result: FloodResult) -> None:
+    """Open one connection, send payload (perhaps nothing), and keep it until the site closes it."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        async with connecting:
+            await asyncio.wait_for(loop.sock_connect(sock, (host, port)), 10)
+    except (OSError, TimeoutError):
+        result.failed += 1
+        sock.close()
+        return
+    opened = time.monotonic()
+    result.connected += 1
+    result.open_now += 1
+    answer = b""
+
+    async def hold() -> None:
+        nonlocal answer
+        if payload:
+            await loop.sock_sendall(sock, payload)
+        while chunk := await loop.sock_recv(sock, 4096):
+            answer = (answer + chunk)[:16]
+
+    try:
+        await asyncio.wait_for(hold(), max(0.0, hold_until - time.monotonic()))
+    except TimeoutError:
+        result.still_open += 1
+        return
+    except OSError:
+        pass  # reset by the site: closed all the same
+    finally:
+        result.open_now -= 1
+        sock.close()
+    result.lifetimes.append(time.monotonic() - opened)
+    said = answer[9:12].decode("latin-1") if answer.startswith(b"HTTP/") else ""
+    result.answers[said] = result.answers.get(said, 0) + 1
+
+
+def _sample(pids: list[int], into: dict[int, list[tuple[float, int]]], started: float, stop: threading.Event,
+            every: float = 0.5) -> None:
+    while not stop.wait(every):
+        for pid in pids:
+            into.setdefault(pid, []).append((round(time.monotonic() - started, 1), rss_kib(pid)))
+
+
+async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float = 60.0, readers: int = 4,
+                paths: list[str] | None = None, pids: list[int] | None = None, after: float = 60.0,
+                warm: float = 3.0, timeout: float = 5.0) -> FloodResult:
+    """Hold idle + half_sent connections (for at most hold seconds) while readers fetch pages.
+
+    Readers run from the first connect until the last flood connection has ended; the workers' memory is
+    sampled every 0.5 s from the warm-up on, and once more after seconds after the flood ended.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    paths = paths or ["/"]
+    pids = pids or []
+    result = FloodResult(idle=idle, half_sent=half_sent)
+    warming = asyncio.Event()
+    warm_result = SlowlorisResult(0, 0, 0, 0)
+    warmers = [asyncio.create_task(_reader(host, port, paths, warming, warm_result, timeout)) for _ in range(readers)]
+    await asyncio.sleep(warm)
+    warming.set()
+    await asyncio.gather(*warmers)
+    await asyncio.sleep(1.0)
+    result.baseline_kib = {pid: rss_kib(pid) for pid in pids}
+    stop_sampling = threading.Event()
+    sampler = threading.Thread(target=_sample, args=(pids, result.rss_kib, time.monotonic(), stop_sampling),
+                               daemon=True)
+    sampler.start()
+    try:
+        started = time.monotonic()
+        reading = asyncio.Event()
+        reader_tasks = [asyncio.create_task(_reader(host, port, paths, reading, result.readers, timeout))
+                        for _ in range(readers)]
+        connecting = asyncio.Semaphore(256)
+        payloads = [b""] * idle + [HALF_SENT] * half_sent
+        random.Random(1).shuffle(payloads)
+        await asyncio.gather(*(_held(host, port, p, started + hold, connecting, result) for p in payloads))
+        result.seconds = time.monotonic() - started
+        reading.set()
+        await asyncio.gather(*reader_tasks)
+        await asyncio.sleep(after)
+        result.after_kib = {pid: rss_kib(pid) for pid in pids}
+    finally:
+        stop_sampling.set()
+        sampler.join()
+    return result
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Raise this process's open-file limit to hold needed sockets, or say why it cannot."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SystemExit(f"the open-file limit is {hard}, below the {needed} sockets asked for: raise it "
+                         "(ulimit -Hn) or ask for fewer connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def _flood_main(args: argparse.Namespace) -> None:
+    raise_fd_limit(args.idle + args.half_sent + 256)
+    if args.url:
+        result = asyncio.run(flood(args.url, args.idle, args.half_sent, args.hold, after=args.after))
+        print(json.dumps(result.summary(), indent=1))
+        return
+    from bench.load import discover, production_server
+
+    with tempfile.TemporaryDirectory() as tmp, production_server(Path(tmp), workers=2) as server:
+        server.wait_for_mcp()
+        entries = asyncio.run(discover("127.0.0.1", server.port))
+        paths = ["/", *entries[:3], "/feed.atom", "/search?q=onion"]
+        result = asyncio.run(flood(server.url, args.idle, args.half_sent, args.hold, paths=paths,
+                                   pids=server.worker_pids(), after=args.after))
+        summary = result.summary()
+        log = server.log()
+        summary["log_bytes"] = len(log.encode())
+        summary["log_warnings"] = [line[-300:] for line in log.splitlines() if "WARNING]" in line or "ERROR]" in line][:20]
+    print(json.dumps(summary, indent=1))
+
+
 def main() -> None:
     """Run the slow clients against a running site and print the readers' figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", help="a running site (required without --flood)")
     parser.add_argument("--clients", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--flood", action="store_true", help="hold idle and half-sent connections instead")
+    parser.add_argument("--idle", type=int, default=9000, help="flood connections that send nothing")
+    parser.add_argument("--half-sent", type=int, default=3000, help="flood connections with a head never ended")
+    parser.add_argument("--hold", type=float, default=60.0, help="give up holding the flood after this long")
+    parser.add_argument("--after", type=float, default=60.0, help="sample memory this long after the flood")
     args = parser.parse_args()
+    if args.flood:
+        _flood_main(args)
+        return
+    if not args.url:
+        parser.error("--url is required without --flood")
     result = asyncio.run(run(args.url, args.clients, args.seconds, args.interval))
     print(json.dumps(result.summary()))
 
