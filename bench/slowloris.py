@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import random
 import resource
 import socket
@@ -24,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from bench.load import HttpConnection, percentile
@@ -39,6 +41,7 @@ class SlowlorisResult:
     reader_ok: int
     reader_failed: int
     latencies: list[float] = field(default_factory=list)
+    slow: list[tuple[float, float, str]] = field(default_factory=list)  # (started, took, path) over 100 ms
 
     def summary(self) -> dict[str, object]:
         """Return the figures as a dict for printing."""
@@ -96,6 +99,8 @@ async def _reader(host: str, port: int, paths: list[str], stop: asyncio.Event, r
             if status == 200:
                 result.reader_ok += 1
                 result.latencies.append(time.monotonic() - start)
+                if result.latencies[-1] > 0.1:
+                    result.slow.append((start, result.latencies[-1], path))
             else:
                 result.reader_failed += 1
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
@@ -131,41 +136,52 @@ HALF_SENT = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(
 
 
 @dataclass
+class Held:
+    """What became of the flood's connections (counted in the flood's own process)."""
+
+    connected: int = 0  # flood connections that completed their handshake
+    failed: int = 0  # flood connections that could not connect within 10 s
+    still_open: int = 0  # open when the flood gave up holding them
+    lifetimes: list[float] = field(default_factory=list)  # connect -> closed by the site, per connection, in s
+    answers: dict[str, int] = field(default_factory=dict)  # what the site said before closing ("" for nothing)
+    seconds: float = 0.0  # from the first connect until the last flood connection ended
+
+
+@dataclass
 class FloodResult:
     """How long the site kept the held connections, what readers saw meanwhile, and the workers' memory."""
 
     idle: int
     half_sent: int
-    connected: int = 0  # flood connections that completed their handshake
-    failed: int = 0  # flood connections that could not connect within 10 s
-    open_now: int = 0
-    still_open: int = 0  # open when the flood gave up holding them
-    lifetimes: list[float] = field(default_factory=list)  # connect -> closed by the site, per connection, in s
-    answers: dict[str, int] = field(default_factory=dict)  # what the site said before closing ("" for nothing)
-    seconds: float = 0.0  # from the first connect until the last flood connection ended
+    held: Held = field(default_factory=Held)
     readers: SlowlorisResult = field(default_factory=lambda: SlowlorisResult(0, 0, 0, 0))
+    started: float = 0.0
     rss_kib: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # pid -> (s since start, KiB)
     baseline_kib: dict[int, int] = field(default_factory=dict)
-    after_kib: dict[int, int] = field(default_factory=dict)  # a minute (--after) after the flood ended
+    after_kib: dict[int, int] = field(default_factory=dict)  # a minute (after=) after the flood ended
+    overflows: int = 0  # connections the kernel dropped meanwhile, its listen queue full (machine-wide)
 
     def summary(self) -> dict[str, object]:
         """Return the figures as a dict for printing."""
-        lives = sorted(self.lifetimes)
+        held, lives = self.held, sorted(self.held.lifetimes)
         workers = {str(pid): {"baseline_mib": round(self.baseline_kib.get(pid, 0) / 1024, 1),
                               "peak_mib": round(max((k for _t, k in pts), default=0) / 1024, 1),
                               "after_mib": round(self.after_kib.get(pid, 0) / 1024, 1)}
                    for pid, pts in self.rss_kib.items()}
         readers = self.readers.summary()
-        return {"idle": self.idle, "half_sent": self.half_sent, "connected": self.connected, "failed": self.failed,
-                "still_open_at_end": self.still_open, "flood_seconds": round(self.seconds, 1),
-                "closed_by_site": len(lives), "answers": self.answers,
+        return {"idle": self.idle, "half_sent": self.half_sent, "connected": held.connected, "failed": held.failed,
+                "still_open_at_end": held.still_open, "flood_seconds": round(held.seconds, 1),
+                "closed_by_site": len(lives), "answers": held.answers,
                 "held_p50_s": round(percentile(lives, 50), 2), "held_max_s": round(max(lives, default=0), 2),
-                "readers": {k: v for k, v in readers.items() if k != "slow_clients" and k != "slow_open_at_end"},
+                "listen_queue_overflows": self.overflows,
+                "readers": {k: v for k, v in readers.items() if k not in ("slow_clients", "slow_open_at_end")},
+                "slowest_readers": [f"{took * 1000:.0f} ms at {t - self.started:.1f} s {path}"
+                                    for t, took, path in sorted(self.readers.slow, key=lambda x: -x[1])[:8]],
                 "workers": workers}
 
 
 async def _held(host: str, port: int, payload: bytes, hold_until: float, connecting: asyncio.Semaphore,
-                result: FloodResult) -> None:
+                result: Held) -> None:
     """Open one connection, send payload (perhaps nothing), and keep it until the site closes it."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -179,7 +195,6 @@ async def _held(host: str, port: int, payload: bytes, hold_until: float, connect
         return
     opened = time.monotonic()
     result.connected += 1
-    result.open_now += 1
     answer = b""
 
     async def hold() -> None:
@@ -197,11 +212,32 @@ async def _held(host: str, port: int, payload: bytes, hold_until: float, connect
     except OSError:
         pass  # reset by the site: closed all the same
     finally:
-        result.open_now -= 1
         sock.close()
     result.lifetimes.append(time.monotonic() - opened)
     said = answer[9:12].decode("latin-1") if answer.startswith(b"HTTP/") else ""
     result.answers[said] = result.answers.get(said, 0) + 1
+
+
+def _hold_all(host: str, port: int, idle: int, half_sent: int, hold: float, out: Any) -> None:
+    """Run the flood in a process of its own, so that its work does not delay the readers measured beside it."""
+    raise_fd_limit(idle + half_sent + 256)
+
+    async def run() -> Held:
+        result, started = Held(), time.monotonic()
+        connecting = asyncio.Semaphore(256)
+        payloads = [b""] * idle + [HALF_SENT] * half_sent
+        random.Random(1).shuffle(payloads)
+        await asyncio.gather(*(_held(host, port, p, started + hold, connecting, result) for p in payloads))
+        result.seconds = time.monotonic() - started
+        return result
+
+    out.send(asyncio.run(run()))
+
+
+def listen_overflows() -> int:
+    """Return the machine's count of connections dropped because a listen queue was full (all sockets)."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1], strict=True)).get("ListenOverflows", 0)) if len(lines) == 2 else 0
 
 
 def _sample(pids: list[int], into: dict[int, list[tuple[float, int]]], started: float, stop: threading.Event,
@@ -216,17 +252,16 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
                 warm: float = 3.0, timeout: float = 5.0) -> FloodResult:
     """Hold idle + half_sent connections (for at most hold seconds) while readers fetch pages.
 
-    Readers run from the first connect until the last flood connection has ended; the workers' memory is
-    sampled every 0.5 s from the warm-up on, and once more after seconds after the flood ended.
+    The flood runs in a process of its own. Readers run from its start until its last connection has
+    ended; the workers' memory is sampled every 0.5 s, and once more `after` seconds after the flood.
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    paths = paths or ["/"]
-    pids = pids or []
+    paths, pids = paths or ["/"], pids or []
     result = FloodResult(idle=idle, half_sent=half_sent)
     warming = asyncio.Event()
-    warm_result = SlowlorisResult(0, 0, 0, 0)
-    warmers = [asyncio.create_task(_reader(host, port, paths, warming, warm_result, timeout)) for _ in range(readers)]
+    warmers = [asyncio.create_task(_reader(host, port, paths, warming, SlowlorisResult(0, 0, 0, 0), timeout))
+               for _ in range(readers)]
     await asyncio.sleep(warm)
     warming.set()
     await asyncio.gather(*warmers)
@@ -236,16 +271,20 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
     sampler = threading.Thread(target=_sample, args=(pids, result.rss_kib, time.monotonic(), stop_sampling),
                                daemon=True)
     sampler.start()
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    flooder = context.Process(target=_hold_all, args=(host, port, idle, half_sent, hold, send), daemon=True)
+    overflows = listen_overflows()
     try:
-        started = time.monotonic()
+        flooder.start()
+        result.started = time.monotonic()
         reading = asyncio.Event()
         reader_tasks = [asyncio.create_task(_reader(host, port, paths, reading, result.readers, timeout))
                         for _ in range(readers)]
-        connecting = asyncio.Semaphore(256)
-        payloads = [b""] * idle + [HALF_SENT] * half_sent
-        random.Random(1).shuffle(payloads)
-        await asyncio.gather(*(_held(host, port, p, started + hold, connecting, result) for p in payloads))
-        result.seconds = time.monotonic() - started
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(None, receive.poll, hold + 120):
+            result.held = receive.recv()
+        result.overflows = listen_overflows() - overflows
         reading.set()
         await asyncio.gather(*reader_tasks)
         await asyncio.sleep(after)
@@ -253,6 +292,9 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
     finally:
         stop_sampling.set()
         sampler.join()
+        if flooder.is_alive():
+            flooder.kill()
+        flooder.join(5)
     return result
 
 
@@ -284,7 +326,8 @@ def _flood_main(args: argparse.Namespace) -> None:
         summary = result.summary()
         log = server.log()
         summary["log_bytes"] = len(log.encode())
-        summary["log_warnings"] = [line[-300:] for line in log.splitlines() if "WARNING]" in line or "ERROR]" in line][:20]
+        summary["log_warnings"] = [line[-300:] for line in log.splitlines()
+                                   if ("WARNING]" in line or "ERROR]" in line) and "semantic" not in line][:20]
     print(json.dumps(summary, indent=1))
 
 

@@ -129,13 +129,17 @@ class GuardedProtocol(ASGIProtocol):
     guard: Guard  # set on the class made for each worker (see install)
 
     def connection_made(self, transport: Any) -> None:
-        self._head_bytes = 0
+        # gunicorn's own set-up (a parser, a task, events) waits for the first byte: a silent connection
+        # costs a transport and this object, and closing it wakes nothing.
+        self.transport, self._started, self._head_bytes = transport, False, 0
         self._counted = self.guard.admit(self)
-        super().connection_made(transport)
         if not self._counted:
             self.drop()
 
     def data_received(self, data: bytes) -> None:
+        if not self._started:
+            self._started = True
+            super().connection_made(self.transport)
         if self._current_request is None:  # still reading a head: parse no more of it than the budget
             room = HEAD_BUDGET - self._head_bytes
             self._head_bytes += min(len(data), room + 1)
@@ -168,6 +172,9 @@ class GuardedProtocol(ASGIProtocol):
         if self._counted:
             self._counted = False
             self.guard.gone(self)
+        if not self._started:  # gunicorn never knew it (nor counted it in nr_conns)
+            self._closed = True
+            return
         super().connection_lost(exc)
         # The parser's callbacks point back here: a cycle that only the garbage collector frees, seconds
         # or minutes later, with the head's bytes in it. Free them now.
