@@ -83,20 +83,21 @@ async def _slow_client(host: str, port: int, interval: float, stop: asyncio.Even
 
 
 async def _reader(host: str, port: int, paths: list[str], stop: asyncio.Event, result: SlowlorisResult,
-                  timeout: float) -> None:
-    """Fetch pages as a normal reader would: a new connection per page, as a new Tor stream would be."""
-    i = 0
+                  timeout: float, keep: bool = False) -> None:
+    """Fetch pages as a normal reader would: a new connection per page, as a new Tor stream would be.
+
+    With keep, one connection serves page after page, as a browser's would; when the site has closed it
+    meanwhile, the page is asked again on a new one (as browsers do), and the wait counts.
+    """
+    i, conn = 0, None
     while not stop.is_set():
         path = paths[i % len(paths)]
         i += 1
         start = time.monotonic()
         try:
-            conn = await asyncio.wait_for(HttpConnection.open(host, port), timeout)
-            try:
-                status, _headers, _body = await asyncio.wait_for(conn.request("GET", path), timeout)
-            finally:
-                conn.close()
-            if status == 200:
+            status = await asyncio.wait_for(_fetch(host, port, path, conn, keep), timeout)
+            conn = status[1]
+            if status[0] == 200:
                 result.reader_ok += 1
                 result.latencies.append(time.monotonic() - start)
                 if result.latencies[-1] > 0.1:
@@ -105,7 +106,29 @@ async def _reader(host: str, port: int, paths: list[str], stop: asyncio.Event, r
                 result.reader_failed += 1
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
             result.reader_failed += 1
+            conn = None
         await asyncio.sleep(0.05)
+    if conn is not None:
+        conn.close()
+
+
+async def _fetch(host: str, port: int, path: str, conn: HttpConnection | None,
+                 keep: bool) -> tuple[int, HttpConnection | None]:
+    """GET path on conn, else on a new connection; return the status and the connection, if kept open."""
+    if conn is not None and not conn.closed:
+        try:
+            return (await conn.request("GET", path))[0], conn
+        except (OSError, asyncio.IncompleteReadError):
+            conn.close()  # closed by the site while idle: ask again on a new connection
+    conn = await HttpConnection.open(host, port)
+    try:
+        status = (await conn.request("GET", path))[0]
+    except BaseException:
+        conn.close()
+        raise
+    if not keep:
+        conn.close()
+    return status, conn if keep else None
 
 
 async def run(url: str, clients: int = 256, seconds: float = 30.0, interval: float = 2.0, readers: int = 4,
@@ -155,6 +178,7 @@ class FloodResult:
     half_sent: int
     held: Held = field(default_factory=Held)
     readers: SlowlorisResult = field(default_factory=lambda: SlowlorisResult(0, 0, 0, 0))
+    kept: SlowlorisResult = field(default_factory=lambda: SlowlorisResult(0, 0, 0, 0))  # keep-alive readers
     started: float = 0.0
     rss_kib: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # pid -> (s since start, KiB)
     baseline_kib: dict[int, int] = field(default_factory=dict)
@@ -175,6 +199,8 @@ class FloodResult:
                 "held_p50_s": round(percentile(lives, 50), 2), "held_max_s": round(max(lives, default=0), 2),
                 "listen_queue_overflows": self.overflows,
                 "readers": {k: v for k, v in readers.items() if k not in ("slow_clients", "slow_open_at_end")},
+                "keepalive_readers": {k: v for k, v in self.kept.summary().items()
+                                      if k not in ("slow_clients", "slow_open_at_end")},
                 "slowest_readers": [f"{took * 1000:.0f} ms at {t - self.started:.1f} s {path}"
                                     for t, took, path in sorted(self.readers.slow, key=lambda x: -x[1])[:8]],
                 "workers": workers}
@@ -218,8 +244,11 @@ async def _held(host: str, port: int, payload: bytes, hold_until: float, connect
     result.answers[said] = result.answers.get(said, 0) + 1
 
 
-def _hold_all(host: str, port: int, idle: int, half_sent: int, hold: float, out: Any) -> None:
-    """Run the flood in a process of its own, so that its work does not delay the readers measured beside it."""
+def _hold_all(host: str, port: int, idle: int, half_sent: int, hold: float, rate: float, out: Any) -> None:
+    """Run the flood in a process of its own, so that its work does not delay the readers measured beside it.
+
+    rate: connections opened per second (0: as fast as this process can, 256 handshakes at a time).
+    """
     raise_fd_limit(idle + half_sent + 256)
 
     async def run() -> Held:
@@ -227,7 +256,12 @@ def _hold_all(host: str, port: int, idle: int, half_sent: int, hold: float, out:
         connecting = asyncio.Semaphore(256)
         payloads = [b""] * idle + [HALF_SENT] * half_sent
         random.Random(1).shuffle(payloads)
-        await asyncio.gather(*(_held(host, port, p, started + hold, connecting, result) for p in payloads))
+        tasks = []
+        for i, payload in enumerate(payloads):
+            if rate and (ahead := started + i / rate - time.monotonic()) > 0:
+                await asyncio.sleep(ahead)
+            tasks.append(asyncio.create_task(_held(host, port, payload, started + hold, connecting, result)))
+        await asyncio.gather(*tasks)
         result.seconds = time.monotonic() - started
         return result
 
@@ -249,11 +283,12 @@ def _sample(pids: list[int], into: dict[int, list[tuple[float, int]]], started: 
 
 async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float = 60.0, readers: int = 4,
                 paths: list[str] | None = None, pids: list[int] | None = None, after: float = 60.0,
-                warm: float = 3.0, timeout: float = 5.0) -> FloodResult:
+                warm: float = 3.0, timeout: float = 5.0, rate: float = 0.0, kept: int = 2) -> FloodResult:
     """Hold idle + half_sent connections (for at most hold seconds) while readers fetch pages.
 
-    The flood runs in a process of its own. Readers run from its start until its last connection has
-    ended; the workers' memory is sampled every 0.5 s, and once more `after` seconds after the flood.
+    The flood runs in a process of its own. Readers (a new connection per page) and kept readers (one
+    keep-alive connection each) run from its start until its last connection has ended; the workers'
+    memory is sampled every 0.5 s, and once more `after` seconds after the flood.
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -273,7 +308,7 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
     sampler.start()
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    flooder = context.Process(target=_hold_all, args=(host, port, idle, half_sent, hold, send), daemon=True)
+    flooder = context.Process(target=_hold_all, args=(host, port, idle, half_sent, hold, rate, send), daemon=True)
     overflows = listen_overflows()
     try:
         flooder.start()
@@ -281,6 +316,8 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
         reading = asyncio.Event()
         reader_tasks = [asyncio.create_task(_reader(host, port, paths, reading, result.readers, timeout))
                         for _ in range(readers)]
+        reader_tasks += [asyncio.create_task(_reader(host, port, paths, reading, result.kept, timeout, keep=True))
+                         for _ in range(kept)]
         loop = asyncio.get_running_loop()
         if await loop.run_in_executor(None, receive.poll, hold + 120):
             result.held = receive.recv()
@@ -312,7 +349,7 @@ def raise_fd_limit(needed: int) -> None:
 def _flood_main(args: argparse.Namespace) -> None:
     raise_fd_limit(args.idle + args.half_sent + 256)
     if args.url:
-        result = asyncio.run(flood(args.url, args.idle, args.half_sent, args.hold, after=args.after))
+        result = asyncio.run(flood(args.url, args.idle, args.half_sent, args.hold, after=args.after, rate=args.rate))
         print(json.dumps(result.summary(), indent=1))
         return
     from bench.load import discover, production_server
@@ -322,7 +359,7 @@ def _flood_main(args: argparse.Namespace) -> None:
         entries = asyncio.run(discover("127.0.0.1", server.port))
         paths = ["/", *entries[:3], "/feed.atom", "/search?q=onion"]
         result = asyncio.run(flood(server.url, args.idle, args.half_sent, args.hold, paths=paths,
-                                   pids=server.worker_pids(), after=args.after))
+                                   pids=server.worker_pids(), after=args.after, rate=args.rate))
         summary = result.summary()
         log = server.log()
         summary["log_bytes"] = len(log.encode())
@@ -343,6 +380,7 @@ def main() -> None:
     parser.add_argument("--half-sent", type=int, default=3000, help="flood connections with a head never ended")
     parser.add_argument("--hold", type=float, default=60.0, help="give up holding the flood after this long")
     parser.add_argument("--after", type=float, default=60.0, help="sample memory this long after the flood")
+    parser.add_argument("--rate", type=float, default=0.0, help="flood connections a second (0: all at once)")
     args = parser.parse_args()
     if args.flood:
         _flood_main(args)
