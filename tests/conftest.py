@@ -142,7 +142,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         group = next((g for f, g in _GROUPS.items() if f in fixtures), None)
         if group is None and item.path.name == "test_ansible.py":
             group = "ansible"
-        if group is None and item.path.name in ("test_load.py", "test_faults.py", "test_hostile.py"):
+        if group is None and item.path.name in ("test_load.py", "test_faults.py", "test_hostile.py",
+                                                    "test_connections.py"):
             group = "load"
         if group is None and item.path.name == "test_browser.py":
             group = "browser"
