@@ -24,7 +24,7 @@ import resource
 import time
 from typing import Any
 
-from gunicorn.asgi.parser import LimitRequestHeaders
+from gunicorn.asgi.parser import InvalidHeader, LimitRequestHeaders
 from gunicorn.asgi.protocol import ASGIProtocol
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,20 @@ class GuardedProtocol(ASGIProtocol):
         parser = self._callback_parser
         if sum(len(name) + len(value) + 4 for name, value in parser.headers) + len(parser.path or "") > HEAD_BUDGET:
             raise LimitRequestHeaders("Request header fields are too large")
+        # RFC 9112 section 3.2: an HTTP/1.1 request without a Host header gets a 400.
+        if parser.http_version == (1, 1) and not any(name == b"host" for name, _value in parser.headers):
+            raise InvalidHeader("Missing Host header")
         self._head_bytes = 0
         self.guard.busy(self)
         return super()._on_headers_complete()
+
+    def _is_websocket_upgrade(self, request: Any) -> bool:
+        """Never: the site speaks no WebSocket, so an upgrade is an ordinary request, answered as one.
+
+        gunicorn handed it to the app as a WebSocket, which refused it with a bare 403 and none of the
+        site's headers; a server may ignore Upgrade (RFC 9110 section 7.8).
+        """
+        return False
 
     def _arm_keepalive_timer(self) -> None:
         super()._arm_keepalive_timer()
