@@ -219,19 +219,23 @@ def room_for_connections(cap: int) -> int:
     """Raise this process's open-file limit to hold cap connections; return the cap that fits.
 
     A worker that runs out of descriptors cannot accept, and asyncio then stops accepting for a second.
-    The soft limit is often 1,024 (systemd's default) while the hard one allows far more.
+    The soft limit is often 1,024 (systemd's default) while the hard one allows far more. Under the
+    deployed unit, LimitNOFILE sets it instead (its system-call filter forbids setrlimit).
     """
     needed = cap + FILES_BESIDE_CONNECTIONS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return cap
     target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    fits = target - FILES_BESIDE_CONNECTIONS
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError):
+        target = soft
+    fits = max(target - FILES_BESIDE_CONNECTIONS, 1)
     if fits < cap:
         log.warning("the open-file limit (%d) holds %d connections per worker, not %d: raise it (LimitNOFILE=)",
-                    hard, max(fits, 1), cap)
-    return max(fits, 1)
+                    target, fits, cap)
+    return fits
 
 
 def _malloc_trim() -> Any:
