@@ -12,9 +12,10 @@ from blog.serving.headers import NO_STORE, security_headers
 
 # Slow clients must not starve readers. gthread parses request headers on a pool thread with a blocking
 # socket and no deadline, so 256 clients trickling one header line every 2 s held all 16 threads and
-# readers timed out (docs/reliability.md). gunicorn's asyncio worker parses headers on its event loop:
-# a half-sent request costs a few kilobytes, not a thread. The Flask app runs on a thread pool behind
-# a2wsgi (see post_worker_init); connections are still kept alive for Tor readers.
+# readers timed out (docs/reliability.md). gunicorn's asyncio worker parses headers on its event loop, so
+# a half-sent request costs no thread; blog/gunicorn_worker.py bounds what it costs instead (16 KiB, 10 s,
+# a slot of worker_connections). The Flask app runs on a thread pool behind a2wsgi (see post_worker_init);
+# connections are still kept alive for Tor readers.
 worker_class = os.environ.get("BLOG_WORKER_CLASS", "asgi")
 workers = int(os.environ.get("BLOG_WORKERS", "2"))
 app_threads = int(os.environ.get("BLOG_THREADS", "8"))  # the app's thread pool per worker

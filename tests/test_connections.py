@@ -149,7 +149,7 @@ def test_a_flood_of_held_connections_is_bounded(fresh_site: Gunicorn) -> None:
         assert readers.reader_failed == 0 and readers.reader_ok >= 50, summary
         # p99 <= 100 ms on a quiet machine (docs/reliability.md); this one is shared with other work.
         assert slowloris.percentile(readers.latencies, 50) < 0.1, summary
-        assert slowloris.percentile(readers.latencies, 99) < 3.0, summary
+        assert slowloris.percentile(readers.latencies, 99) < 4.0, summary
     for pid in pids:
         peak = max(kib for _t, kib in flood.rss_kib[pid])
         assert peak < 150 * 1024, f"worker {pid} grew to {peak / 1024:.0f} MiB during the flood"
