@@ -158,3 +158,24 @@ def test_a_flood_of_held_connections_is_bounded(fresh_site: Gunicorn) -> None:
         assert time.monotonic() < deadline, (f"a worker's memory did not come back within a minute: "
                                              f"{ {pid: (flood.baseline_kib[pid], rss_kib(pid)) for pid in pids} }")
         time.sleep(2)
+
+
+def test_held_connections_do_not_delay_a_stop(tmp_path: Path) -> None:
+    # gunicorn waited its whole graceful timeout (20 s) for connections that had not sent a request.
+    shutil.copytree(ROOT / "content", tmp_path / "content")
+    site = Gunicorn(tmp_path / "content", tmp_path / "data", workers=2).start()
+    held = []
+    try:
+        for _ in range(20):
+            held.append(connect(site.port))
+            held[-1].sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            held.append(connect(site.port))
+        time.sleep(1.0)
+        started = time.monotonic()
+        site.stop()
+        took = time.monotonic() - started
+    finally:
+        site.stop()
+        for sock in held:
+            sock.close()
+    assert took < 12, f"the stop took {took:.1f} s: it waited for connections that had sent no request"
