@@ -24,13 +24,9 @@ from tests.test_hostile import connect, serve, timed_get
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
-    yield from serve(tmp_path_factory.mktemp("connections"))
-
-
 @pytest.fixture
 def fresh_site(tmp_path: Path) -> Iterator[Gunicorn]:
+    """A server of its own for each test: what the flood leaves behind is measured."""
     yield from serve(tmp_path)
 
 
@@ -46,9 +42,10 @@ def read_all(sock: socket.socket, timeout: float) -> tuple[bytes, float]:
     return answer, time.monotonic() - start
 
 
-def test_a_first_head_has_a_deadline_and_a_size(site: Gunicorn) -> None:
+def test_a_first_head_has_a_deadline_and_a_size(fresh_site: Gunicorn) -> None:
     from blog.gunicorn_worker import HEAD_BUDGET, HEAD_DEADLINE
 
+    site = fresh_site
     silent, partial = connect(site.port), connect(site.port)
     try:
         partial.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n")
