@@ -102,6 +102,7 @@ class Guard:
                 break
             self.closed["deadline"] += 1
             conn.drop()
+            self.heads.pop(conn, None)  # drop() forgets it; never loop on one that stayed
         self._give_back_memory()
         loop.call_later(SWEEP_EVERY, self.sweep)
 
