@@ -2,7 +2,8 @@
 
 `python -m bench.slowloris --url http://127.0.0.1:8000 --clients 256 --seconds 30` holds 256 connections
 that each send one header line every few seconds and never finish, while a handful of readers fetch
-pages; it prints how many reader requests succeeded and their latency.
+pages; it prints how many reader requests succeeded and their latency. bench/flood.py holds thousands of
+connections at once and reuses these readers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class SlowlorisResult:
     reader_ok: int
     reader_failed: int
     latencies: list[float] = field(default_factory=list)
+    slow: list[tuple[float, float, str]] = field(default_factory=list)  # (started, took, path) over 100 ms
 
     def summary(self) -> dict[str, object]:
         """Return the figures as a dict for printing."""
@@ -66,28 +68,53 @@ async def _slow_client(host: str, port: int, interval: float, stop: asyncio.Even
             writer.close()
 
 
-async def _reader(host: str, port: int, paths: list[str], stop: asyncio.Event, result: SlowlorisResult,
-                  timeout: float) -> None:
-    """Fetch pages as a normal reader would: a new connection per page, as a new Tor stream would be."""
-    i = 0
+async def read_pages(host: str, port: int, paths: list[str], stop: asyncio.Event, result: SlowlorisResult,
+                  timeout: float, keep: bool = False) -> None:
+    """Fetch pages as a normal reader would: a new connection per page, as a new Tor stream would be.
+
+    With keep, one connection serves page after page, as a browser's would; when the site has closed it
+    meanwhile, the page is asked again on a new one (as browsers do), and the wait counts.
+    """
+    i, conn = 0, None
     while not stop.is_set():
         path = paths[i % len(paths)]
         i += 1
         start = time.monotonic()
         try:
-            conn = await asyncio.wait_for(HttpConnection.open(host, port), timeout)
-            try:
-                status, _headers, _body = await asyncio.wait_for(conn.request("GET", path), timeout)
-            finally:
-                conn.close()
-            if status == 200:
+            status = await asyncio.wait_for(_fetch(host, port, path, conn, keep), timeout)
+            conn = status[1]
+            if status[0] == 200:
                 result.reader_ok += 1
                 result.latencies.append(time.monotonic() - start)
+                if result.latencies[-1] > 0.1:
+                    result.slow.append((start, result.latencies[-1], path))
             else:
                 result.reader_failed += 1
-        except (OSError, TimeoutError, ValueError):
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
             result.reader_failed += 1
+            conn = None
         await asyncio.sleep(0.05)
+    if conn is not None:
+        conn.close()
+
+
+async def _fetch(host: str, port: int, path: str, conn: HttpConnection | None,
+                 keep: bool) -> tuple[int, HttpConnection | None]:
+    """GET path on conn, else on a new connection; return the status and the connection, if kept open."""
+    if conn is not None and not conn.closed:
+        try:
+            return (await conn.request("GET", path))[0], conn
+        except (OSError, asyncio.IncompleteReadError):
+            conn.close()  # closed by the site while idle: ask again on a new connection
+    conn = await HttpConnection.open(host, port)
+    try:
+        status = (await conn.request("GET", path))[0]
+    except BaseException:
+        conn.close()
+        raise
+    if not keep:
+        conn.close()
+    return status, conn if keep else None
 
 
 async def run(url: str, clients: int = 256, seconds: float = 30.0, interval: float = 2.0, readers: int = 4,
@@ -100,7 +127,7 @@ async def run(url: str, clients: int = 256, seconds: float = 30.0, interval: flo
     open_count = [0]
     slow = [asyncio.create_task(_slow_client(host, port, interval, stop, open_count)) for _ in range(clients)]
     await asyncio.sleep(ramp)
-    readers_tasks = [asyncio.create_task(_reader(host, port, paths or ["/"], reading, result, timeout))
+    readers_tasks = [asyncio.create_task(read_pages(host, port, paths or ["/"], reading, result, timeout))
                      for _ in range(readers)]
     await asyncio.sleep(seconds)
     reading.set()

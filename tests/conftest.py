@@ -143,7 +143,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if group is None and item.path.name == "test_ansible.py":
             group = "ansible"
         if group is None and item.path.name in ("test_load.py", "test_faults.py", "test_hostile.py",
-                                                "test_semantic_outage.py"):
+                                                "test_semantic_outage.py", "test_connections.py"):
             group = "load"
         if group is None and item.path.name == "test_browser.py":
             group = "browser"

@@ -301,7 +301,8 @@ def test_unit_files_pass_systemd_analyze_verify(host: ChrootHost) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     text = unit.read_text()
     for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-                 "ReadWritePaths=/var/lib/engineering-log", "CapabilityBoundingSet=\n", "Restart=on-failure"):
+                 "ReadWritePaths=/var/lib/engineering-log", "CapabilityBoundingSet=\n", "Restart=on-failure",
+                 "LimitNOFILE=4096"):
         assert line in text
 
 

@@ -219,3 +219,4 @@ def test_gunicorns_own_errors_carry_the_headers_and_echo_nothing(site: Gunicorn,
     assert b"x-content-type-options: nosniff" in lowered
     assert b"server:" not in lowered
     assert b"script" not in body and b"aaaa" not in body and b"bbbb" not in body
+

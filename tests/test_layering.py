@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "links": set(),
     "onionbalance": {"tor"},
     "gunicorn_log": set(),
-    "gunicorn_conf": {"gunicorn_log", "serving", "builder"},
+    "gunicorn_worker": set(),
+    "gunicorn_conf": {"gunicorn_log", "gunicorn_worker", "serving", "builder"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the one room that wires the others together; nothing imports it
 

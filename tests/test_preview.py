@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import statistics
 import sys
 import threading
@@ -163,6 +164,34 @@ def test_the_preview_answers_like_the_site_and_only_on_loopback(site: Path, prev
         refused = CliRunner().invoke(cli, ["--site", str(site), "preview", "--bind", bind],
                                      env={"BLOG_CONFIG": None})
         assert refused.exit_code == 1 and "loopback only" in refused.output, (bind, refused.output)
+
+
+def raw_get(port: int, head: str) -> tuple[int, str, str]:
+    """Send a raw GET with the given header lines; return the status, the head and the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    top, _, body = data.decode("utf-8", "replace").partition("\r\n\r\n")
+    return int(top.split()[1]), top, body
+
+
+def test_the_preview_refuses_a_rebound_host(site: Path, preview: Server) -> None:
+    # DNS rebinding: a page the operator visits points its own name at 127.0.0.1 and reads the drafts.
+    write_entry(site, "secret-draft-plan", "The unpublished plan.")
+    wait_for(f"{preview.url}/", "secret-draft-plan")
+    for host in (f"rebind.attacker.example:{preview.port}", "rebind.attacker.example", "evil.example:8001",
+                 f"127.0.0.1.nip.io:{preview.port}", f"127.0.0.1:{preview.port}@evil.example"):
+        status, top, body = raw_get(preview.port, f"Host: {host}\r\n")
+        assert status == 421, (host, status)
+        assert "secret-draft-plan" not in body and "loopback names" in body, body
+        assert "default-src 'none'" in top and "Server:" not in top
+    status, _top, body = raw_get(preview.port, "")  # no Host at all: a malformed HTTP/1.1 request
+    assert status == 400 and "secret-draft-plan" not in body
+    for host in (f"127.0.0.1:{preview.port}", f"localhost:{preview.port}", f"LocalHost:{preview.port}"):
+        status, _top, body = raw_get(preview.port, f"Host: {host}\r\n")
+        assert status == 200 and "secret-draft-plan" in body, (host, status)
 
 
 @pytest.mark.parametrize(("name", "kept"), [

@@ -155,7 +155,7 @@ def preview(ctx: click.Context, bind: str) -> None:
     settings = preview_config(cfg)
     state = PreviewState(settings)
     # Bound first (a port in use fails before any work); requests wait in the backlog until the first build.
-    server: BaseWSGIServer = make_server(host, port, create_preview_app(settings, state), threaded=True,
+    server: BaseWSGIServer = make_server(host, port, create_preview_app(settings, state, host), threaded=True,
                                          request_handler=QuietHandler)
     rebuilder = Rebuilder(settings, state)
     rebuilder.rebuild()

@@ -106,7 +106,7 @@ class SiteFront:
             body = await read_body(receive, headers, MAX_BODY, BODY_DEADLINE)
             transport = await self._ready()
         except Refusal as refusal:
-            await _plain(send, refusal.status, refusal.text, refusal.headers)
+            await _plain(send, refusal.status, refusal.text, refusal.headers, head=scope.get("method") == "HEAD")
             return
         except Gone:
             return
@@ -127,7 +127,7 @@ class SiteFront:
                                                   for k, v in secure(raw)]}
             await send(message)
 
-        await transport({**scope, "path": PATH, "raw_path": PATH.encode()}, replay, secured)
+        await transport({**_lower_host(scope), "path": PATH, "raw_path": PATH.encode()}, replay, secured)
 
     def _begin(self) -> asyncio.Task[StreamableHTTPASGIApp]:
         if self._starting is None:
@@ -216,7 +216,9 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int, deadl
     return bytes(body)
 
 
-async def _plain(send: Send, status: int, text: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+async def _plain(send: Send, status: int, text: str, extra: tuple[tuple[str, str], ...] = (),
+                 head: bool = False) -> None:
+    """Answer with a short text; to HEAD, its headers alone (gunicorn warned of every body it dropped)."""
     body = (text + "\n").encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra,
                *HEADERS]
@@ -224,7 +226,17 @@ async def _plain(send: Send, status: int, text: str, extra: tuple[tuple[str, str
         headers.append(("Connection", "close"))  # what is left of the body would be read as a request
     await send({"type": "http.response.start", "status": status,
                 "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
+
+
+def _lower_host(scope: Scope) -> Scope:
+    """Return the scope with Host and Origin in lower case, as checked: the SDK compares them case-sensitively.
+
+    Host names are case-insensitive (RFC 9110 section 4.2.3): `Host: LOCALHOST` passed refusal() and was
+    then refused by the SDK with a 421.
+    """
+    headers = [(k, v.lower() if k.lower() in (b"host", b"origin") else v) for k, v in scope.get("headers", [])]
+    return {**scope, "headers": headers}
 
 
 def front(bridge: McpBridge | None, pool: ASGIApp) -> ASGIApp:

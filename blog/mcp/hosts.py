@@ -42,11 +42,13 @@ def parse_origin(value: str) -> tuple[str, str, int | None] | None:
 class HostPolicy:
     """Which Host (and Origin) headers /mcp answers: the clearnet host, loopback, and the onion address."""
 
-    def __init__(self, config: Config, onion_address: Callable[[], str]) -> None:
+    def __init__(self, config: Config, onion_address: Callable[[], str], also: tuple[str, ...] = ()) -> None:
+        """also: more host names to answer (the loopback address a preview is bound to)."""
         self._onion_address = onion_address
         self._base = config.base_url.rstrip("/")
         clearnet = parse_host(urlsplit(config.base_url).netloc) if config.base_url else None
-        self._fixed = {"127.0.0.1", "localhost", "[::1]"} | ({clearnet[0]} if clearnet else set())
+        extra = {parsed[0] for name in also if (parsed := parse_host(f"[{name}]" if ":" in name else name))}
+        self._fixed = {"127.0.0.1", "localhost", "[::1]"} | ({clearnet[0]} if clearnet else set()) | extra
         self._onion = ""
         self.allowed_hosts: list[str] = []
         self.allowed_origins: list[str] = []
@@ -83,6 +85,10 @@ class HostPolicy:
         if self._settings is not None:
             self._settings.allowed_hosts = self.allowed_hosts
             self._settings.allowed_origins = self.allowed_origins
+
+    def names(self) -> str:
+        """Return the host names answered, for a message."""
+        return ", ".join(sorted(self._names()))
 
     def refusal(self, host: str, origin: str | None = None) -> tuple[int, str] | None:
         """Return (status, why) when the Host or Origin header is refused, or None when both are allowed.

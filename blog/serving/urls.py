@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from blog.content import entry_path, page_path
 
@@ -110,6 +111,25 @@ def is_v3_onion(name: str) -> bool:
 def host_of(environ: dict[str, Any]) -> str:
     """Return the request's Host as the client sent it (or the server's name when it sent none)."""
     return environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+
+
+# What a URL may carry as it is: RFC 3986's unreserved and reserved characters, and escapes already made.
+_URL_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def request_target(environ: dict[str, Any], query: str | None = None) -> str:
+    """Return the request's path as the client sent it, and the query (its own unless given), in ASCII.
+
+    A header built from the decoded path broke on `/x%0aX` (a newline), `/x%00y` and `/x%C0%AE` (no text
+    at all): each was a 500. Here every byte that is not plainly part of a URL is percent-encoded.
+    """
+    scope = environ.get("asgi.scope")
+    raw = scope.get("raw_path") if isinstance(scope, dict) else None
+    if not raw:  # a WSGI server: PATH_INFO holds the decoded bytes, one per character
+        raw = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1", "replace")
+    path = quote(raw, safe=_URL_SAFE)
+    query = quote(environ.get("QUERY_STRING", "") if query is None else query, safe=_URL_SAFE + "?")
+    return f"{path}?{query}" if query else path
 
 
 def _valid_port(port: str | None) -> bool:

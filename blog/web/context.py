@@ -11,7 +11,7 @@ from flask import Response, current_app, render_template, request
 from blog.build import Build
 from blog.config import Config
 from blog.serving.current import SiteState
-from blog.serving.urls import Base, host_of, resolve
+from blog.serving.urls import Base, host_of, request_target, resolve
 from blog.web.cache import CachedPage, PageCache, Reads, page_key
 from blog.web.fastpath import MARK
 
@@ -75,12 +75,14 @@ def cached(produce: Producer, status: int = 200, params: tuple[str, ...] = ()) -
 
 
 def canonical_path() -> str:
-    """Return the path and the part of the query the page reads (all of it for a page that is not cached)."""
+    """Return the path and the part of the query the page reads (all of it for a page that is not cached).
+
+    Percent-encoded from what the client sent (blog.serving.urls.request_target): it goes into a header.
+    """
     mark = request.environ.get(MARK)
     if mark is None:
-        return request.full_path.rstrip("?")
-    variant = _variant(mark[1].params)
-    return f"{request.path}?{urlencode(variant)}" if variant else request.path
+        return request_target(request.environ)
+    return request_target(request.environ, urlencode(_variant(mark[1].params)))
 
 
 def _variant(params: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

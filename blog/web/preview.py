@@ -13,11 +13,12 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, render_template, request
 
 from blog.build import Build
 from blog.config import Config
 from blog.content import ContentError, Entry, Site, utcnow
+from blog.mcp.hosts import HostPolicy
 from blog.serving.current import SiteState, Snapshot
 from blog.serving.headers import NO_STORE
 from blog.web import create_app
@@ -97,8 +98,23 @@ class Marks:
         return mark(found, self.now) if found is not None else ""
 
 
-def init_app(app: Flask, state: PreviewState) -> None:
-    """Answer with the problems page while there are problems; give every page the preview's marks."""
+def init_app(app: Flask, state: PreviewState, bound: str = "127.0.0.1") -> None:
+    """Refuse a Host that is not loopback; answer with the problems page while there are problems; mark pages."""
+    # The preview shows unpublished text. A page the operator visits can point its own name at 127.0.0.1
+    # (DNS rebinding) and read the preview as same-origin: only loopback names are answered, as on /mcp.
+    hosts = HostPolicy(state.config, lambda: "", also=(bound,))
+
+    @app.before_request
+    def loopback_hosts_only() -> Response | None:
+        refused = hosts.refusal(request.environ.get("HTTP_HOST", ""))
+        if refused is None:
+            return None
+        status = 400 if "HTTP_HOST" not in request.environ else refused[0]
+        text = (f"{status} {'Bad Request' if status == 400 else 'Misdirected Request'}: the preview answers "
+                f"only on loopback names ({hosts.names()}); open it as http://127.0.0.1:<port>/\n")
+        response = Response(text, status, mimetype="text/plain")
+        response.headers[NO_STORE[0]] = NO_STORE[1]
+        return response
 
     @app.before_request
     def problems_first() -> Response | None:
@@ -115,8 +131,11 @@ def init_app(app: Flask, state: PreviewState) -> None:
         return {"preview": Marks(state)}
 
 
-def create_preview_app(config: Config, state: PreviewState) -> Flask:
-    """Create the site's app over the preview's state: no fast path (the problems page must never be bypassed)."""
+def create_preview_app(config: Config, state: PreviewState, bound: str = "127.0.0.1") -> Flask:
+    """Create the site's app over the preview's state: no fast path (the problems page must never be bypassed).
+
+    bound: the loopback address the preview listens on, answered as a Host beside 127.0.0.1 and localhost.
+    """
     app = create_app(config, state=state, fast_path=False)
-    init_app(app, state)
+    init_app(app, state, bound)
     return app
