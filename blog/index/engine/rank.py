@@ -109,9 +109,7 @@ class Scored:
 
     def ranked(self, limit: int) -> tuple[list[Hit], int]:
         """Return the best documents that match any word, more matched words ranking higher."""
-        quoted = self.word_docs[self.plan.loose:]  # quoted single words: every result contains them
-        either = np.logical_or.reduce(self.word_docs) if not quoted else np.logical_and.reduce(quoted)
-        docs = self._shown(either)
+        docs = self._shown(self._either())
         values = self._coordinated(docs, {})
         if self.plan.near is not None:
             # The words close together only occur in blocks that match every word, which rank near the top
@@ -120,6 +118,15 @@ class Scored:
             near = _collect_at(self.searcher, self.plan.near, pool.tolist())
             return self._hits(pool, self._coordinated(pool, near), limit), len(docs)
         return self._hits(docs, values, limit), len(docs)
+
+    def found(self) -> tuple[int, int]:
+        """Return how many documents match every word and phrase, and how many a ranked OR would read."""
+        every = self.strict(0)[1]
+        return every, len(self._shown(self._either())) if self.plan.loose else every
+
+    def _either(self) -> np.ndarray:
+        quoted = self.word_docs[self.plan.loose:]  # quoted single words: every result contains them
+        return np.logical_or.reduce(self.word_docs) if not quoted else np.logical_and.reduce(quoted)
 
     def _coordinated(self, docs: np.ndarray, near: dict[int, float]) -> np.ndarray:
         scores, counts = self.scores[docs], self.counts[docs]
