@@ -12,7 +12,7 @@ import pytest
 
 from processes import Gunicorn, Server, free_port
 from tests.conftest import DATA, ROOT
-from tests.layout import LONG_HASH, ONION, PHONE_WIDTHS, WIDE_SLUG, add_wide_entry, sideways
+from tests.layout import LONG_HASH, ONION, PHONE_WIDTHS, SVG_ALT, WIDE_SLUG, add_wide_entry, sideways
 from tests.pictures import add_picture_entry, assert_both_pictures_shown
 from tests.tor_helpers import wait_for
 
@@ -131,3 +131,18 @@ def test_no_page_scrolls_sideways_at_a_phones_width(browser, phone_server: Gunic
         if scroll > client:
             wide[kind] = (scroll, what)
     assert not wide, f"at {width} px these pages scroll sideways (scrollWidth, what is wide): {wide}"
+
+
+def test_an_svg_figure_says_what_it_shows_where_svg_is_not_shown(browser, phone_server: Gunicorn) -> None:
+    """Tor Browser's Safest mode shows no SVG and runs no script: the figure's caption still tells the reader."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 800})
+    blocked: list[str] = []
+    context.route("**/*.svg", lambda route: (blocked.append(route.request.url), route.abort()))
+    try:
+        page = context.new_page()
+        page.goto(f"{phone_server.url}/log/{WIDE_SLUG}", wait_until="load")
+        caption = page.locator("figure figcaption")
+        assert blocked and caption.is_visible() and caption.inner_text() == SVG_ALT
+        assert SVG_ALT in page.inner_text("article")  # as text a reader sees, not only an attribute
+    finally:
+        context.close()
