@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import replace
-from html import escape
+from html import escape, unescape
 
 from whoosh import highlight as wh
 from whoosh import query as wq
@@ -42,6 +43,8 @@ RERANK = 10
 # query, and one answer can carry 50 whole blocks. docs/reliability.md lists every cache and its bound.
 CACHE_BYTES = 8 * 1024 * 1024
 CITATION_OVERHEAD = 600  # bytes of one Citation beyond its texts: the object, its strings' headers, dates
+_TAGS = re.compile(r"<[^>]+>")
+_EDGES = re.compile(r"^\W+|\W+$")  # what a fragment leaves off around its first and last word
 FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 _cache: OrderedDict[tuple, tuple[Results, int]] = OrderedDict()
@@ -243,8 +246,9 @@ def snippet(text: str, terms: frozenset[str]) -> str:
         maxchars=SNIPPET_CHARS, surround=100)
     formatter = wh.HtmlFormatter(tagname="mark", classname="hit", termclass="t", between=" … ")
     marked = wh.highlight(text, terms, q.fast_highlight, fragmenter, formatter, top=2) if terms else ""
-    if marked:
-        return marked
+    if marked:  # a cut is marked where it starts or ends mid-text, as between two fragments
+        shown, whole = _EDGES.sub("", unescape(_TAGS.sub("", marked))), _EDGES.sub("", text)
+        return ("" if whole.startswith(shown[:40]) else "… ") + marked + ("" if whole.endswith(shown[-40:]) else " …")
     cut = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
     return escape(cut, quote=False)
 
