@@ -28,7 +28,10 @@ from blog.index.engine import postings
 
 log = logging.getLogger(__name__)
 
-NEAR_POOL, NEAR_MIN = 5, 100  # candidates checked for the proximity bonus: limit x 5, at least 100
+# Candidates checked for the proximity bonus: limit x 5, at least 100, at most 350 (what a page ranked with
+# meaning checks: 70 deep). A grouped answer ranks 300 blocks deep; words close together are in blocks that
+# match every word, which rank high anyway, and checking positions costs per candidate.
+NEAR_POOL, NEAR_MIN, NEAR_MAX = 5, 100, 350
 
 
 @dataclass
@@ -114,7 +117,7 @@ class Scored:
         if self.plan.near is not None:
             # The words close together only occur in blocks that match every word, which rank near the top
             # anyway; checking positions in the best few hundred, not in every match, keeps questions cheap.
-            pool = np.sort(docs[_top(values, max(limit * NEAR_POOL, NEAR_MIN))])
+            pool = np.sort(docs[_top(values, min(max(limit * NEAR_POOL, NEAR_MIN), NEAR_MAX))])
             near = _collect_at(self.searcher, self.plan.near, pool.tolist())
             return self._hits(pool, self._coordinated(pool, near), limit), len(docs)
         return self._hits(docs, values, limit), len(docs)
