@@ -174,7 +174,7 @@ def run(count: int, tmp: Path, rounds: int = 1) -> None:
     print(f"  cold open: {ours['open_ms']:.0f} ms (FTS5 {fts['open_ms']:.1f} ms)")
     print(f"  query p50 {ours['p50']:.1f} ms, p99 {ours['p99']:.1f} ms; FTS5 p50 {fts['p50']:.1f} ms, "
           f"p99 {fts['p99']:.1f} ms; ratio p99 whoosh/FTS5 {ours['p99'] / max(fts['p99'], 1e-6):.2f}")
-    print(f"  the search page (10 entries or pages, 3 paragraphs each, from the best 300 blocks): "
+    print(f"  the search page (10 entries or pages, 2 to 6 paragraphs each, from the best 150 blocks): "
           f"p50 {page['p50']:.1f} ms, p99 {page['p99']:.1f} ms")
     if rounds > 1:
         ratios = sorted(a / max(b, 1e-6) for a, b in pairs)

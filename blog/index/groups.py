@@ -15,12 +15,16 @@ entry of page 1 (docs/search.md, "Results by entry and page").
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from blog.render import Block
 
-DEPTH = 300  # blocks of the ranking the groups are formed from: the best 300, whatever the page
-SHOWN = 3  # blocks shown under each entry or page
+DEPTH = 150  # blocks of the ranking the groups are formed from: the best 150, whatever the page
+# Blocks shown under an entry or page: every one it has among the ranking's best LEAD, at least LEAST and at
+# most MOST. One entry that holds most of the best blocks shows them (its fourth may be the answer); the others
+# show their best two.
+LEAD, LEAST, MOST = 10, 2, 6
 
 
 def by_source(keys: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -33,6 +37,12 @@ def by_source(keys: Sequence[str]) -> list[tuple[str, list[str]]]:
         slug, anchor = key.split("#", 1)
         order.setdefault(slug, []).append(anchor)
     return list(order.items())
+
+
+def shown(keys: Sequence[str]) -> dict[str, int]:
+    """Return how many blocks each source shows (LEAD, LEAST, MOST above); a source not named shows LEAST."""
+    lead = Counter(key.split("#", 1)[0] for key in keys[:LEAD])
+    return {slug: min(MOST, max(LEAST, count)) for slug, count in lead.items()}
 
 
 def paragraphs(keys: Sequence[str], kinds: Mapping[str, str]) -> int:

@@ -184,12 +184,13 @@ def _grouped(build: Build, entries: dict[str, Entry], keys: list[tuple[str, floa
     """Return one page of entries and pages, each with its best blocks (blog/index/groups.py)."""
     scores = dict(keys)
     order = groups.by_source([k for k, _ in keys])
+    counts = groups.shown([k for k, _ in keys])
     shown = []
     for slug, anchors in order[offset:offset + limit]:
         folded = groups.fold(_blocks(build, slug), anchors)
         # a block a heading led to stands where the heading ranked, with its score
         cited = tuple(_cite(build, entries, slug, block, snippet(block.text, terms), scores[f"{slug}#{anchor}"])
-                      for block, anchor in folded[:groups.SHOWN])
+                      for block, anchor in folded[:counts.get(slug, groups.LEAST)])
         if cited:
             shown.append(Group(cited, len(folded)))
     pages = sum(1 for slug, _ in order if slug.startswith(PAGE))

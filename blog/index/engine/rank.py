@@ -29,7 +29,7 @@ from blog.index.engine import postings
 log = logging.getLogger(__name__)
 
 # Candidates checked for the proximity bonus: limit x 5, at least 100, at most 350 (what a page ranked with
-# meaning checks: 70 deep). A grouped answer ranks 300 blocks deep; words close together are in blocks that
+# meaning checks: 70 deep). A grouped answer ranks 150 blocks deep; words close together are in blocks that
 # match every word, which rank high anyway, and checking positions costs per candidate.
 NEAR_POOL, NEAR_MIN, NEAR_MAX = 5, 100, 350
 
