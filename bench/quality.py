@@ -275,6 +275,11 @@ def _report(path: Path, build: Build, rankers: list[tuple[str, Ranker]], misses:
         if misses:
             for miss in result.misses:
                 print("    miss:", miss)
+    on_page = {name: sum(any(a in ranker(q.q) for a in q.answers) for q in questions)
+               for name, ranker in rankers[:2] if name.startswith(("search()", "search page"))}
+    if len(on_page) == 2:  # all a reader sees on the first page: 10 blocks, or 10 sources' shown blocks
+        print("  answer anywhere on the first page: " + ", ".join(f"{n} {c} of {len(questions)}"
+                                                             for n, c in on_page.items()))
     name, ranker = rankers[0]
     found, missed = page_hits(ranker, questions, pages_of(build))
     print(f"  page questions whose page is in the top 5, {name}: {found} of {found + len(missed)}"
