@@ -175,6 +175,21 @@ def ours(build: Build, provider: semantic.Provider | None = None) -> Ranker:
     return rank
 
 
+def search_page(build: Build, provider: semantic.Provider | None = None) -> Ranker:
+    """The search page's first page as a reader reads it: each entry's or page's shown paragraphs, in order."""
+    def rank(q: str) -> list[str]:
+        semantic.use(provider)
+        try:
+            found = index.search(build, q, limit=10, now=FAR, grouped=True).citations
+            return [answer_key(c.slug, c.anchor) for c in found]
+        except index.SearchError:
+            return []
+        finally:
+            semantic.use(None)
+
+    return rank
+
+
 def meaning_only(build: Build, provider: semantic.Provider) -> Ranker:
     """The semantic ranker alone, unfiltered: the nearest blocks by cosine (for comparison, never served)."""
     def rank(q: str) -> list[str]:
@@ -238,6 +253,7 @@ def main() -> None:
             return
         provider = by_meaning(build, Path(tmp))
         rankers = [("search() words+meaning", ours(build, provider)),
+                   ("search page, words+meaning", search_page(build, provider)),
                    ("meaning only (no words)", meaning_only(build, provider))] if provider else []
         if not provider:
             print("search() words+meaning: no model installed (make model); only words are ranked below")
@@ -259,6 +275,11 @@ def _report(path: Path, build: Build, rankers: list[tuple[str, Ranker]], misses:
         if misses:
             for miss in result.misses:
                 print("    miss:", miss)
+    on_page = {name: sum(any(a in ranker(q.q) for a in q.answers) for q in questions)
+               for name, ranker in rankers[:2] if name.startswith(("search()", "search page"))}
+    if len(on_page) == 2:  # all a reader sees on the first page: 10 blocks, or 10 sources' shown blocks
+        print("  answer anywhere on the first page: " + ", ".join(f"{n} {c} of {len(questions)}"
+                                                             for n, c in on_page.items()))
     name, ranker = rankers[0]
     found, missed = page_hits(ranker, questions, pages_of(build))
     print(f"  page questions whose page is in the top 5, {name}: {found} of {found + len(missed)}"

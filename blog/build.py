@@ -36,7 +36,8 @@ RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps
 BUILD_FORMAT = 5  # what a saved build holds; a build of another format is rebuilt, not read
 # 3: the content room became a package (blog.content.*), so a format-2 pickle names modules that are gone.
 # 4: a build holds the files its pages link (blog.files), cleaned, in files/ beside its renderings.
-# 5: a build holds the signed revision log (blog.honesty.revlog).
+# 5: a build holds the signed revision log (blog.honesty.revlog), and an SVG image alone in a paragraph
+#    renders as a figure with a caption.
 
 
 class BuildError(Exception):

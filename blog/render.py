@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 import markdown
 from lxml import html as lxml_html
@@ -204,7 +205,8 @@ class _Anchorer:
         if tag in _HEADINGS:
             self.heading(element)
         elif tag == "p":
-            self.add(element, "p", _text(element))
+            if not _svg_figure(element):
+                self.add(element, "p", _text(element))
         elif tag in ("ul", "ol"):
             for item in element:
                 if item.tag == "li":
@@ -227,6 +229,29 @@ class _Anchorer:
             for child in element:
                 self.walk(child)
         # footnotes keep their own ids (fn:1); hr and the rest carry nothing to cite
+
+
+def _svg_figure(paragraph: lxml_html.HtmlElement) -> bool:
+    """Make a paragraph that is one SVG image alone a figure whose caption is the image's alt text.
+
+    Tor Browser's Safest mode shows no SVG (and runs no script), so a diagram would say nothing there; the
+    caption says what it shows in every browser. Screen readers read the alt text, so they skip the caption
+    that repeats it. Return whether the paragraph was one.
+    """
+    if len(paragraph) != 1 or (paragraph.text or "").strip() or (paragraph[0].tail or "").strip():
+        return False
+    image = paragraph[0]
+    alt = normalise(image.get("alt") or "")
+    if image.tag != "img" or not alt or not urlsplit(image.get("src") or "").path.lower().endswith(".svg"):
+        return False
+    figure = lxml_html.Element("figure", {"class": "svg"})
+    figure.tail, image.tail = paragraph.tail, None
+    figure.append(image)
+    caption = lxml_html.Element("figcaption", {"aria-hidden": "true"})
+    caption.text = alt
+    figure.append(caption)
+    paragraph.getparent().replace(paragraph, figure)
+    return True
 
 
 def _defang(root: lxml_html.HtmlElement) -> None:

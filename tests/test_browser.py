@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from processes import Gunicorn
+from processes import Gunicorn, Server, free_port
 from tests.conftest import DATA, ROOT
+from tests.layout import LONG_HASH, ONION, PHONE_WIDTHS, SVG_ALT, WIDE_SLUG, add_wide_entry, sideways
 from tests.pictures import add_picture_entry, assert_both_pictures_shown
+from tests.tor_helpers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -75,3 +79,70 @@ def pictures_server(tmp_path_factory):
 def test_an_entry_shows_its_photo_and_plot_with_javascript_off(browser, pictures_server: Gunicorn) -> None:
     """Each image is one more request, and Chromium paints it: the screenshot holds both images' colours."""
     assert_both_pictures_shown(browser, pictures_server.url + "/log/rack-pictures", ARTIFACTS / "pictures.png")
+
+
+@pytest.fixture(scope="module")
+def phone_server(tmp_path_factory):
+    """The demo log with an entry as wide as entries get, served with an onion address (the footer shows it)."""
+    root = tmp_path_factory.mktemp("phone")
+    shutil.copytree(ROOT / "content", root / "content")
+    add_wide_entry(root / "content")
+    with Gunicorn(root / "content", root / "data", workers=1, extra_env={"BLOG_ONION_ADDRESS": ONION}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def problems_preview(tmp_path_factory):
+    """`blog preview` of a site with a broken file: every page is the problems page."""
+    folder = tmp_path_factory.mktemp("problems")
+    shutil.copytree(ROOT / "content", folder / "content")
+    (folder / "blog.toml").write_text('title = "Phone test"\ncontent_dir = "content"\ndata_dir = "var"\n'
+                                      'tor_mode = "off"\nsemantic = false\n')
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOG_")}
+    with Server([sys.executable, "-m", "blog.cli", "--site", str(folder), "preview", "--bind", f"127.0.0.1:{port}"],
+                folder / "preview.log", port=port, env=env) as running:
+        broken = folder / "content" / "log" / f"2026-12-01-{'a-rather-long-name-' * 4}broken.md"
+        broken.write_text(f'---\ntitle: "Broken"\ndate: 2026-12-01T09:00:00Z\ntags: [x]\nsummary: "s"\n'
+                          f'colour: {LONG_HASH}\n---\n\nText.\n')
+        wait_for(lambda: "problem" in running.log(since_start=True), what="the problems page", timeout=30)
+        yield running
+
+
+PAGE_KINDS = {
+    "home": "/", "entry": f"/log/{WIDE_SLUG}", "standing page": "/pages/start-here", "tags": "/tags",
+    "tag": "/tags/layout", "archive": "/archive", "archive month": "/archive/2026/11",
+    "search": "/search?q=key+file+hash+printed+whole", "search, nothing found": f"/search?q=x{LONG_HASH}",
+    "revisions": "/log/gunicorn-control-socket-and-keep-alive/revisions",
+    "revision": "/log/gunicorn-control-socket-and-keep-alive/revisions/1", "404": "/no/such/page",
+}
+
+
+@pytest.mark.parametrize("width", PHONE_WIDTHS)
+def test_no_page_scrolls_sideways_at_a_phones_width(browser, phone_server: Gunicorn, problems_preview: Server,
+                                                    width: int) -> None:
+    """Every kind of page fits 320, 360 and 390 px with JavaScript off; code blocks and tables scroll alone."""
+    urls = {kind: phone_server.url + path for kind, path in PAGE_KINDS.items()}
+    urls["preview's problems page"] = problems_preview.url + "/"
+    wide = {}
+    for kind, url in urls.items():
+        scroll, client, what = sideways(browser, url, width)
+        assert client == width, (kind, client)
+        if scroll > client:
+            wide[kind] = (scroll, what)
+    assert not wide, f"at {width} px these pages scroll sideways (scrollWidth, what is wide): {wide}"
+
+
+def test_an_svg_figure_says_what_it_shows_where_svg_is_not_shown(browser, phone_server: Gunicorn) -> None:
+    """Tor Browser's Safest mode shows no SVG and runs no script: the figure's caption still tells the reader."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 800})
+    blocked: list[str] = []
+    context.route("**/*.svg", lambda route: (blocked.append(route.request.url), route.abort()))
+    try:
+        page = context.new_page()
+        page.goto(f"{phone_server.url}/log/{WIDE_SLUG}", wait_until="load")
+        caption = page.locator("figure figcaption")
+        assert blocked and caption.is_visible() and caption.inner_text() == SVG_ALT
+        assert SVG_ALT in page.inner_text("article")  # as text a reader sees, not only an attribute
+    finally:
+        context.close()

@@ -169,3 +169,13 @@ def test_inline_renders_update_notes_markdown_and_shows_raw_html_as_text(note: s
 
 def test_inline_text_is_what_a_reader_reads() -> None:
     assert inline_text("re-ran `-k sync` *alone* <b>") == "re-ran -k sync alone <b>"
+
+
+def test_an_svg_alone_in_its_paragraph_is_a_figure_captioned_by_its_alt_text() -> None:
+    """Safest mode shows no SVG: the caption says what it shows; screen readers read the alt text once."""
+    rendered = render("![Three boxes, left to right](plots/flow.svg)\n\n![A photo](rack.jpg)\n\n"
+                      "An inline ![icon](dot.svg) in a sentence.\n")
+    assert ('<figure class="svg"><img alt="Three boxes, left to right" src="plots/flow.svg">'
+            '<figcaption aria-hidden="true">Three boxes, left to right</figcaption></figure>') in rendered.html
+    assert '<p><img alt="A photo" src="rack.jpg"></p>' in rendered.html  # a raster image is shown in Safest mode
+    assert rendered.html.count("<figure") == 1 and [b.text for b in rendered.blocks] == ["An inline in a sentence."]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from markupsafe import escape
 from whoosh.analysis import StemmingAnalyzer
 
 from blog import index
+from blog.index import groups
 from blog.index.sources import PAGE, parts_of
 from blog.serving.urls import citation_url
 from blog.web.context import build as current_build
@@ -28,8 +30,18 @@ def site(content_copy: Path, tmp_path: Path):
     return app, app.test_client()
 
 
+def _results(body: str) -> list[tuple[str, list[str]]]:
+    """Return each result of a search page: the link to its entry or page, and its paragraphs' links."""
+    out = []
+    for article in re.findall(r'<article class="result">(.*?)</article>', body, re.S):
+        title = re.search(r'<h2 class="rt"><a href="([^"]+)"', article).group(1)
+        out.append((title, re.findall(r'<a class="pl" href="([^"]+)"', article)))
+    return out
+
+
 def _result_links(body: str) -> list[str]:
-    return re.findall(r'<h2 class="rt"><a href="([^"]+)"', body)
+    """Return the links to the paragraphs a search page shows, in order."""
+    return [link for _, links in _results(body) for link in links]
 
 
 def _unique_words(build, kinds: tuple[str, ...] = ("p",)) -> dict[str, str]:
@@ -113,23 +125,112 @@ def test_page_and_search_agree(site: tuple, query: str) -> None:
     app, client = site
     body = client.get("/search", query_string={"q": query}).get_data(as_text=True)
     with app.test_request_context():
-        citations = index.search(current_build(), query, limit=10).citations
-    expected = [citation_url("", c.slug, c.anchor) for c in citations]
+        citations = index.search(current_build(), query, limit=10, grouped=True).citations
+    expected = [citation_url("", c.slug, c.anchor, c.source) for c in citations]
     assert expected and _result_links(body) == [html.escape(u) for u in expected]
 
 
 def test_paging(site: tuple) -> None:
-    _, client = site
+    """A page is page_size entries and pages; the next one holds the next ones, none of them again."""
+    app, client = site
     one = client.get("/search?q=tor").get_data(as_text=True)
     two = client.get("/search?q=tor&page=2").get_data(as_text=True)
     assert 'rel="next"' in one and 'rel="prev"' in two
-    assert not set(_result_links(one)) & set(_result_links(two))
+    # each result is an entry or a page: its title links to it, not to one of its paragraphs
+    first, second = [title.split("#")[0] for title, _ in _results(one)], [t.split("#")[0] for t, _ in _results(two)]
+    assert len(set(first)) == app.extensions["blog.state"].config.page_size and second
+    assert not set(first) & set(second)
 
 
 def test_spelling_suggestion_on_no_results(site: tuple) -> None:
     _, client = site
     body = client.get("/search?q=permisions").get_data(as_text=True)
     assert "No paragraph matches" in body and "Did you mean" in body and "permissions" in body
+
+
+@pytest.mark.parametrize(("query", "offered"), [
+    ("does this site log visitors addresses", None),  # the log says "visit": the reader's word, cut short
+    ("onoin", "onion"), ("how do I keep the same onoin address", "how do I keep the same onion address"),
+    ("onoin tag:no-such-tag", None),  # "onion" would find nothing there either
+])
+def test_did_you_mean_only_when_it_helps(site: tuple, query: str, offered: str | None) -> None:
+    _, client = site
+    body = client.get("/search", query_string={"q": query}).get_data(as_text=True)
+    suggested = re.search(r'Did you mean <a href="[^"]+">([^<]+)</a>', body)
+    assert (html.unescape(suggested.group(1)) if suggested else None) == offered, body[:3000]
+
+
+QUESTION = "how do I keep the same onion address"
+ANSWER = "restoring one 96-byte file is enough to keep the address"
+
+
+@pytest.fixture(scope="module")
+def served_site(tmp_path_factory: pytest.TempPathFactory):
+    """The demo log, and the ranking by meaning over its vectors (the model in var/model)."""
+    from blog.index import semantic
+
+    tmp = tmp_path_factory.mktemp("served")
+    shutil.copytree(ROOT / "content", tmp / "content")
+    config = make_config(tmp / "content", tmp / "data", semantic=True, model_dir=ROOT / "var" / "model")
+    app = make_app(config)
+    with app.test_request_context():
+        assert semantic.embed(config, current_build()), "the model is missing: make model"
+    assert semantic.load_local(config)
+    yield app.test_client(), semantic.provider()
+    semantic.use(None)
+
+
+@pytest.fixture
+def served(served_site: tuple):
+    """The demo log as a served site answers: ranked by words and by meaning."""
+    from blog.index import semantic
+
+    client, provider = served_site
+    semantic.use(provider)  # an app made since (another fixture's) chose words alone for the process
+    yield client
+    semantic.use(None)
+
+
+def _text(html_text: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", html_text)).split())
+
+
+def test_a_question_shows_its_answer_in_the_first_result_each_entry_once_and_no_heading(served) -> None:
+    body = served.get("/search", query_string={"q": QUESTION}).get_data(as_text=True)
+    assert "and by meaning" in body
+    results = _results(body)
+    first = body[body.index('<article class="result">'):body.index("</article>")]
+    assert ANSWER in _text(first), _text(first)[:600]
+    titles = [title for title, _ in results]
+    assert len(titles) == len(set(titles)) == 10, titles
+    for title, links in results:
+        assert 1 <= len(links) <= groups.MOST and all(link.startswith(f"{title}#") for link in links)
+        page = served.get(title).get_data(as_text=True)
+        for link in links:
+            anchor = link.split("#", 1)[1]
+            tag = re.search(rf'<(\w+)[^>]*\bid="{re.escape(anchor)}"', page).group(1)
+            assert tag not in ("h1", "h2", "h3", "h4", "h5", "h6"), f"{link} is a heading"
+    count = re.search(r'<p class="meta">([\d,]+) paragraphs in (\d+) entries and (\d+) pages', body)
+    assert count and int(count.group(2)) + int(count.group(3)) > len(titles), body[:2000]
+
+
+def test_a_page_ranked_by_words_alone_asks_for_the_next_by_words(served) -> None:
+    """Page 2 comes from the ranking page 1 came from, so it repeats none of its entries, with no script."""
+    from blog.index import semantic
+
+    one = served.get("/search", query_string={"q": QUESTION}).get_data(as_text=True)
+    assert re.search(r'rel="next" href="/search\?q=[^"&]+&amp;page=2"', one)
+    provider = semantic.provider()
+    semantic.use(None)  # the ranking by meaning is not there (yet): page 1 is ranked by words alone
+    alone = served.get("/search", query_string={"q": QUESTION}).get_data(as_text=True)
+    semantic.use(provider)
+    assert "and by meaning" not in alone and _results(alone) != _results(one)
+    assert re.search(r'rel="next" href="/search\?q=[^"&]+&amp;by=words&amp;page=2"', alone)
+    two = served.get("/search", query_string={"q": QUESTION, "by": "words", "page": 2}).get_data(as_text=True)
+    assert "and by meaning" not in two and _results(two)
+    assert not {t for t, _ in _results(two)} & {t for t, _ in _results(alone)}
+    back = served.get("/search", query_string={"q": QUESTION, "by": "words"}).get_data(as_text=True)
+    assert _results(back) == _results(alone)
 
 
 @pytest.mark.parametrize("url", ["/search?q=%22open", "/search?q=" + "a" * 201, "/search?q=tor&page=0",

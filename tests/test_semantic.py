@@ -189,7 +189,7 @@ def _search(server: Gunicorn, question: str) -> tuple[str, list[str]]:
     url = f"{server.url}/search?q={urllib.parse.quote(question)}"
     with urllib.request.urlopen(url, timeout=10) as answer:
         page = answer.read().decode()
-    links = re.findall(r'<h2 class="rt"><a href="/log/([^"]+)"', page)
+    links = re.findall(r'<a class="pl" href="/log/([^"]+)"', page)  # each shown paragraph's link, in order
     return page, links
 
 

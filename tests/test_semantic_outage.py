@@ -109,11 +109,16 @@ def _top5(answer: dict[str, Any]) -> list[str]:
     return [f"{r['slug']}#{r['anchor']}" for r in answer["results"]]
 
 
-def _page_top5(url: str, question: str) -> list[str]:
+def _page_sources(url: str, question: str) -> list[str]:
+    """Return the entries and pages the search page shows for a question, in its order (one result each)."""
     page = httpx2.get(f"{url}/search?q={urllib.parse.quote(question)}", timeout=30).text
     assert "and by meaning" in page, page[-2000:]
-    links = re.findall(r'<h2 class="rt"><a href="/(?:log|pages)/([^"]+)"', page)
-    return list(dict.fromkeys(links))[:5]
+    return re.findall(r'<h2 class="rt"><a href="/(?:log|pages)/([^"#/]+)"', page)
+
+
+def _sources(answer: dict[str, Any]) -> list[str]:
+    """Return the entries and pages of a tool answer's cited blocks, in the order they first appear."""
+    return list(dict.fromkeys(r["slug"] for r in answer["results"]))
 
 
 def _blog_status(tmp: Path) -> str:
@@ -127,14 +132,17 @@ def test_blog_mcp_after_a_sigkilled_site_ranks_by_meaning_as_the_site_did(tmp_pa
     server = _serve(tmp_path)
     try:
         served = _over_http(server.url, QUESTIONS)
-        pages = [_page_top5(server.url, q) for q in QUESTIONS]
+        pages = [_page_sources(server.url, q) for q in QUESTIONS]
         up = _blog_status(tmp_path)
     finally:
         assert server.process is not None
         os.killpg(server.process.pid, signal.SIGKILL)  # the whole site at once: nothing cleans up
         server.process.wait(timeout=10)
     assert [a["ranking"] for a in served] == ["words+meaning"] * 5, served
-    assert [_top5(a) for a in served] == pages, "/mcp and /search rank the same question differently"
+    # The page shows one result per entry or page, in the order the ranking first reaches each: the sources
+    # of the tool's top 5 blocks are the page's first results, in the same order.
+    assert [_sources(a) for a in served] == [p[:len(_sources(a))] for a, p in zip(served, pages, strict=True)], \
+        "/mcp and /search rank the same question differently"
     sock = wire.socket_path_of(tmp_path / "data")
     _wait(lambda: not wire.listening(sock), "end of the killed semantic process", server, 15)
     assert sock.exists(), "the test needs the socket a SIGKILL leaves behind"

@@ -12,7 +12,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import replace
-from html import escape
+from html import escape, unescape
 
 from whoosh import highlight as wh
 from whoosh import query as wq
@@ -20,12 +20,12 @@ from whoosh.searching import Searcher
 
 from blog.build import Build
 from blog.content import Entry, utcnow
+from blog.index import groups, semantic, spelling
 from blog.index import query as q
-from blog.index import semantic
 from blog.index.engine import Plan, Scored
 from blog.index.fuse import DEPTH, MEANING, fuse
-from blog.index.model import Citation, IndexUnavailable, Results, SearchError
-from blog.index.sources import PAGE, find_block
+from blog.index.model import Citation, Group, IndexUnavailable, Results, SearchError
+from blog.index.sources import PAGE, find_block, part
 from blog.index.store import _BROKEN, check_intact, forget, open_searcher
 from blog.render import Block, update_anchors
 
@@ -43,12 +43,12 @@ RERANK = 10
 # query, and one answer can carry 50 whole blocks. docs/reliability.md lists every cache and its bound.
 CACHE_BYTES = 8 * 1024 * 1024
 CITATION_OVERHEAD = 600  # bytes of one Citation beyond its texts: the object, its strings' headers, dates
-SPELLINGS = 1024  # remembered spelling suggestions: a key is a query of at most MAX_QUERY characters
+_TAGS = re.compile(r"<[^>]+>")
+_EDGES = re.compile(r"^\W+|\W+$")  # what a fragment leaves off around its first and last word
 FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 _cache: OrderedDict[tuple, tuple[Results, int]] = OrderedDict()
 _cached_bytes = 0
-_spellings: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 _cache_lock = threading.Lock()
 _entries: dict[tuple[str, int], dict[str, Entry]] = {}
 _masks: dict[tuple[str, int], tuple[dt.datetime, dt.datetime, frozenset[str], wq.Query | None]] = {}
@@ -59,10 +59,13 @@ UNAVAILABLE = "search is unavailable while its index is rebuilt; try again in a 
 
 
 def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: str | None = None,
-           after: When = None, before: When = None, now: dt.datetime | None = None) -> Results:
+           after: When = None, before: When = None, now: dt.datetime | None = None, grouped: bool = False,
+           meaning: bool = True) -> Results:
     """Find the published paragraphs (of entries and pages) that answer a query, best first.
 
-    Raise SearchError on a bad query. A tag or a date narrows the search to entries.
+    Raise SearchError on a bad query. A tag or a date narrows the search to entries. `grouped`: one result
+    per entry or page (limit and offset count those; blog/index/groups.py). `meaning=False` ranks by words
+    alone, as a page ranked so asks for its next page.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
@@ -80,9 +83,9 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     now = now or utcnow()
     hidden, mask = _mask(build, now)
     # Quoted phrases and not: narrow what may be shown; meaning still ranks the blocks that pass them.
-    nearest = semantic.provider_for(build.id)
+    nearest = semantic.provider_for(build.id) if meaning else None
     key = (build.id, str(build.index_dir), query, limit, offset, tag, str(parsed.after), str(parsed.before),
-           hidden, nearest is not None)
+           hidden, nearest is not None, grouped)
     check_intact(build.index_dir)
     with _cache_lock:
         if key in _cache:
@@ -94,12 +97,13 @@ def search(build: Build, query: str, *, limit: int = 10, offset: int = 0, tag: s
     handle = open_searcher(build.index_dir)
     try:
         with handle.lock:
-            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset, hits, hidden)
+            results = _run(handle.searcher, build, parsed, query, plan, mask, limit, offset, hits, hidden,
+                           grouped)
     except _BROKEN as exc:
         forget(build.index_dir) if build.index_dir else None
         log.error("the search index %s failed mid-search: %s; it will be rebuilt", build.index_dir, exc)
         raise IndexUnavailable(UNAVAILABLE) from exc
-    if hits is None:
+    if hits is None and meaning:
         results = replace(results, without_meaning=semantic.why_not(build.id))
     if results.semantic or nearest is None:  # words only for now: the vectors join later, ask again then
         _remember(key, results)
@@ -134,17 +138,19 @@ def cached_bytes() -> int:
 
 def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Plan, mask: wq.Query | None,
          limit: int, offset: int, hits: list[tuple[str, float]] | None = None,
-         hidden: frozenset[str] = frozenset()) -> Results:
-    want = offset + limit
+         hidden: frozenset[str] = frozenset(), grouped: bool = False) -> Results:
     wanted = offset + limit
+    want = groups.DEPTH if grouped else wanted
     if hits is not None:
         want = max(want, DEPTH)  # the lexical ranking's depth that fusion reads
     scored = Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
     keys: list[tuple[str, float]] = []
+    kinds: dict[str, str] = {}
     total, mode = 0, "and"
     if not is_question(text, parsed) or not plan.loose:
         first, total = scored.strict(want)
         keys = [(hit.key, hit.score) for hit in first]
+        kinds.update((hit.key, hit.kind) for hit in first)
     if total < want and plan.loose:
         # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
         # the words that carry meaning, after everything AND found.
@@ -153,25 +159,59 @@ def _run(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, plan: Pl
         extra = [(hit.key, hit.score * (CODE_WEIGHT if hit.kind == "code" else 1.0))
                  for hit in more if hit.key not in seen]
         keys += sorted(extra, key=lambda pair: -pair[1])[: want - len(keys)]
+        kinds.update((hit.key, hit.kind) for hit in more)
         total, mode = max(matched, total), "or"
     entries = _entry_map(build)
     if hits is not None:
         required, excluded = scored.narrowed()
         meant = [k for k, _ in hits if _visible(k, entries, hidden, parsed) and k not in excluded
                  and (required is None or k in required)]
-        keys = fuse([k for k, _ in keys], meant, weights=(1.0, MEANING))
+        fused = fuse([k for k, _ in keys], meant, weights=(1.0, MEANING))
+        # fusion reads the lexical ranking's first DEPTH; the rest of it follows, in its own order
+        taken = {k for k, _ in fused}
+        keys = fused + [(k, 0.0) for k, _ in keys[DEPTH:] if k not in taken]
         total = max(total, len(keys))
-    want = wanted
     terms = q.highlight_terms(parsed)
+    corrected = spelling.correct(searcher, build, parsed, text, scored, mask)  # only unknown words are looked up
+    if grouped:
+        return _grouped(build, entries, keys, kinds, terms, limit, offset,
+                        Results(text, [], total, offset, limit, corrected, mode, semantic=hits is not None))
     citations = []
-    for key, score in keys[offset:want]:
+    for key, score in keys[offset:wanted]:
         slug, anchor = key.split("#", 1)
         block = find_block(build, slug, anchor)
         if block is None:
             continue  # the index and the build disagree only during a switch; skip rather than fail
         citations.append(_cite(build, entries, slug, block, snippet(block.text, terms), score))
-    corrected = _correct(searcher, build, parsed, text)  # cheap: only unknown words are looked up
     return Results(text, citations, total, offset, limit, corrected, mode, semantic=hits is not None)
+
+
+def _grouped(build: Build, entries: dict[str, Entry], keys: list[tuple[str, float]], kinds: dict[str, str],
+             terms: frozenset[str], limit: int, offset: int, ranked: Results) -> Results:
+    """Return one page of entries and pages, each with its best blocks (blog/index/groups.py)."""
+    scores = dict(keys)
+    order = groups.by_source([k for k, _ in keys])
+    counts = groups.shown([k for k, _ in keys])
+    shown = []
+    for slug, anchors in order[offset:offset + limit]:
+        folded = groups.fold(_blocks(build, slug), anchors)
+        # a block a heading led to stands where the heading ranked, with its score
+        cited = tuple(_cite(build, entries, slug, block, snippet(block.text, terms), scores[f"{slug}#{anchor}"])
+                      for block, anchor in folded[:counts.get(slug, groups.LEAST)])
+        if cited:
+            shown.append(Group(cited, len(folded)))
+    pages = sum(1 for slug, _ in order if slug.startswith(PAGE))
+    return replace(ranked, citations=[c for g in shown for c in g.citations], groups=tuple(shown),
+                   entries=len(order) - pages, pages=pages,
+                   paragraphs=groups.paragraphs([k for k, _ in keys], kinds), deeper=ranked.total > len(keys))
+
+
+def _blocks(build: Build, slug: str) -> tuple[Block, ...]:
+    """Return the blocks of an entry or page by its index slug, in page order (none when it is gone)."""
+    try:
+        return part(build.site, build.rendered, slug)[1]
+    except KeyError:
+        return ()  # the index and the build disagree only during a switch
 
 
 def _visible(key: str, entries: dict[str, Entry], hidden: frozenset[str], parsed: q.Parsed) -> bool:
@@ -214,52 +254,11 @@ def snippet(text: str, terms: frozenset[str]) -> str:
         maxchars=SNIPPET_CHARS, surround=100)
     formatter = wh.HtmlFormatter(tagname="mark", classname="hit", termclass="t", between=" … ")
     marked = wh.highlight(text, terms, q.fast_highlight, fragmenter, formatter, top=2) if terms else ""
-    if marked:
-        return marked
+    if marked:  # a cut is marked where it starts or ends mid-text, as between two fragments
+        shown, whole = _EDGES.sub("", unescape(_TAGS.sub("", marked))), _EDGES.sub("", text)
+        return ("" if whole.startswith(shown[:40]) else "… ") + marked + ("" if whole.endswith(shown[-40:]) else " …")
     cut = text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
     return escape(cut, quote=False)
-
-
-def _correct(searcher: Searcher, build: Build, parsed: q.Parsed, text: str) -> str | None:
-    """Suggest a spelling: the nearest indexed stem, turned back into a word the log actually uses."""
-    corrected = text
-    for word in parsed.words:
-        stem = q.stems(word)
-        if len(stem) != 1 or searcher.doc_frequency("text", stem[0]):
-            continue
-        spelled = _spelling(searcher, build, stem[0])
-        if spelled:
-            corrected = corrected.replace(word, spelled, 1)
-    return corrected if corrected != text else None
-
-
-def _spelling(searcher: Searcher, build: Build, stem: str) -> str | None:
-    """Return the word the log uses for the indexed stem nearest to an unknown one (cached per index)."""
-    key = (str(build.index_dir), stem)  # an index directory never changes once written
-    with _cache_lock:
-        if key in _spellings:
-            return _spellings[key]
-    # Whoosh's corrector measures the edit distance to every indexed stem with the same first letter
-    found = searcher.suggest("text", stem, limit=1, maxdist=2, prefix=1)
-    first = _first_key(searcher, found[0]) if found else None
-    spelled = None
-    if first:
-        slug, anchor = first.split("#", 1)
-        block = find_block(build, slug, anchor)
-        word = next((w for w in re.findall(r"\w+", block.text) if q.stems(w) == [found[0]]), None) \
-            if block else None
-        spelled = word.lower() if word else None
-    with _cache_lock:
-        _spellings[key] = spelled
-        while len(_spellings) > SPELLINGS:
-            _spellings.popitem(last=False)
-    return spelled
-
-
-def _first_key(searcher: Searcher, stem: str) -> str | None:
-    """Return the key of the first block that uses a stem (reading one posting, not scoring them all)."""
-    postings = searcher.reader().postings("text", stem)  # skips deleted documents
-    return searcher.stored_fields(postings.id()).get("key") if postings.is_active() else None
 
 
 def _entry_map(build: Build) -> dict[str, Entry]:

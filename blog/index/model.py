@@ -39,8 +39,24 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Group:
+    """One entry or page of a grouped answer: its best blocks, best first, headings folded (blog/index/groups.py)."""
+
+    citations: tuple[Citation, ...]
+    found: int  # how many of its blocks the ranking holds, shown or not
+
+    @property
+    def first(self) -> Citation:
+        return self.citations[0]
+
+
+@dataclass(frozen=True)
 class Results:
-    """One page of citations for a query, best first."""
+    """One page of citations for a query, best first; or of entries and pages, each with its best citations.
+
+    A grouped answer (search(..., grouped=True), the search page) counts `limit` and `offset` in entries and
+    pages: `groups` holds this page's, `citations` all their citations in order.
+    """
 
     query: str
     citations: list[Citation] = field(default_factory=list)
@@ -51,3 +67,8 @@ class Results:
     mode: str = "and"  # "and": every word matched; "or": ranked over the words that carry meaning
     semantic: bool = False  # the ranking by meaning joined the ranking by words (blog/index/fuse.py)
     without_meaning: str | None = None  # why meaning did not join, in plain words (None: it did, or it is off)
+    groups: tuple[Group, ...] = ()
+    entries: int = 0  # grouped: the entries the ranking's blocks are in (of its best groups.DEPTH blocks)
+    pages: int = 0  # grouped: the standing pages they are in
+    paragraphs: int = 0  # grouped: the ranking's blocks that are not headings
+    deeper: bool = False  # grouped: more blocks matched than the groups are formed from (groups.DEPTH)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from urllib.parse import quote_plus
 
 from flask import Blueprint, abort, make_response, request
 from flask.typing import ResponseReturnValue
 
 from blog import build as builds
 from blog import index
+from blog.content import entry_path, page_path
 from blog.serving.urls import citation_url
 from blog.web.cache import gzip_if_accepted
 from blog.web.context import build, config, page
@@ -31,29 +33,54 @@ MAX_PAGE = 50  # page_size * MAX_PAGE stays within index.lookup.MAX_DEPTH
 
 @bp.get("/search")
 def search() -> ResponseReturnValue:
-    """Show the paragraphs that match the query, each linked to its anchor."""
+    """Show the entries and pages that answer the query, each with its best paragraphs linked to their anchors."""
     query = request.args.get("q", "").strip()
     if len(query) > index.MAX_QUERY:
         abort(400, description=f"The query is {len(query)} characters long; keep it under {index.MAX_QUERY}.")
     number = _page_number(request.args.get("page", "1"))
+    # A page ranked by words alone (the ranking by meaning was not there yet) asks for its neighbours the
+    # same way, so that they come from the same ranking and never repeat its entries.
+    by_words = request.args.get("by") == "words"
     size = config().page_size
     results, status, error = None, 200, None
     if query:
         try:
-            results = index.search(build(), query, limit=size, offset=(number - 1) * size)
+            results = index.search(build(), query, limit=size, offset=(number - 1) * size, grouped=True,
+                                   meaning=not by_words)
         except index.IndexUnavailable as exc:
             status, error = 503, str(exc)
             _ask_for_repair()
         except index.SearchError as exc:
             abort(400, description=f"{exc}.")
-    pages = -(-results.total // size) if results else 0
+    pages = -(-(results.entries + results.pages) // size) if results else 0
+    more = f"/search?q={quote_plus(query)}" + ("&by=words" if results and not results.semantic else "")
     body = page("search.html", query=query, results=results, error=error, number=number,
-                pages=min(pages, MAX_PAGE), citation_url=citation_url)
+                pages=min(pages, MAX_PAGE), more=more, counted=counted(results) if results else "",
+                citation_url=citation_url, page_url=page_url)
     response = make_response(body, status)
     response.cache_control.no_store = True
     if status == 503:
         response.headers["Retry-After"] = "30"
     return gzip_if_accepted(response, request)
+
+
+def counted(results: index.Results) -> str:
+    """Say how many paragraphs matched in how many entries and pages (a grouped answer's count line)."""
+    places = [_plural(results.entries, "entry", "entries"), _plural(results.pages, "page", "pages")]
+    where = " and ".join(p for p in places if p)
+    paragraphs = _plural(results.paragraphs, "paragraph", "paragraphs")
+    if results.deeper:  # the groups are formed from the best index.groups.DEPTH blocks
+        return f"The best {paragraphs} of {results.total:,} are in {where}"
+    return f"{paragraphs} in {where}"
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}" if count else ""
+
+
+def page_url(citation: index.Citation) -> str:
+    """Return the path of the entry or page a citation is from."""
+    return page_path(citation.slug) if citation.source == "page" else entry_path(citation.slug)
 
 
 def _page_number(raw: str) -> int:

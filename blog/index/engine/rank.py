@@ -28,7 +28,10 @@ from blog.index.engine import postings
 
 log = logging.getLogger(__name__)
 
-NEAR_POOL, NEAR_MIN = 5, 100  # candidates checked for the proximity bonus: limit x 5, at least 100
+# Candidates checked for the proximity bonus: limit x 5, at least 100, at most 350 (what a page ranked with
+# meaning checks: 70 deep). A grouped answer ranks 150 blocks deep; words close together are in blocks that
+# match every word, which rank high anyway, and checking positions costs per candidate.
+NEAR_POOL, NEAR_MIN, NEAR_MAX = 5, 100, 350
 
 
 @dataclass
@@ -109,17 +112,24 @@ class Scored:
 
     def ranked(self, limit: int) -> tuple[list[Hit], int]:
         """Return the best documents that match any word, more matched words ranking higher."""
-        quoted = self.word_docs[self.plan.loose:]  # quoted single words: every result contains them
-        either = np.logical_or.reduce(self.word_docs) if not quoted else np.logical_and.reduce(quoted)
-        docs = self._shown(either)
+        docs = self._shown(self._either())
         values = self._coordinated(docs, {})
         if self.plan.near is not None:
             # The words close together only occur in blocks that match every word, which rank near the top
             # anyway; checking positions in the best few hundred, not in every match, keeps questions cheap.
-            pool = np.sort(docs[_top(values, max(limit * NEAR_POOL, NEAR_MIN))])
+            pool = np.sort(docs[_top(values, min(max(limit * NEAR_POOL, NEAR_MIN), NEAR_MAX))])
             near = _collect_at(self.searcher, self.plan.near, pool.tolist())
             return self._hits(pool, self._coordinated(pool, near), limit), len(docs)
         return self._hits(docs, values, limit), len(docs)
+
+    def found(self) -> tuple[int, int]:
+        """Return how many documents match every word and phrase, and how many a ranked OR would read."""
+        every = self.strict(0)[1]
+        return every, len(self._shown(self._either())) if self.plan.loose else every
+
+    def _either(self) -> np.ndarray:
+        quoted = self.word_docs[self.plan.loose:]  # quoted single words: every result contains them
+        return np.logical_or.reduce(self.word_docs) if not quoted else np.logical_and.reduce(quoted)
 
     def _coordinated(self, docs: np.ndarray, near: dict[int, float]) -> np.ndarray:
         scores, counts = self.scores[docs], self.counts[docs]
