@@ -28,7 +28,7 @@ class ContentProblems(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-_LOCAL_IMAGE = ("copy the image beside the entry (make it a folder: log/<name>/index.md and the image) and link it "
+LOCAL_IMAGE_FIX = ("copy the image beside the entry (make it a folder: log/<name>/index.md and the image) and link it "
                 "relatively, ![what it shows](plot.png): readers make no third-party requests (docs/files.md)")
 # Each rule: a pattern over one source line, what it is, and how to fix it.
 _RULES = [
@@ -37,8 +37,8 @@ _RULES = [
      "link to the page instead of embedding it"),
     (re.compile(r"<[a-z][^>]*\son[a-z]+\s*=", re.I), "event-handler attribute (on...=)", "remove the attribute"),
     (re.compile(r"javascript\s*:", re.I), "javascript: URL", "use a plain https:// or relative link"),
-    (re.compile(r"<\s*img\b[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", re.I), "remote image", _LOCAL_IMAGE),
-    (re.compile(r"!\[[^\]]*\]\(\s*(https?:)?//", re.I), "remote image", _LOCAL_IMAGE),
+    (re.compile(r"<\s*img\b[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", re.I), "remote image", LOCAL_IMAGE_FIX),
+    (re.compile(r"!\[[^\]]*\]\(\s*(https?:)?//", re.I), "remote image", LOCAL_IMAGE_FIX),
     (re.compile(r"<\s*(link|meta|base|form|style)\b", re.I), "raw <link>/<meta>/<base>/<form>/<style> element",
      "remove it: pages carry only the site's own head and style"),
 ]

@@ -14,6 +14,7 @@ from blog.content import ContentError, Site, Written
 from blog.files.cleaner import Cleaner
 from blog.files.links import Link, LinkLines, folder_of, links_in, may_link_files, resolve
 from blog.files.model import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, Unfit, kind_of
+from blog.files.remote import may_fetch, remote_problems
 from blog.render import render
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,12 @@ def collect(site: Site, html_of: Callable[[str], str], previous: FileSet | None 
     with Cleaner() as cleaner:
         collector = _Collector(site, previous, previous_dir, cleaner)
         for key, document, folder in documents(site):
-            if may_link_files(document.body):
-                collector.document(key, document, folder, html_of(key))
+            links, fetches = may_link_files(document.body), may_fetch(document.body)
+            html = html_of(key) if links or fetches else ""
+            if fetches:
+                collector.problems.extend(remote_problems(document, html))
+            if links:
+                collector.document(key, document, folder, html)
     files = collector.files
     published = {resolve(files.folders[key], url) for key, document, _ in documents(site)
                  if key in files.links and not getattr(document, "draft", False) for url in files.links[key]}
@@ -157,6 +162,7 @@ def collect(site: Site, html_of: Callable[[str], str], previous: FileSet | None 
 
 
 def check_files(site: Site) -> tuple[FileSet, list[ContentError]]:
-    """Check every file the pages link, as a build would (rendering the pages that may link one)."""
+    """Check every file the pages link and what else they would fetch, as a build would (rendering the pages
+    that may link or fetch one)."""
     bodies = {key: document.body for key, document, _ in documents(site)}
     return collect(site, lambda key: render(bodies[key]).html)

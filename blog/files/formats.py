@@ -20,6 +20,8 @@ from blog.files.model import Unfit
 __all__ = ["MAX_SCANS", "Layout", "jpeg", "png", "sniff", "webp"]
 
 MAX_SCANS = 100  # libjpeg writes 10 scans for a progressive JPEG, Photoshop 3 to 5; each scan is a pass over it
+MAX_PROFILE = 4 * 2**20  # a colour profile larger than this (display profiles are a few kB) is dropped
+_BAD_PROFILE = "a damaged colour profile"
 _DAMAGED = "export it again from the program that made it"
 _CUT = "is cut short (the file ends before its picture does)"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -99,6 +101,24 @@ def _png_rows(width: int, height: int, bits: int, interlaced: bool) -> list[tupl
     return passes
 
 
+def is_profile(data: bytes) -> bool:
+    """Tell whether bytes look like an ICC colour profile: the size its header says, and its signature."""
+    return len(data) >= 132 and int.from_bytes(data[:4], "big") == len(data) and data[36:40] == b"acsp"
+
+
+def _png_profile(data: bytes) -> bool:
+    """Tell whether an iCCP chunk holds a profile (inflated to at most MAX_PROFILE bytes)."""
+    _name, _, rest = data.partition(b"\0")
+    if not rest or rest[0] != 0:
+        return False
+    stream = zlib.decompressobj()
+    try:
+        profile = stream.decompress(rest[1:], MAX_PROFILE + 1)
+    except zlib.error:
+        return False
+    return stream.eof and len(profile) <= MAX_PROFILE and is_profile(profile)
+
+
 class _Rows:
     """Checks inflated picture data as it comes: each row's filter byte (0 to 4), and its exact length."""
 
@@ -160,13 +180,21 @@ def png(raw: bytes, max_pixels: int) -> Layout:
     unknown = sorted({kind.decode() for kind in kinds if kind not in _PNG_KEEP and kind[0] & 0x20 == 0})
     if unknown:
         raise damaged(f"it holds chunks no decoder knows ({', '.join(unknown)})")
+    doubled = sorted({kind.decode() for kind in (b"IHDR", b"PLTE", b"iCCP", b"tRNS") if kinds.count(kind) > 1})
+    if doubled:
+        raise damaged(f"it has more than one {', '.join(doubled)} chunk")
     idat = [index for index, kind in enumerate(kinds) if kind == b"IDAT"]
     if not idat or idat != list(range(idat[0], idat[-1] + 1)):
         raise damaged("its picture data is missing or split by other chunks")
     rows = _Rows(_png_rows(width, height, channels * depth, interlace == 1))
     _inflate([raw[s + 8:e - 4] for kind, s, e in chunks if kind == b"IDAT"], rows)
-    kept = PNG_SIGNATURE + b"".join(raw[s:e] for kind, s, e in chunks if kind in _PNG_KEEP)
+    keep = set(_PNG_KEEP)
     dropped = [_PNG_NAMED[kind] for kind in dict.fromkeys(kinds) if kind in _PNG_NAMED]
+    profile = next((raw[s + 8:e - 4] for kind, s, e in chunks if kind == b"iCCP"), None)
+    if profile is not None and not _png_profile(profile):
+        keep.discard(b"iCCP")
+        dropped.append(_BAD_PROFILE)
+    kept = PNG_SIGNATURE + b"".join(raw[s:e] for kind, s, e in chunks if kind in keep)
     if chunks[-1][2] < len(raw):
         dropped.append("data after the image's end")
     exif = next((raw[s + 8:e - 4] for kind, s, e in chunks if kind == b"eXIf"), b"")
@@ -202,7 +230,8 @@ def _jpeg_frame(body: bytes) -> tuple[int, int, int, int]:
 
 def jpeg(raw: bytes, max_pixels: int) -> Layout:
     """Take a JPEG apart: keep its tables, frame, scans and colour profile; count the scans before decoding."""
-    kept, dropped, position, scans = [b"\xff\xd8"], [], 2, 0
+    kept, dropped, position, scans, entropy = [b"\xff\xd8"], [], 2, 0, 0
+    profile: list[int] = []  # where the colour profile's parts are in `kept`
     frame: tuple[int, int, int, int] | None = None
     kind = ""
     while True:
@@ -245,9 +274,12 @@ def jpeg(raw: bytes, max_pixels: int) -> Layout:
             if data_end is None:
                 raise Unfit(_CUT, _DAMAGED)
             kept.append(raw[position - len(segment):data_end.start()])
+            entropy += data_end.start() - position
             position = data_end.start()
-        elif code in _KEEP_SEGMENT or (code == 0xE2 and body.startswith(b"ICC_PROFILE\0")) or \
-                (code == 0xEE and body.startswith(b"Adobe") and len(body) == 12):  # its colour transform
+        elif code in _KEEP_SEGMENT or (code == 0xEE and body.startswith(b"Adobe") and len(body) == 12):
+            kept.append(segment)  # tables, restart interval, Adobe's colour transform
+        elif code == 0xE2 and body.startswith(b"ICC_PROFILE\0") and len(body) > 14:
+            profile.append(len(kept))
             kept.append(segment)
         elif 0xE0 <= code <= 0xEF or code == 0xFE:
             continue  # APPn (EXIF, XMP, JFIF thumbnails, IPTC, MPF, ...) and comments: Pillow's info names them
@@ -255,9 +287,14 @@ def jpeg(raw: bytes, max_pixels: int) -> Layout:
             raise damaged(f"it holds a marker no browser reads (0x{code:02X})")
     if frame is None or not scans:
         raise damaged("it has no picture data")
+    width, height, _count, share = frame
+    if entropy * 8 < width * height // 64:  # every 8x8 block takes at least one bit
+        raise damaged(f"its header says {width}x{height} pixels but it holds picture data for far fewer")
     if position < len(raw):
         dropped.append("data after the image's end")
-    width, height, _count, share = frame
+    if profile and not is_profile(b"".join(kept[i][18:] for i in sorted(profile, key=lambda i: kept[i][16]))):
+        kept = [part for index, part in enumerate(kept) if index not in profile]
+        dropped.append(_BAD_PROFILE)
     coefficients = width * height * share // 64 * 2 if kind == "progressive" else 0  # kept whole until the end
     return Layout(width, height, b"".join(kept), coefficients, tuple(dropped), progressive=kind == "progressive")
 
@@ -312,6 +349,10 @@ def webp(raw: bytes, max_pixels: int) -> Layout:
     if width * height > max_pixels:
         return Layout(width, height, b"", 0)
     alpha, icc = chunks.get(b"ALPH") if picture == b"VP8 " else None, chunks.get(b"ICCP")
+    dropped = ["data after the image's end"] if end < len(raw) else []
+    if icc is not None and not is_profile(icc):
+        icc = None
+        dropped.append(_BAD_PROFILE)
     body = _chunk(picture, chunks[picture])
     if alpha is not None or icc is not None:
         # The alpha flag: an ALPH chunk beside a lossy picture, or the "alpha is used" bit of a lossless one.
@@ -320,6 +361,6 @@ def webp(raw: bytes, max_pixels: int) -> Layout:
         extended = bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
         body = _chunk(b"VP8X", extended) + (_chunk(b"ICCP", icc) if icc is not None else b"") + \
             (_chunk(b"ALPH", alpha) if alpha is not None else b"") + body
-    dropped = ("data after the image's end",) if end < len(raw) else ()
-    return Layout(width, height, b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WEBP" + body, 0, dropped,
+    return Layout(width, height, b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WEBP" + body, 0,
+                  tuple(dropped),
                   exif=chunks.get(b"EXIF", b""), xmp=b"XMP " in chunks)

@@ -12,8 +12,8 @@ from urllib.parse import unquote, urlsplit
 from lxml import html as lxml_html
 from lxml.etree import ParserError
 
-__all__ = ["Link", "LinkLines", "folder_of", "html_may_link_files", "is_file_url", "line_of", "links_in",
-           "may_link_files", "resolve"]
+__all__ = ["Link", "LinkLines", "browser_url", "folder_of", "html_may_link_files", "is_file_url", "line_of", "links_in",
+           "may_link_files", "resolve", "script_url"]
 
 # A link destination that is neither absolute (a scheme, //host, /path) nor within the page (#, ?): the only
 # kind that can name a file. Most pages have none, and are never parsed for links.
@@ -49,9 +49,25 @@ def html_may_link_files(html: str) -> bool:
     return bool(_HTML.search(html))
 
 
+_AROUND = "".join(map(chr, range(0x21)))  # C0 controls and space: a browser's URL parser drops them around a URL
+_UNSEEN = dict.fromkeys(map(ord, _AROUND))
+
+
+def browser_url(value: str) -> str:
+    """Return a URL as a browser reads it: without C0 controls and spaces around it, tabs and newlines in it,
+    and with backslashes as slashes (what the URL standard does for http and https URLs)."""
+    return value.strip(_AROUND).translate({9: None, 10: None, 13: None}).replace("\\", "/")
+
+
+def script_url(value: str) -> bool:
+    """Tell whether a value names a script URL, however it is split by spaces or control characters."""
+    squeezed = value.translate(_UNSEEN).lower()
+    return "javascript:" in squeezed or "vbscript:" in squeezed
+
+
 def is_file_url(url: str) -> bool:
     """Tell whether a link names a file beside the page: relative, and its last segment has an extension."""
-    parts = urlsplit(url.strip())
+    parts = urlsplit(browser_url(url))
     return not parts.scheme and not parts.netloc and bool(parts.path) and not parts.path.startswith("/") \
         and "." in posixpath.basename(parts.path).strip(".")
 
