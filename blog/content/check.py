@@ -17,7 +17,16 @@ class ContentError:
     fix: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message} ({self.fix})"
+        return _printable(f"{self.path}:{self.line}: {self.message} ({self.fix})")
+
+
+# Control characters a problem may quote from a file (a NUL in a front-matter key, an escape in a file name):
+# shown as \xNN, never written to the operator's terminal (tabs and line breaks stay: a diff has them).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 class ContentProblems(Exception):

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 from lxml import html as lxml_html
 from lxml.etree import ParserError
 
-__all__ = ["Link", "LinkLines", "browser_url", "folder_of", "html_may_link_files", "is_file_url", "line_of", "links_in",
+__all__ = ["Link", "LinkLines", "browser_url", "folder_of", "html_may_link_files", "is_file_url", "links_in",
            "may_link_files", "resolve", "script_url"]
 
 # A link destination that is neither absolute (a scheme, //host, /path) nor within the page (#, ?): the only
@@ -138,7 +138,3 @@ class LinkLines:
         mentioned = next((offset for offset, line in enumerate(self.lines) if line is not None and url in line), 0)
         return self.first_line + mentioned
 
-
-def line_of(markdown: str, first_line: int, url: str, nth: int = 0, no_alt: bool = False) -> int:
-    """Return the line where the body names one URL as a link for the nth time (LinkLines, for one URL)."""
-    return LinkLines(markdown, first_line, [url]).line(url, nth, no_alt)
