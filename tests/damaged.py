@@ -283,6 +283,11 @@ def webp_insert(kind: bytes, body: Callable[[random.Random], bytes]) -> Mutation
     return insert
 
 
+def webp_replace(kind: bytes, body: Callable[[random.Random], bytes]) -> Mutation:
+    """Put garbage in place of a chunk's data (an EXIF block the flags announce, as a damaged export has)."""
+    return lambda rng, raw: _riff([(k, body(rng) if k == kind else data) for k, data in _webp_parts(raw)])
+
+
 def webp_canvas(width: int, height: int) -> Mutation:
     def lie(rng: random.Random, raw: bytes) -> bytes:
         parts = _webp_parts(raw)

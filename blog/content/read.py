@@ -98,8 +98,9 @@ class Reader:
         lines = text.splitlines()
         close = next((i for i, line in enumerate(lines[1:], 1) if line.rstrip() == "---"), len(lines))
         body = "\n".join(lines[close + 1 :]).strip("\n")
-        skipped = len(lines[close + 1 :]) - len("\n".join(lines[close + 1 :]).lstrip("\n").splitlines())
-        body_line = close + 2 + max(skipped, 0)
+        # The blank lines before the body (counting from the end was off by one when the file ended in a blank line)
+        skipped = next((index for index, line in enumerate(lines[close + 1 :]) if line), 0)
+        body_line = close + 2 + skipped
         for key in meta:
             if key not in self.keys:
                 close = difflib.get_close_matches(str(key), list(self.keys), n=1)

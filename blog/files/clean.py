@@ -87,7 +87,7 @@ def _exif(data: bytes) -> Image.Exif | None:
         return exif
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Corrupt EXIF data": it goes either way
+            warnings.simplefilter("error")  # "Corrupt EXIF data": unreadable, and it goes either way
             exif.load(data)
             for where in (_EXIF, _GPS):
                 exif.get_ifd(where)
