@@ -316,3 +316,47 @@ def test_ten_thousand_links_are_placed_on_their_lines_in_linear_time(site_dir: P
     took = time.monotonic() - started
     assert [p.line for p in problems] == [FIRST + 10_000] and "no alt text" not in problems[0].message
     assert took < 30, f"{took:.1f} s for 10,000 links (it took 101 s when each link's line was searched anew)"
+
+
+def test_the_costly_files_of_an_attack_are_turned_away_before_decoding(site_dir: Path) -> None:
+    from bench.cleaning import beyond
+
+    costly = {f"costly{number}.{'webp' if how == 'webp' else 'jpg'}": data
+              for number, (how, data) in enumerate(beyond().values())}
+    lines = entry_with(site_dir, costly)
+    site, problems = check_site(site_dir)
+    assert site is not None, problems
+    started = time.monotonic()
+    _files, problems = check_files(site)
+    took = time.monotonic() - started
+    by_line = {p.line: p.message for p in problems}
+    assert "is 6300x6300 pixels, more than 24 million" in by_line[lines["costly0.webp"]]
+    assert "is 6000x6000 pixels, more than 24 million" in by_line[lines["costly1.jpg"]]
+    assert "has more than 100 scans" in by_line[lines["costly2.jpg"]]
+    assert took < 30, f"{took:.1f} s (these took 5 s, 1.7 GB and 62 s to clean before they were bounded)"
+
+
+def test_the_cleaning_process_is_killed_past_its_deadline_and_held_to_its_memory(tmp_path: Path) -> None:
+    import threading
+
+    from bench.cleaning import WEBP, _plot, _saved, _turned
+    from blog.files.cleaner import Cleaner
+    from blog.files.model import Unfit
+
+    turned = _saved(_plot((4900, 3260)), "PNG", exif=_turned())  # 16 megapixels to decode, turn and encode
+    webp = _saved(_plot(WEBP), "WEBP", lossless=True, quality=0, method=0)
+    with Cleaner(seconds=0.3) as cleaner:
+        with pytest.raises(Unfit, match=r"took more than 0\.3 s to clean"):
+            cleaner.clean(turned, "png")
+        assert cleaner.clean(b"still cleaning\n", "text").data == b"still cleaning\n"  # a new process took over
+    with Cleaner(memory=64 * 2**20) as cleaner, pytest.raises(Unfit) as refused:
+        cleaner.clean(webp, "webp")
+    assert re.search(r"cleaning it would hold \d+ MiB, more than the 6\d MiB the cleaning process may",
+                     refused.value.message)
+    with Cleaner() as cleaner:
+        cleaner.clean(b"warm\n", "text")
+        killer = threading.Timer(0.2, lambda: os.kill(cleaner.pid or 0, 9))
+        killer.start()
+        with pytest.raises(Unfit, match=r"made the image decoder fail \(signal SIGKILL\)"):
+            cleaner.clean(turned, "png")
+        killer.join()

@@ -11,7 +11,9 @@ with bounds of memory and time (blog/files/cleaner.py): a damaged file is report
 from __future__ import annotations
 
 import io
+import resource
 import warnings
+from pathlib import Path
 
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
@@ -22,13 +24,19 @@ __all__ = ["FORMATS", "WORKING_BUDGET", "Cleaned", "Unfit", "clean_image", "clea
 
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 EXTENSION = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "TIFF": ".tif", "BMP": ".bmp"}
-# What cleaning one image may hold at once besides the process itself: a decoded copy (4 bytes a pixel),
-# a turned copy, a progressive JPEG's coefficients. 24 megapixels decoded and turned is 192 MB.
+# What cleaning one image may hold at once besides the process itself: decoded copies, a turned copy, a
+# progressive JPEG's coefficients. 24 megapixels decoded and turned is 192 MB.
 WORKING_BUDGET = 200 * 2**20
 _WALK = {"PNG": formats.png, "JPEG": formats.jpeg, "WEBP": formats.webp}
+# Bytes a pixel that cleaning holds besides the format's own working set (bench/images.py measures them):
+# Pillow's WebP reader keeps two canvases, a copy and the image (16); a turned picture is decoded and turned (8).
+_WORKING = {"WEBP": 16, "turned": 8}
+_SLACK = 32 * 2**20  # what decoders and encoders allocate beside the pixels (buffers, tables, a zlib stream)
 _TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
           8: Image.Transpose.ROTATE_90}  # EXIF orientation -> what shows the picture upright (as ImageOps does)
+_QUICK_PNG = 8_000_000  # pixels above which a turned PNG is compressed with less effort
+_TURNED_PNG = 16_000_000  # pixels of the largest PNG turned by its EXIF: 1.5 s to decode, turn and encode
 _SCALE_DOWN = "scale it down: a page shows it at most 1,600 pixels wide or so"
 _DAMAGED = "export it again from the program that made it"
 # Pillow's readers raise whatever a damaged file provokes; every one of these means "cannot be decoded".
@@ -109,13 +117,21 @@ def clean_image(raw: bytes, expected: str) -> Cleaned:
     exif = _exif(layout.exif or (image.info.get("exif") if image is not None else None) or b"")
     orientation = exif.get(0x0112) if exif is not None and expected != "WEBP" else None  # no browser turns a WebP
     turn = _TURNS.get(orientation) if isinstance(orientation, int) else None
+    if turn is not None and expected == "PNG" and width * height > _TURNED_PNG:
+        raise Unfit(f"is {width}x{height} pixels and its EXIF says to turn it: a PNG that large takes too long "
+                    f"to turn and encode again (more than {_TURNED_PNG // 1_000_000} million pixels)",
+                    "turn it in an image editor and export it again, or scale it down")
     if turn is not None and layout.deep:
         raise Unfit("is a 16-bit colour PNG whose EXIF says to turn it, which cannot be done without losing "
                     "its depth", "turn the picture itself in an image editor and export it again")
-    working = layout.working_bytes + width * height * (8 if turn is not None or expected == "WEBP" else 0)
+    working = layout.working_bytes + width * height * _WORKING.get(expected if turn is None else "turned", 0)
     if working > WORKING_BUDGET:
         raise Unfit(f"is {width}x{height} pixels: cleaning it would hold {working / 2**20:.0f} MiB, more than "
                     f"{WORKING_BUDGET // 2**20} MiB", _SCALE_DOWN)
+    room = address_room()
+    if room is not None and working + _SLACK > room:
+        raise Unfit(f"is {width}x{height} pixels: cleaning it would hold {working / 2**20:.0f} MiB, more than the "
+                    f"{room / 2**20:.0f} MiB the cleaning process may still take", _SCALE_DOWN)
     stripped = metadata(image, layout, exif)
     if turn is None:
         _decode(layout.data, expected, width, height)
@@ -127,6 +143,24 @@ def clean_image(raw: bytes, expected: str) -> Cleaned:
                     "again, smaller")
     upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     return Cleaned(data, *upright, stripped)
+
+
+def mapped_bytes() -> int:
+    """Return the bytes of address space this process maps now (0 where /proc cannot say)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def address_room() -> int | None:
+    """Return the address space this process may still map under its limit (the cleaning process has one)."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    mapped = mapped_bytes()
+    return None if limit == resource.RLIM_INFINITY or not mapped else limit - mapped
 
 
 def _open(raw: bytes) -> Image.Image:
@@ -159,20 +193,25 @@ def _turned(image: Image.Image, kind: str, how: Image.Transpose) -> bytes:
             warnings.simplefilter("ignore")
             image.load()
             icc, transparency = image.info.get("icc_profile"), image.info.get("transparency")
+            sampling = JpegImagePlugin.get_sampling(image) if kind == "JPEG" else -1
+            tables = getattr(image, "quantization", None) or None
             shown = image.transpose(how)
+            image.close()  # its pixels go before the encoder takes its share: 96 MB at 24 megapixels
     except _DECODE_ERRORS as exc:
         raise Unfit(f"cannot be decoded ({exc})", _DAMAGED) from exc
     out = io.BytesIO()
     if kind == "JPEG":
-        sampling = JpegImagePlugin.get_sampling(image)  # 4:2:2 turned on its side would be 4:4:0: take 4:2:0
+        # 4:2:2 turned on its side would be 4:4:0, which Pillow does not write: take 4:2:0
         sampling = 2 if sampling == 1 and how not in (Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.ROTATE_180,
                                                        Image.Transpose.FLIP_TOP_BOTTOM) else sampling
-        tables = getattr(image, "quantization", None) or None
         shown.save(out, "JPEG", qtables=tables, subsampling=sampling, progressive=True, optimize=True,
                    icc_profile=icc)
     else:
+        # zlib's effort 6 takes 1.4 s for 24 megapixels, effort 1 under 0.8 s (bench/images.py): a large picture
+        # is encoded fast, and refused if that makes it larger than a linked file may be.
         extra = {"transparency": transparency} if transparency is not None else {}
-        shown.save(out, "PNG", icc_profile=icc, **extra)
+        level = 6 if shown.width * shown.height <= _QUICK_PNG else 1
+        shown.save(out, "PNG", icc_profile=icc, compress_level=level, **extra)
     return out.getvalue()
 
 

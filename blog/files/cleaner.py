@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
@@ -38,6 +37,7 @@ __all__ = ["MEMORY", "SECONDS", "Cleaner", "clean"]
 
 MEMORY = 320 * 2**20  # address space the child may map beyond what it maps once started (Python, Pillow, lxml)
 SECONDS = 10.0  # wall time one file may take; within the limits on size, a file takes under 2 s (bench/images.py)
+STARTUP = 60.0  # wall time the process may take to load its modules (seconds on a busy machine)
 _SIZE = 8  # bytes of a frame's length
 _DAMAGED = "export it again from the program that made it"
 
@@ -81,13 +81,21 @@ class Cleaner:
                 self._stop()  # it died since the last file (a MemoryError makes it leave): start another
                 if attempt == 2:
                     raise Unfit(self._died("before it could read the file"), _DAMAGED) from None
-        reply = self._read(process, time.monotonic() + self.seconds)
+        reply = self._read(process, time.monotonic() + self.seconds, "while cleaning it")
         if reply is None:
-            raise Unfit(f"took more than {self.seconds:.0f} s to clean", "export it again, smaller or simpler "
+            raise Unfit(f"took more than {self.seconds:g} s to clean", "export it again, smaller or simpler "
                         "(docs/files.md, \"What blog check refuses\")")
         if reply[0] == "ok":
             return Cleaned(*reply[1:])
+        if reply[0] == "failed":  # a decoder's own error: damage, or an allocation over the limit
+            raise Unfit(f"cannot be decoded ({reply[1]})", f"{_DAMAGED}; if it is large, scale it down (cleaning "
+                        f"one file may use {self.memory // 2**20} MiB of memory)")
         raise Unfit(*reply[1:])
+
+    @property
+    def pid(self) -> int | None:
+        """Return the cleaning process's id while it runs (the bench reads its peak memory)."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self._process is not None and self._process.poll() is None:
@@ -98,9 +106,13 @@ class Cleaner:
         self._process = subprocess.Popen([sys.executable, "-m", "blog.files.cleaner", str(self.memory)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
                                          env={**os.environ, "PYTHONPATH": path})
+        # It says when its modules are loaded: a file's deadline counts the file's work, not Python's start.
+        if self._read(self._process, time.monotonic() + STARTUP, "as it started") != ("ready",):
+            raise Unfit(f"could not be cleaned: the cleaning process did not start within {STARTUP:g} s",
+                        "see the log, and try again")
         return self._process
 
-    def _read(self, process: subprocess.Popen[bytes], deadline: float) -> tuple[Any, ...] | None:
+    def _read(self, process: subprocess.Popen[bytes], deadline: float, when: str) -> tuple[Any, ...] | None:
         """Return the child's answer, None when the deadline passed (the child is killed); raise Unfit if it died."""
         assert process.stdout is not None
         fd, data, wanted = process.stdout.fileno(), b"", _SIZE
@@ -112,7 +124,7 @@ class Cleaner:
             chunk = os.read(fd, min(wanted - len(data), 1 << 20))
             if not chunk:
                 process.wait()
-                raise Unfit(self._died("while cleaning it"), _DAMAGED)
+                raise Unfit(self._died(when), _DAMAGED)
             data += chunk
             if wanted == _SIZE and len(data) == _SIZE:
                 wanted += int.from_bytes(data, "big")
@@ -156,17 +168,6 @@ class Cleaner:
         self._stop()
 
 
-def _mapped() -> int:
-    """Return the bytes of address space this process maps now (0 where /proc cannot say)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def _read_exactly(stream: IO[bytes], count: int) -> bytes | None:
     data = stream.read(count)
     return data if len(data) == count else None
@@ -177,14 +178,18 @@ def main(argv: list[str]) -> int:
     memory = int(argv[1]) if len(argv) > 1 else MEMORY
     from PIL import Image
 
+    from blog.files.clean import mapped_bytes
+
     clean(b"", "text")  # load every cleaning module and image plugin before the limit: it bounds the files alone
     Image.init()
     warnings.simplefilter("ignore")  # Pillow's warnings about damaged files: the answer says what is wrong
-    limit = _mapped() + memory if _mapped() else 512 * 2**20 + memory
+    limit = (mapped_bytes() or 512 * 2**20) + memory
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # what a library prints goes to stderr, not into the answers
+    answer.write(_frame(("ready",)))
+    answer.flush()
     while (header := _read_exactly(sys.stdin.buffer, _SIZE)) is not None:
         body = _read_exactly(sys.stdin.buffer, int.from_bytes(header, "big"))
         if body is None:
@@ -201,7 +206,7 @@ def main(argv: list[str]) -> int:
                      "scale it down, or export it again more simply")
             leave = True  # a fresh process for the next file
         except Exception as exc:  # whatever a decoder raises on a damaged file is that file's problem
-            reply = ("unfit", f"cannot be decoded ({type(exc).__name__}: {exc})", _DAMAGED)
+            reply = ("failed", f"{type(exc).__name__}: {exc}")
             leave = True
         del raw, body
         answer.write(_frame(reply))
