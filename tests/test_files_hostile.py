@@ -47,10 +47,10 @@ def entry_with(content: Path, files: dict[str, bytes], body: str = "") -> dict[s
     return lines
 
 
-def blog_check(content: Path, timeout: float = 300) -> tuple[int, str]:
-    """Run the real `blog check` in a process of its own; return its exit status and everything it wrote."""
+def blog_check(content: Path, timeout: float = 300, command: str = "check") -> tuple[int, str]:
+    """Run the real `blog check` (or another command) in a process of its own; return its status and output."""
     done = subprocess.run([sys.executable, "-m", "blog.cli", "--content", str(content), "--data",
-                           str(content.parent / "data"), "check"], capture_output=True, text=True, cwd=ROOT,
+                           str(content.parent / "data"), command], capture_output=True, text=True, cwd=ROOT,
                           timeout=timeout, check=False)
     return done.returncode, done.stdout + done.stderr
 
@@ -117,6 +117,22 @@ def test_a_damaged_picture_is_reported_at_its_line_never_as_a_traceback(site_dir
         found = [line for line in problem_lines(output) if line.startswith(f"{index}:{lines[name]}: ")]
         assert found and f"{name} {what}" in found[0] and re.search(r" \(.+\)$", found[0]), (name, output)
     assert "not an image Pillow can read" not in output  # the size is named, not a reader's failure
+    code, output = blog_check(site_dir, command="reload")
+    assert code == 1 and "Traceback" not in output and "keeps serving its last good build" in output, output
+    assert f"{index}:{lines['cut.png']}: content/{FOLDER}/cut.png is cut short" in output
+
+
+def test_the_builder_survives_a_picture_with_garbage_exif(site_dir: Path, tmp_path: Path) -> None:
+    from blog.builder import Builder
+
+    cfg = make_config(site_dir, tmp_path / "data")
+    first = publish.publish(cfg).id
+    entry_with(site_dir, {"garbage.webp": with_garbage_exif("webp"), "garbage.png": with_garbage_exif("png")})
+    builder = Builder(cfg, os.getpid())
+    builder.nudged = True
+    builder.step()  # raised SyntaxError, and the builder process died
+    current = load_current(cfg.builds_dir)
+    assert current.id != first and {a.name for a in current.files.assets.values()} == {"garbage.webp", "garbage.png"}
 
 
 def test_blog_serve_starts_on_the_last_good_build_and_names_the_damaged_picture(site_dir: Path,
