@@ -1,7 +1,7 @@
 """Cleaning in a process of its own, with a bound on its memory and on its time.
 
 Image decoders are large C libraries, and a damaged or hostile file can make one take gigabytes, run for a
-minute or crash. So files are cleaned in a child Python (`python -m blog.files.cleaner`) which, once its
+minute or crash. So files are cleaned in a child Python (blog.files.cleaner's `main`) which, once its
 modules are loaded, limits its own address space (RLIMIT_AS), then reads one file at a time on its stdin
 and answers on its stdout. The parent waits for each answer until a deadline: a child that overruns it is
 killed, one that dies is replaced, and the file is reported as a content problem either way, with its path
@@ -40,6 +40,7 @@ SECONDS = 10.0  # wall time one file may take; within the limits on size, a file
 STARTUP = 60.0  # wall time the process may take to load its modules (seconds on a busy machine)
 _SIZE = 8  # bytes of a frame's length
 _DAMAGED = "export it again from the program that made it"
+_MAIN = "import sys; from blog.files.cleaner import main; sys.exit(main(sys.argv))"
 
 
 def clean(raw: bytes, how: str) -> Cleaned:
@@ -103,13 +104,19 @@ class Cleaner:
         self._stop()
         self._errors = tempfile.TemporaryFile()
         path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
-        self._process = subprocess.Popen([sys.executable, "-m", "blog.files.cleaner", str(self.memory)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
+        # -c, not -m: running the module as __main__ would load it twice (blog.files imports it).
+        self._process = subprocess.Popen([sys.executable, "-c", _MAIN, str(self.memory)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=self._errors,
                                          env={**os.environ, "PYTHONPATH": path})
         # It says when its modules are loaded: a file's deadline counts the file's work, not Python's start.
-        if self._read(self._process, time.monotonic() + STARTUP, "as it started") != ("ready",):
-            raise Unfit(f"could not be cleaned: the cleaning process did not start within {STARTUP:g} s",
-                        "see the log, and try again")
+        try:
+            ready = self._read(self._process, time.monotonic() + STARTUP, "as it started")
+        except Unfit:
+            ready = None
+        if ready != ("ready",):
+            self._stop()
+            raise Unfit("could not be cleaned: the cleaning process did not start (the log says why)",
+                        "check the installation (make install), then try again")
         return self._process
 
     def _read(self, process: subprocess.Popen[bytes], deadline: float, when: str) -> tuple[Any, ...] | None:
@@ -214,7 +221,3 @@ def main(argv: list[str]) -> int:
         if leave:
             return 0
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
