@@ -369,6 +369,10 @@ def test_the_cleaning_process_is_killed_past_its_deadline_and_held_to_its_memory
         cleaner.clean(webp, "webp")
     assert re.search(r"cleaning it would hold \d+ MiB, more than the 6\d MiB the cleaning process may",
                      refused.value.message)
+    with Cleaner(memory=2 * 2**20) as cleaner:  # the file itself does not fit: MemoryError, and a new process
+        with pytest.raises(Unfit, match=r"needs more than 2 MiB of memory to clean"):
+            cleaner.clean(webp + bytes(MAX_BYTES - len(webp)), "webp")
+        assert cleaner.clean(b"next\n", "text").data == b"next\n"
     with Cleaner() as cleaner:
         cleaner.clean(b"warm\n", "text")
         killer = threading.Timer(0.2, lambda: os.kill(cleaner.pid or 0, 9))

@@ -79,7 +79,7 @@ class Cleaner:
                 process.stdin.flush()
                 break
             except (BrokenPipeError, ValueError):
-                self._stop()  # it died since the last file (a MemoryError makes it leave): start another
+                self._stop()  # it died since the last file: start another
                 if attempt == 2:
                     raise Unfit(self._died("before it could read the file"), _DAMAGED) from None
         reply = self._read(process, time.monotonic() + self.seconds, "while cleaning it")
@@ -88,10 +88,14 @@ class Cleaner:
                         "(docs/files.md, \"What blog check refuses\")")
         if reply[0] == "ok":
             return Cleaned(*reply[1:])
-        if reply[0] == "failed":  # a decoder's own error: damage, or an allocation over the limit
-            raise Unfit(f"cannot be decoded ({reply[1]})", f"{_DAMAGED}; if it is large, scale it down (cleaning "
-                        f"one file may use {self.memory // 2**20} MiB of memory)")
-        raise Unfit(*reply[1:])
+        if reply[0] == "unfit":
+            raise Unfit(*reply[1:])
+        self._stop()  # it leaves after a failure: the next file gets a new process, never this one's end
+        if reply[0] == "memory":
+            raise Unfit(f"needs more than {self.memory // 2**20} MiB of memory to clean",
+                        "scale it down, or export it again more simply")
+        raise Unfit(f"cannot be decoded ({reply[1]})", f"{_DAMAGED}; if it is large, scale it down (cleaning "
+                    f"one file may use {self.memory // 2**20} MiB of memory)")
 
     @property
     def pid(self) -> int | None:
@@ -201,20 +205,17 @@ def main(argv: list[str]) -> int:
         body = _read_exactly(sys.stdin.buffer, int.from_bytes(header, "big"))
         if body is None:
             return 0
-        how, raw = pickle.loads(body)  # noqa: S301 - sent by our parent, Cleaner.clean
-        leave = False
+        leave, raw = False, b""
         try:
+            how, raw = pickle.loads(body)  # noqa: S301 - sent by our parent, Cleaner.clean
             cleaned = clean(raw, how)
             reply: tuple[Any, ...] = ("ok", cleaned.data, cleaned.width, cleaned.height, cleaned.stripped)
         except Unfit as unfit:
             reply = ("unfit", unfit.message, unfit.fix)
         except MemoryError:
-            reply = ("unfit", f"needs more than {memory // 2**20} MiB of memory to clean",
-                     "scale it down, or export it again more simply")
-            leave = True  # a fresh process for the next file
+            reply, leave = ("memory",), True  # a fresh process for the next file
         except Exception as exc:  # whatever a decoder raises on a damaged file is that file's problem
-            reply = ("failed", f"{type(exc).__name__}: {exc}")
-            leave = True
+            reply, leave = ("failed", f"{type(exc).__name__}: {exc}"), True
         del raw, body
         answer.write(_frame(reply))
         answer.flush()
