@@ -20,7 +20,8 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 from blog.files import formats
 from blog.files.model import MAX_BYTES, MAX_PIXELS, Cleaned, Unfit
 
-__all__ = ["FORMATS", "WORKING_BUDGET", "Cleaned", "Unfit", "clean_image", "clean_text", "metadata"]
+__all__ = ["FORMATS", "WORKING_BUDGET", "Cleaned", "Unfit", "address_room", "clean_image", "clean_text",
+           "mapped_bytes", "metadata"]
 
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 EXTENSION = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "TIFF": ".tif", "BMP": ".bmp"}
@@ -136,7 +137,7 @@ def clean_image(raw: bytes, expected: str) -> Cleaned:
     if turn is None:
         _decode(layout.data, expected, width, height)
         return Cleaned(layout.data, width, height, stripped)
-    data = _turned(image or _open(raw), expected, turn)
+    data = _turned(_open(layout.data), expected, turn)  # the parts kept: no damaged profile, no EXIF to trip on
     if len(data) > MAX_BYTES:
         raise Unfit(f"is {len(data) / 2**20:.1f} MiB once turned upright as its EXIF says, over the "
                     f"{MAX_BYTES // 2**20} MiB a linked file may be", "turn it in an image editor and export it "
