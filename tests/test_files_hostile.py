@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -135,30 +136,37 @@ def test_the_builder_survives_a_picture_with_garbage_exif(site_dir: Path, tmp_pa
     assert current.id != first and {a.name for a in current.files.assets.values()} == {"garbage.webp", "garbage.png"}
 
 
+def _page(server: Server, path: str) -> str:
+    with urllib.request.urlopen(server.url + path, timeout=10) as answer:
+        return answer.read().decode()
+
+
 def test_blog_serve_starts_on_the_last_good_build_and_names_the_damaged_picture(site_dir: Path,
                                                                                  tmp_path: Path) -> None:
     add_picture_entry(site_dir)
     data = tmp_path / "data"
     (tmp_path / "blog.toml").write_text("")
-    first = publish.publish(make_config(site_dir, data)).id  # the last good build
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOG_") or k == "BLOG_SEMANTIC"}
+
+    def serve() -> Server:
+        port = free_port()
+        args = [sys.executable, "-m", "blog.cli", "--content", str(site_dir), "--data", str(data), "serve",
+                "--no-tor", "--workers", "1", "--bind", f"127.0.0.1:{port}"]
+        return Server(args, tmp_path / "serve.log", port=port, env=env, cwd=tmp_path)
+
+    with serve() as server:  # the last good build, made and served
+        assert "photo.jpg" in _page(server, "/log/rack-pictures")
+    first = load_current(data / "builds").id
     folder = site_dir / "log/2026-10-25-rack-pictures"
     (folder / "garbage.webp").write_bytes(with_garbage_exif("webp"))  # raised SyntaxError out of cleaning
     (folder / "cut.png").write_bytes(plot_png(tmp_path / "whole.png")[:-40])  # truncated
     index = folder / "index.md"
     index.write_text(index.read_text() + "\n![A picture with garbage EXIF](garbage.webp)\n\n![A cut plot](cut.png)\n")
     cut_line = index.read_text().splitlines().index("![A cut plot](cut.png)") + 1
-    port = free_port()
-    args = [sys.executable, "-m", "blog.cli", "--content", str(site_dir), "--data", str(data), "serve", "--no-tor",
-            "--workers", "1", "--bind", f"127.0.0.1:{port}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOG_") or k == "BLOG_SEMANTIC"}
-    with Server(args, tmp_path / "serve.log", port=port, env=env, cwd=tmp_path) as server:
-        page = server.url + "/log/rack-pictures"
-        import urllib.request
-
-        with urllib.request.urlopen(page, timeout=10) as answer:
-            html = answer.read().decode()
+    with serve() as server:  # started again: it exited 1 and nothing listened
+        html = _page(server, "/log/rack-pictures")
         assert "photo.jpg" in html and "cut.png" not in html and "garbage.webp" not in html
-        log = server.log()
+        log = server.log(since_start=True)
     assert load_current(data / "builds").id == first
     assert f"content/log/2026-10-25-rack-pictures/index.md:{cut_line}: " in log
     assert "cut.png is cut short" in log and "serving the last good build" in log and "Traceback" not in log
