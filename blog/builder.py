@@ -62,6 +62,12 @@ def prepare(config: Config) -> builds.Build:
             raise
         log.error("could not publish the content (%s); serving the last good build %s", exc, build.id)
         return build
+    except Exception:  # whatever the content provokes, a site with a last good build still starts on it
+        build = builds.load_current(config.builds_dir)
+        if build is None:
+            raise
+        log.exception("publishing the content failed unexpectedly; serving the last good build %s", build.id)
+        return build
 
 
 def index_is_usable(config: Config) -> bool:

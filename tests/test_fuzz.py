@@ -5,10 +5,14 @@ Profiles: `ci` (default, a few hundred cases per target) and `bench` (HYPOTHESIS
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -17,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blog.content import check_site
-from processes import Gunicorn
+from processes import ROOT, Gunicorn
 from tests.conftest import DATA, make_config
 
 settings.register_profile("ci", max_examples=150, deadline=2000,
@@ -178,3 +182,62 @@ def test_absurd_host_and_huge_headers_over_http(server: Gunicorn, host: str, siz
     assert b"Traceback" not in reply
     if size > 8190:
         assert status in (400, 431), status_line
+
+
+def _whole(kind: str, data: bytes) -> bool:
+    """Tell whether a served copy is a whole picture without metadata (an SVG: well-formed XML)."""
+    if kind == "svg":
+        from lxml import etree
+
+        return etree.fromstring(data).tag == "{http://www.w3.org/2000/svg}svg"
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return not {"exif", "xmp", "comment"} & set(image.info) and not getattr(image, "text", None)
+
+
+def test_damaged_pictures_are_each_refused_at_their_line_or_served_whole(tmp_path) -> None:
+    """A few hundred damaged files (tests/damaged.py, seed 27) linked from one entry: no traceback, no hang."""
+    from blog.files import MAX_BYTES, check_files
+    from tests.damaged import damaged
+
+    content = tmp_path / "content"
+    shutil.copytree(DATA / "site", content)
+    folder = content / "log" / "2026-10-03-damaged"
+    folder.mkdir()
+    files, lines, body = dict(damaged(27)), {}, ""
+    for number, (name, data) in enumerate(files.items()):
+        (folder / name).write_bytes(data)
+        lines[name] = 8 + number
+        body += f"![Damaged picture {number}]({name})\n"
+    (folder / "index.md").write_text('---\ntitle: "Damaged"\ndate: 2026-10-03T10:00:00Z\ntags: [web]\n'
+                                     'summary: "Damaged pictures."\n---\n\n' + body)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "blog.cli", "--content", str(content), "--data",
+                           str(tmp_path / "data"), "check"], capture_output=True, text=True, timeout=900, check=False,
+                          cwd=ROOT)
+    took = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in output, output[-3000:]
+    reported: dict[int, list[str]] = {}
+    for line in output.splitlines():
+        where = re.match(r"^content/log/2026-10-03-damaged/index\.md:(\d+): (.+) \((.+)\)$", line)
+        if where:
+            reported.setdefault(int(where[1]), []).append(where[2])
+    site, problems = check_site(content)
+    assert site is not None, problems
+    cleaned, _problems = check_files(site)
+    for name, line in lines.items():
+        CASES["damaged pictures"] += 1
+        asset = cleaned.assets.get(f"log/2026-10-03-damaged/{name}")
+        if asset is None:
+            assert len(reported.get(line, [])) == 1 and name in reported[line][0], (name, reported.get(line))
+            continue
+        assert line not in reported, (name, reported[line])
+        data = cleaned.payloads[asset.stored]
+        assert isinstance(data, bytes) and len(data) <= MAX_BYTES and _whole(name.rsplit(".", 1)[1], data), name
+    assert set(reported) <= set(lines.values()), "a problem on a line that links no damaged file"
+    assert took < 600, f"blog check took {took:.0f} s over {len(files)} damaged files"
+    print(f"\ndamaged pictures: {len(files)}, refused {len(reported)}, served {len(files) - len(reported)}, "
+          f"blog check {took:.1f} s")

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "content": set(),
     "child": set(),
     "render": {"child"},
-    "files": {"content", "render"},
+    "files": {"content", "render", "child"},
     "build": {"content", "render", "files"},
     "index": {"content", "render", "build", "child"},
     "honesty": {"content", "render", "files", "build", "tor"},

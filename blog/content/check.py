@@ -17,7 +17,16 @@ class ContentError:
     fix: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message} ({self.fix})"
+        return _printable(f"{self.path}:{self.line}: {self.message} ({self.fix})")
+
+
+# Control characters a problem may quote from a file (a NUL in a front-matter key, an escape in a file name):
+# shown as \xNN, never written to the operator's terminal (tabs and line breaks stay: a diff has them).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 class ContentProblems(Exception):
@@ -28,7 +37,7 @@ class ContentProblems(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-_LOCAL_IMAGE = ("copy the image beside the entry (make it a folder: log/<name>/index.md and the image) and link it "
+LOCAL_IMAGE_FIX = ("copy the image beside the entry (make it a folder: log/<name>/index.md and the image) and link it "
                 "relatively, ![what it shows](plot.png): readers make no third-party requests (docs/files.md)")
 # Each rule: a pattern over one source line, what it is, and how to fix it.
 _RULES = [
@@ -37,8 +46,8 @@ _RULES = [
      "link to the page instead of embedding it"),
     (re.compile(r"<[a-z][^>]*\son[a-z]+\s*=", re.I), "event-handler attribute (on...=)", "remove the attribute"),
     (re.compile(r"javascript\s*:", re.I), "javascript: URL", "use a plain https:// or relative link"),
-    (re.compile(r"<\s*img\b[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", re.I), "remote image", _LOCAL_IMAGE),
-    (re.compile(r"!\[[^\]]*\]\(\s*(https?:)?//", re.I), "remote image", _LOCAL_IMAGE),
+    (re.compile(r"<\s*img\b[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", re.I), "remote image", LOCAL_IMAGE_FIX),
+    (re.compile(r"!\[[^\]]*\]\(\s*(https?:)?//", re.I), "remote image", LOCAL_IMAGE_FIX),
     (re.compile(r"<\s*(link|meta|base|form|style)\b", re.I), "raw <link>/<meta>/<base>/<form>/<style> element",
      "remove it: pages carry only the site's own head and style"),
 ]

@@ -11,7 +11,7 @@ import yaml
 
 from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
 from blog.content.model import Entry, Page, ReadingItem, Site, Update
-from blog.content.read import Reader, key_line
+from blog.content.read import Reader, key_line, regular_bytes
 from blog.content.text import Text
 
 __all__ = ["check_site", "load_site"]
@@ -159,7 +159,14 @@ def _reading_order(
     if not path.exists():
         return (), []
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = regular_bytes(path)
+    except OSError as exc:
+        return (), [ContentError(rel, 1, f"cannot be read ({exc.strerror or exc})", "make it a readable YAML file")]
+    if raw is None:
+        return (), [ContentError(rel, 1, "is not a regular file (a folder, a pipe or a device)",
+                                 "replace it with a plain YAML file, or remove it")]
+    try:
+        text = raw.decode("utf-8")
         data = yaml.safe_load(text) or []
     except UnicodeDecodeError:
         return (), [ContentError(rel, 1, "not UTF-8", "save the file as UTF-8")]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,17 @@ import yaml
 
 from blog.content.check import ContentError
 
-__all__ = ["Reader", "as_time", "key_line"]
+__all__ = ["Reader", "as_time", "key_line", "regular_bytes"]
+
+
+def regular_bytes(path: Path) -> bytes | None:
+    """Return a regular file's bytes, or None for anything else: a FIFO named *.md is never opened (it would hang)."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        return None
+    with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since it was looked at
+            return None
+        return handle.read()
 
 
 def key_line(fm_text: str, key: str) -> int:
@@ -51,7 +63,15 @@ class Reader:
         self.problems.append(ContentError(self.rel, line, message, fix))
 
     def read(self) -> tuple[dict[str, Any], str, int, str] | None:
-        raw = self.path.read_bytes()
+        try:
+            raw = regular_bytes(self.path)
+        except OSError as exc:  # a link to nothing, no permission
+            self.problem(1, f"cannot be read ({exc.strerror or exc})", "make it a readable Markdown file")
+            return None
+        if raw is None:
+            self.problem(1, "is not a regular file (a folder, a pipe or a device)",
+                         "replace it with a plain Markdown file, or move it out of the content folder")
+            return None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -78,8 +98,9 @@ class Reader:
         lines = text.splitlines()
         close = next((i for i, line in enumerate(lines[1:], 1) if line.rstrip() == "---"), len(lines))
         body = "\n".join(lines[close + 1 :]).strip("\n")
-        skipped = len(lines[close + 1 :]) - len("\n".join(lines[close + 1 :]).lstrip("\n").splitlines())
-        body_line = close + 2 + max(skipped, 0)
+        # The blank lines before the body (counting from the end was off by one when the file ended in a blank line)
+        skipped = next((index for index, line in enumerate(lines[close + 1 :]) if line), 0)
+        body_line = close + 2 + skipped
         for key in meta:
             if key not in self.keys:
                 close = difflib.get_close_matches(str(key), list(self.keys), n=1)

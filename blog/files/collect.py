@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from blog.content import ContentError, Site, Written
-from blog.files.clean import FORMATS, Cleaned, Unfit, clean_image, clean_text
-from blog.files.links import Link, folder_of, line_of, links_in, may_link_files, resolve
-from blog.files.model import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, kind_of
-from blog.files.svg import clean_svg
+from blog.files.cleaner import Cleaner
+from blog.files.links import Link, LinkLines, folder_of, links_in, may_link_files, resolve
+from blog.files.model import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, Unfit, kind_of
+from blog.files.remote import may_fetch, remote_problems
 from blog.render import render
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 __all__ = ["check_files", "collect", "documents"]
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_MAX = 255  # bytes of one file name on Linux file systems: a longer one cannot exist
 _ALLOWED = ", ".join(sorted(TYPES))
 
 
@@ -31,19 +34,11 @@ def documents(site: Site) -> Iterator[tuple[str, Written, str]]:
         yield f"page:{page.slug}", page, folder_of(page.path)
 
 
-def clean(raw: bytes, how: str) -> Cleaned:
-    """Return the file cleaned as its type says (jpeg, png, webp, svg or text); raise Unfit."""
-    if how in FORMATS:
-        return clean_image(raw, FORMATS[how])
-    if how == "svg":
-        return clean_svg(raw)
-    return clean_text(raw)
-
-
 class _Collector:
-    def __init__(self, site: Site, previous: FileSet | None, previous_dir: Path | None) -> None:
+    def __init__(self, site: Site, previous: FileSet | None, previous_dir: Path | None, cleaner: Cleaner) -> None:
         self.root, self.shown = Path(site.root), Path(Path(site.root).name)
         self.previous, self.previous_dir = previous, previous_dir
+        self.cleaner = cleaner
         self.files = FileSet()
         self.problems: list[ContentError] = []
         self.refused: set[str] = set()
@@ -51,10 +46,12 @@ class _Collector:
     def document(self, key: str, document: Written, folder: str, html: str) -> None:
         urls: list[str] = []
         seen: dict[str, int] = {}
-        for link in links_in(html):
+        links = links_in(html)
+        lines = LinkLines(document.body, document.body_line, {link.url for link in links})
+        for link in links:
             seen[link.url] = seen.get(link.url, -1) + 1
             no_alt = link.image and not (link.alt or "").strip()
-            line = line_of(document.body, document.body_line, link.url, seen[link.url], no_alt)
+            line = lines.line(link.url, seen[link.url], no_alt)
             problem = self.admit(link, folder)
             if problem is None:
                 urls.append(link.url)
@@ -80,8 +77,14 @@ class _Collector:
         kind = kind_of(file.name)
         if kind is None:
             return f"{shown}: files of type {file.suffix} are not served", f"link only {_ALLOWED} files"
-        if not file.is_file():
+        if any(len(part.encode()) > _NAME_MAX for part in path.split("/")):
+            return f"{shown}: a file name longer than {_NAME_MAX} bytes", "give the file a shorter name"
+        try:
+            mode = file.stat().st_mode  # never opened unless it is a regular file: a FIFO would hang the build
+        except OSError:
             return f"{shown} does not exist", f"put the file there, or correct the link {link.url}"
+        if not stat.S_ISREG(mode):
+            return f"{shown} is not a regular file", "link a file, not a folder, pipe or device"
         if not file.resolve().is_relative_to(self.root.resolve()):
             return f"{shown} is a link to a file outside {self.shown}/", f"copy the file into {self.shown}/ instead"
         if not SAFE_NAME.match(file.name):
@@ -101,11 +104,15 @@ class _Collector:
 
     def clean(self, path: str, file: Path, media_type: str, how: str) -> tuple[str, str] | None:
         shown = self.shown / path
-        size = file.stat().st_size
-        if size > MAX_BYTES:
-            return (f"{shown} is {size / 2**20:.1f} MiB, over the {MAX_BYTES // 2**20} MiB a linked file may be",
-                    "scale the image down or compress the file (docs/files.md says why)")
-        raw = file.read_bytes()
+        try:
+            size = file.stat().st_size
+            raw = _read(file) if size <= MAX_BYTES else b""
+        except OSError as exc:
+            return f"{shown} cannot be read ({exc.strerror or exc})", "make it readable by the user the site runs as"
+        if max(size, len(raw)) > MAX_BYTES:
+            fix = "scale the image down" if media_type.startswith("image/") else "link a shorter excerpt of it"
+            return (f"{shown} is {max(size, len(raw)) / 2**20:.1f} MiB, over the {MAX_BYTES // 2**20} MiB a linked "
+                    f"file may be", f"{fix}; docs/files.md says why")
         source_digest = hashlib.sha256(raw).hexdigest()
         earlier = self.previous.assets.get(path) if self.previous else None
         if earlier and earlier.source_digest == source_digest and self.previous_dir and \
@@ -114,7 +121,7 @@ class _Collector:
             self.files.payloads[earlier.stored] = self.previous_dir / earlier.stored
             return None
         try:
-            cleaned = clean(raw, how)
+            cleaned = self.cleaner.clean(raw, how)
         except Unfit as unfit:
             return f"{shown} {unfit.message}", unfit.fix
         digest = hashlib.sha256(cleaned.data).hexdigest()[:16]
@@ -127,13 +134,26 @@ class _Collector:
         return None
 
 
+def _read(file: Path) -> bytes:
+    """Return a regular file's bytes, at most one byte more than a linked file may have (it is refused then)."""
+    with open(file, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(0, "not a regular file")  # swapped for a FIFO since it was looked at
+        return handle.read(MAX_BYTES + 1)
+
+
 def collect(site: Site, html_of: Callable[[str], str], previous: FileSet | None = None,
             previous_dir: Path | None = None) -> tuple[FileSet, list[ContentError]]:
     """Find, check and clean every file the pages link; reuse an earlier build's cleaning of the same bytes."""
-    collector = _Collector(site, previous, previous_dir)
-    for key, document, folder in documents(site):
-        if may_link_files(document.body):
-            collector.document(key, document, folder, html_of(key))
+    with Cleaner() as cleaner:
+        collector = _Collector(site, previous, previous_dir, cleaner)
+        for key, document, folder in documents(site):
+            links, fetches = may_link_files(document.body), may_fetch(document.body)
+            html = html_of(key) if links or fetches else ""
+            if fetches:
+                collector.problems.extend(remote_problems(document, html))
+            if links:
+                collector.document(key, document, folder, html)
     files = collector.files
     published = {resolve(files.folders[key], url) for key, document, _ in documents(site)
                  if key in files.links and not getattr(document, "draft", False) for url in files.links[key]}
@@ -142,6 +162,7 @@ def collect(site: Site, html_of: Callable[[str], str], previous: FileSet | None 
 
 
 def check_files(site: Site) -> tuple[FileSet, list[ContentError]]:
-    """Check every file the pages link, as a build would (rendering the pages that may link one)."""
+    """Check every file the pages link and what else they would fetch, as a build would (rendering the pages
+    that may link or fetch one)."""
     bodies = {key: document.body for key, document, _ in documents(site)}
     return collect(site, lambda key: render(bodies[key]).html)

@@ -10,12 +10,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FILES_DIR", "MAX_BYTES", "MAX_PIXELS", "TYPES", "Asset", "FileSet", "Kind", "kind_of"]
+__all__ = ["FILES_DIR", "MAX_BYTES", "MAX_PIXELS", "TYPES", "Asset", "Cleaned", "FileSet", "Kind", "Unfit", "kind_of"]
 
 FILES_DIR = "files"  # in the content tree: files any entry or page may link; in a build: what is served
 # A file a page links may be this large at most: a Tor reader waits several seconds a megabyte (docs/files.md).
 MAX_BYTES = 2 * 2**20
-MAX_PIXELS = 40_000_000  # an image larger than this is refused before its pixels are decoded
+# An image larger than this is refused before its pixels are decoded: 6000x4000, a 24-megapixel camera's
+# frame, which cleaning handles within its bounds of time and memory (blog/files/cleaner.py).
+MAX_PIXELS = 24_000_000
+
+
+class Unfit(Exception):
+    """A file the site will not serve: what is wrong with it, and how to fix it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message, self.fix = message, fix
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """The bytes to serve, the image's size in pixels (0 for text), and what cleaning removed."""
+
+    data: bytes
+    width: int = 0
+    height: int = 0
+    stripped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import re
 
 from lxml import etree
 
-from blog.files.clean import Cleaned, Unfit
+from blog.files.links import script_url
+from blog.files.model import Cleaned, Unfit
 
 __all__ = ["clean_svg", "svg_size"]
 
@@ -20,6 +21,8 @@ SVG = "http://www.w3.org/2000/svg"
 KEPT_NAMESPACES = {SVG, "http://www.w3.org/1999/xlink", "http://www.w3.org/XML/1998/namespace"}
 _SCRIPTY = {"script", "foreignObject", "handler", "listener"}
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(px)?\s*$")
+# A DOCTYPE with an internal subset: `<!DOCTYPE svg [ ... ]>` (quoted public and system ids skipped).
+_SUBSET = re.compile(rb"<!DOCTYPE(?:[^\[>\"']|\"[^\"]*\"|'[^']*')*\[")
 _FIX = "remove it (export a plain SVG, or a PNG): pages of this site run no script"
 
 
@@ -39,8 +42,13 @@ def clean_svg(raw: bytes) -> Cleaned:
         tree = etree.parse(io.BytesIO(raw), parser)
     except etree.XMLSyntaxError as exc:
         raise Unfit(f"is not well-formed XML ({exc})", "export it again as a plain SVG") from exc
-    if tree.docinfo.internalDTD is not None:
-        raise Unfit("declares a DOCTYPE with its own entities", "remove the <!DOCTYPE ...> block")
+    dtd = tree.docinfo.internalDTD
+    # A plain `<!DOCTYPE svg PUBLIC ... svg11.dtd>` (matplotlib, Graphviz) declares nothing: it is dropped with
+    # the rest of the prologue. One with declarations of its own (entities, default attributes) is refused.
+    if dtd is not None and (any(dtd.iterentities()) or any(dtd.iterelements()) or _SUBSET.search(raw) or
+                            (tree.docinfo.encoding or "").lower() not in ("utf-8", "us-ascii", "ascii")):
+        raise Unfit("declares a DOCTYPE with its own entities or declarations",
+                    "remove the [...] part of the <!DOCTYPE ...>, or the whole DOCTYPE")
     root = tree.getroot()
     if root.tag != f"{{{SVG}}}svg":
         raise Unfit(f"is not an SVG image (its root is <{_local(str(root.tag))}>)", "link an SVG, PNG or JPEG")
@@ -48,6 +56,9 @@ def clean_svg(raw: bytes) -> Cleaned:
     if any(not isinstance(node.tag, str) for node in [*root.itersiblings(preceding=True), *root.itersiblings()]):
         stripped.append("comments")  # before or after the root: not written out
     for element in list(root.iter()):
+        if isinstance(element, etree._Entity):  # left unresolved: it would make the served copy unreadable
+            raise Unfit(f"uses the entity {element.text}, which only a DTD defines",
+                        "write the character itself, or its number: &#160; for &nbsp;")
         if not isinstance(element.tag, str):  # a comment
             stripped.append("comments")
             element.getparent().remove(element)
@@ -55,7 +66,7 @@ def clean_svg(raw: bytes) -> Cleaned:
         if _namespace(element.tag) == SVG and _local(element.tag) in _SCRIPTY:
             raise Unfit(f"carries a <{_local(element.tag)}> element", _FIX)
         for name, value in element.attrib.items():
-            if _local(name).lower().startswith("on") or "javascript:" in value.lower().replace(" ", ""):
+            if _local(name).lower().startswith("on") or script_url(value):
                 raise Unfit(f"carries script in the attribute {_local(name)}", _FIX)
         if _namespace(element.tag) not in KEPT_NAMESPACES or _local(element.tag) == "metadata":
             stripped.append("metadata" if _local(element.tag) == "metadata" else "editor data")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from blog.content import Entry
-from blog.files.links import folder_of, line_of, links_in, may_link_files, resolve
+from blog.files.links import LinkLines, folder_of, links_in, may_link_files, resolve
 from blog.render import render
 
 MISSING = ""  # the digest of a linked file that is not there (`blog check` says so on its own)
@@ -25,6 +26,8 @@ class Linked:
 def digest_of(file: Path) -> str:
     """Return the hex SHA-256 of a file's bytes, or MISSING when it is not a readable file."""
     try:
+        if not stat.S_ISREG(file.stat().st_mode):
+            return MISSING  # a FIFO would hang the check: refused by the files check, never opened
         with file.open("rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError:
@@ -37,13 +40,15 @@ def linked_files(entry: Entry, root: Path, html: str | None = None) -> dict[str,
         return {}
     folder = folder_of(entry.path)
     found: dict[str, Linked] = {}
-    for link in links_in(render(entry.body).html if html is None else html):
+    links = links_in(render(entry.body).html if html is None else html)
+    lines = LinkLines(entry.body, entry.body_line, {link.url for link in links})
+    for link in links:
         path = resolve(folder, link.url)
         if path is None or path in found:
             continue  # outside the tree: refused by the files check, never served
         file = Path(root) / path
         inside = file.resolve().is_relative_to(Path(root).resolve())
-        line = line_of(entry.body, entry.body_line, link.url)
+        line = lines.line(link.url)
         found[path] = Linked(path, digest_of(file) if inside else MISSING, line)
     return dict(sorted(found.items()))
 
