@@ -220,8 +220,8 @@ def room_for_connections(cap: int) -> int:
     """Raise this process's open-file limit to hold cap connections; return the cap that fits.
 
     A worker that runs out of descriptors cannot accept, and asyncio then stops accepting for a second.
-    The soft limit is often 1,024 (systemd's default) while the hard one allows far more. Under the
-    deployed unit, LimitNOFILE sets it instead (its system-call filter forbids setrlimit).
+    The soft limit is often 1,024 (systemd's default) while the hard one allows far more. The deployed unit
+    sets it with LimitNOFILE, so a worker there finds room already.
     """
     needed = cap + FILES_BESIDE_CONNECTIONS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
