@@ -5,15 +5,16 @@
 There is no systemd here to start the deployed unit, so this reads the unit's `SystemCallFilter=` lines, turns
 their groups into system calls with `systemd-analyze syscall-filter` (the same tables systemd itself uses),
 and loads the result with libseccomp before it execs the command: what the unit forbids kills the calling
-process with SIGSYS, or fails with the errno `SystemCallErrorNumber=` names, as it would on the host. Like systemd, an allow list starts from `@default`, and each
-later line adds (`name`) or takes away (`~name`) in the order written.
+process with SIGSYS, or fails with the errno `SystemCallErrorNumber=` names, as it would on the host. Like
+systemd, an allow list starts from `@default`, and each later line adds (`name`) or takes away (`~name`)
+in the order written.
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno
 import ctypes.util
+import errno
 import os
 import re
 import subprocess
