@@ -30,7 +30,7 @@ from whoosh import index as windex
 from whoosh import qparser
 
 from blog import index
-from blog.build import Build, make_build
+from blog.builds import Build, make_build
 from blog.config import load_config
 from blog.index import semantic
 from blog.index.sources import PAGE, parts_of

@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 from bench.corpus import GLUE, IDENTS, WORDS, write_corpus
-from blog import build as builds
-from blog import index
+from blog import builds, index
 from blog.index import lookup
 from processes import rss_mib
 
@@ -67,7 +66,7 @@ def _percentiles(times: list[float]) -> tuple[float, float]:
 def worker_whoosh(builds_dir: Path, build_id: str, index_dir: Path, grouped: bool = False) -> dict[str, float]:
     """Measure one cold worker: load the build, open the index, answer the queries (as the search page does:
     grouped by entry and page, or one paragraph each as an agent gets them)."""
-    rss_start = rss_mb()  # the interpreter with blog.build and blog.index imported, no content yet
+    rss_start = rss_mb()  # the interpreter with blog.builds and blog.index imported, no content yet
     build = builds.load(builds_dir, build_id)
     build.index_dir = index_dir
     rss_build = rss_mb()

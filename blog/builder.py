@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from blog import build as builds
-from blog import index, publish
+from blog import builds, index, publish
 from blog.config import Config, load_config
 from blog.content import ContentProblems
 

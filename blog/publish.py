@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from blog import build as builds
-from blog import index
+from blog import builds, index
 from blog.config import Config
 from blog.content import utcnow
 from blog.honesty import revlog, snapshot

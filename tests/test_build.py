@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from blog import build as builds
-from blog import publish
+from blog import builds, publish
 from blog.config import Config
 from blog.content import load_site
 
@@ -33,8 +32,8 @@ def test_a_loaded_build_reads_each_text_from_disk_and_keeps_none_in_memory(confi
 def test_a_worker_process_reads_the_texts_of_a_build_another_process_saved(config: Config) -> None:
     publish.publish(config)
     slug = load_site(config.content_dir).entries[0].slug
-    code = ("import sys; from pathlib import Path; from blog import build; "
-            "b = build.load_current(Path(sys.argv[1])); print(len(b.site.by_slug[sys.argv[2]].source))")
+    code = ("import sys; from pathlib import Path; from blog import builds; "
+            "b = builds.load_current(Path(sys.argv[1])); print(len(b.site.by_slug[sys.argv[2]].source))")
     done = subprocess.run([sys.executable, "-c", code, str(config.builds_dir), slug],
                           capture_output=True, text=True, timeout=60, check=True)
     assert int(done.stdout) == len(load_site(config.content_dir).by_slug[slug].source)

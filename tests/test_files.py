@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from blog import publish
-from blog.build import load_current
+from blog.builds import load_current
 from blog.cli import cli
 from blog.content import ContentProblems
 from blog.web.files import FILE_POLICY

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from blog import publish
-from blog.build import load_current
+from blog.builds import load_current
 from blog.content import ContentProblems, check_site
 from blog.files import MAX_BYTES, check_files
 from processes import ROOT, Server, free_port

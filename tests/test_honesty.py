@@ -79,7 +79,7 @@ def test_a_build_refuses_a_silent_edit_and_keeps_the_last_good_build(locked: Pat
     edit_body(locked)
     with pytest.raises(ContentProblems, match="changed without a dated update"):
         publish.publish(cfg)
-    from blog.build import load_current
+    from blog.builds import load_current
 
     assert load_current(cfg.builds_dir).id == first.id
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench import quality
-from blog import build as builds
-from blog import index, publish
+from blog import builds, index, publish
 from blog.index.schema import STOP
 from tests.conftest import ROOT, make_config
 
@@ -191,7 +190,7 @@ def test_damaged_index_is_rebuilt_with_a_log_line(tmp_path: Path, small: Path,
 QUERY_LOOP = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from blog import build as builds, index
+    from blog import builds, index
     builds_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
     done = failed = 0
     while not stop.exists():

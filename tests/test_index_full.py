@@ -11,8 +11,7 @@ from whoosh import index as windex
 
 from bench.corpus import write_corpus
 from bench.search import queries
-from blog import build as builds
-from blog import index
+from blog import builds, index
 from blog.index import lookup
 from blog.index.engine import full
 from blog.index.sources import parts_of

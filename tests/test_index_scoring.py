@@ -30,8 +30,7 @@ from whoosh.searching import Searcher
 from bench import quality
 from bench.corpus import write_corpus
 from bench.search import queries as bench_queries
-from blog import build as builds
-from blog import index
+from blog import builds, index
 from blog.index import query as q
 from blog.index import sources
 from blog.index.engine import Scored, postings

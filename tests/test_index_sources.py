@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import quality
-from blog import build as builds
-from blog import index
+from blog import builds, index
 from blog.index import store
 from blog.index.sources import page_blocks
 from blog.serving.urls import citation_url

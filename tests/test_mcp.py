@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from blog import build as builds
-from blog import publish
+from blog import builds, publish
 from blog.config import Config
 from blog.mcp.server import create_server
 from tests.conftest import make_config

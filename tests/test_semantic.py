@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from blog import index
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.index import semantic
 from blog.index.semantic import files, service, vectors

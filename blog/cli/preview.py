@@ -21,9 +21,8 @@ from types import FrameType
 import click
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from blog import build as builds
-from blog import publish
-from blog.build import BuildError
+from blog import builds, publish
+from blog.builds import BuildError
 from blog.cli.common import config_of, echo_problems
 from blog.cli.watch import Watcher
 from blog.config import Config

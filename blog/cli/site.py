@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from blog import builder, publish
-from blog.build import Build, BuildError, current_pointer
+from blog.builds import Build, BuildError, current_pointer
 from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
 from blog.config import Config

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from blog.build import Build, LogStore
+from blog.builds import Build, LogStore
 from blog.content import ContentError, ContentProblems, Entry, Site, utcnow
 from blog.files import FileSet, check_files
 from blog.files.links import resolve

@@ -18,7 +18,7 @@ from whoosh import highlight as wh
 from whoosh import query as wq
 from whoosh.searching import Searcher
 
-from blog.build import Build
+from blog.builds import Build
 from blog.content import Entry, utcnow
 from blog.index import groups, semantic, spelling
 from blog.index import query as q

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from whoosh import query as wq
 from whoosh.searching import Searcher
 
-from blog.build import Build
+from blog.builds import Build
 from blog.index import query as q
 from blog.index.engine import Scored
 from blog.index.sources import find_block

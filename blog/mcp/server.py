@@ -12,7 +12,7 @@ from mcp_types import INVALID_PARAMS, Resource, ToolAnnotations
 from pydantic import Field
 
 from blog import __version__
-from blog.build import Build
+from blog.builds import Build
 from blog.content import utcnow
 from blog.mcp.models import EntryDetail, EntryList, ReadingOrder, SearchAnswer
 from blog.mcp.tools import Base, BlogTools, Links

@@ -21,7 +21,7 @@ from mcp.server import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.index import semantic
 from blog.mcp.server import create_server

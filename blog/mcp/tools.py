@@ -11,7 +11,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
 from blog import index
-from blog.build import Build
+from blog.builds import Build
 from blog.content import Entry, Page, utcnow
 from blog.files import mirror
 from blog.index.sources import entry_blocks, page_blocks

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from flask import Response, current_app, render_template, request
 
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.serving.current import SiteState
 from blog.serving.urls import Base, host_of, request_target, resolve

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from flask import Flask, Response, render_template, request
 
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.content import ContentError, Entry, Site, utcnow
 from blog.mcp.hosts import HostPolicy

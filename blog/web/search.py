@@ -14,8 +14,7 @@ from urllib.parse import quote_plus
 from flask import Blueprint, abort, make_response, request
 from flask.typing import ResponseReturnValue
 
-from blog import build as builds
-from blog import index
+from blog import builds, index
 from blog.content import entry_path, page_path
 from blog.serving.urls import citation_url
 from blog.web.cache import gzip_if_accepted

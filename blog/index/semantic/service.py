@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from blog import build as builds
+from blog import builds
 from blog.config import Config, load_config
 from blog.index.semantic import NO_MODEL, vectors, wire
 from blog.index.semantic.files import ModelUnavailable, locate

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from blog.build import Build
+from blog.builds import Build
 from blog.index import sources
 
 if TYPE_CHECKING:  # onnxruntime stays out of every process that only reads vectors or asks for them

@@ -33,11 +33,12 @@ REPAIR_SIGNAL = signal.SIGUSR2  # what a worker sends the builder when it finds 
 KEEP_BUILDS = 3
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch still reads its rendered entries
 RENDERED_CACHE = 64  # entries' renderings (and texts, revisions) a worker keeps after reading them
-BUILD_FORMAT = 5  # what a saved build holds; a build of another format is rebuilt, not read
+BUILD_FORMAT = 6  # what a saved build holds; a build of another format is rebuilt, not read
 # 3: the content room became a package (blog.content.*), so a format-2 pickle names modules that are gone.
 # 4: a build holds the files its pages link (blog.files), cleaned, in files/ beside its renderings.
 # 5: a build holds the signed revision log (blog.honesty.revlog), and an SVG image alone in a paragraph
 #    renders as a figure with a caption.
+# 6: the build room was renamed (blog.build -> blog.builds), so a format-5 pickle names a module that is gone.
 
 
 class BuildError(Exception):
