@@ -5,7 +5,7 @@ here, in a process of its own that the gunicorn master starts and supervises (bl
 
 - before any worker starts, `prepare()` publishes changed content or keeps the last good build;
 - while the site runs, a worker that finds the index missing or damaged answers 503 with Retry-After and
-  asks the builder (a signal, see `build.ask_for_repair`), which rebuilds it at once; the builder also
+  asks the builder (a signal, see `builds.ask_for_repair`), which rebuilds it at once; the builder also
   looks at the index every half minute by itself, so damage nobody searched into is repaired too;
 - when gunicorn replaces a worker or reloads (HUP), the master nudges the builder, which publishes changed
   content as a new worker used to do at its start.
