@@ -20,7 +20,6 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,12 +33,6 @@ log = logging.getLogger(__name__)
 
 LOOK_EVERY = 30.0  # seconds between the builder's own looks at the current index
 TICK = 0.5  # how long the loop sleeps when nothing asks for it
-RESTART_AFTER = 2.0  # a builder that died is started again at most this often
-STOP_WITHIN = 10.0  # seconds the builder gets to finish a build at shutdown before it is killed
-
-
-class NoBuild(RuntimeError):
-    """There is no build to serve and none can be made (gunicorn prints a RuntimeError and exits)."""
 
 
 def prepare(config: Config) -> builds.Build:
@@ -141,88 +134,6 @@ class Builder:
 
     def _stop(self, _signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
-
-
-class Supervisor:
-    """The gunicorn master's handle on a helper process: start it, keep it alive, nudge it, stop it.
-
-    The builder by default; the semantic ranker's process (blog/index/semantic/service.py) is the other.
-    """
-
-    def __init__(self, module: str = "blog.builder", name: str = "the builder") -> None:
-        self.module = module
-        self.name = name
-        self.process: subprocess.Popen[bytes] | None = None
-        self._started = 0.0
-        self._claimed: str | None = None  # how it ended, once claim() has seen it
-
-    @staticmethod
-    def first_build() -> None:
-        """Prepare a build in a child process before any worker starts; raise NoBuild when none can be served."""
-        # A child, not the master itself: the master forks every worker and stays small and single-threaded.
-        done = subprocess.run([sys.executable, "-m", "blog.builder", "--once"], check=False)
-        if done.returncode != 0:
-            raise NoBuild("there is no build to serve (the builder's errors are above); fix the content "
-                          "and run `blog build`, or start again")
-
-    def start(self) -> None:
-        self._started = time.monotonic()
-        self._claimed = None
-        self.process = subprocess.Popen([sys.executable, "-m", self.module, "--parent", str(os.getpid())])
-
-    def claim(self) -> None:
-        """Collect the helper's exit status if it has ended, before gunicorn's reaping can.
-
-        The master's SIGCHLD handling reaps every child with waitpid(-1) and keeps only its workers'
-        statuses: a helper it reaps first reads as "exited with 0" to Popen, whatever killed it. The master's
-        reap_workers calls this first (blog/gunicorn_conf.py), as gunicorn does for its own dirty arbiter.
-        """
-        if self.process is None or self.process.returncode is not None:
-            return
-        try:
-            pid, status = os.waitpid(self.process.pid, os.WNOHANG)
-        except ChildProcessError:  # reaped elsewhere after all: its status is gone
-            self.process.returncode, self._claimed = 0, "ended (its exit status was collected elsewhere)"
-            return
-        if pid:
-            self.process.returncode = os.waitstatus_to_exitcode(status)
-            self._claimed = describe(self.process.returncode)
-
-    def keep_alive(self) -> None:
-        """Start the builder again when it has died (the master calls this about once a second)."""
-        self.claim()
-        if self.process is None or self.process.returncode is None:
-            return
-        if time.monotonic() - self._started < RESTART_AFTER:
-            return
-        log.error("%s %s; starting it again", self.name, self._claimed or describe(self.process.returncode))
-        self.start()
-
-    def nudge(self) -> None:
-        """Ask the builder to publish changed content now."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGUSR1)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(STOP_WITHIN)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def describe(code: int) -> str:
-    """Say how a process ended, from its exit code (negative: the signal that killed it)."""
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
-    return f"exited with status {code}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ import gunicorn.http.wsgi
 import gunicorn.util
 
 from blog import gunicorn_worker
-from blog.builder import Supervisor
 from blog.serving.headers import NO_STORE, security_headers
+from blog.supervisor import Supervisor
 
 # Slow clients must not starve readers. gthread parses request headers on a pool thread with a blocking
 # socket and no deadline, so 256 clients trickling one header line every 2 s held all 16 threads and
@@ -47,14 +47,21 @@ control_socket_disable = True
 
 
 # Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
-_builder = Supervisor()
+_builder = Supervisor("blog.builder", "the builder")
 # The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
 _semantic = Supervisor("blog.index.semantic.service", "the semantic ranker")
 
 
+class NoBuild(RuntimeError):
+    """There is no build to serve and none can be made (gunicorn prints a RuntimeError and exits)."""
+
+
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     """Have a build to serve before the first worker starts: publish changed content or keep the last good."""
-    _builder.first_build()
+    # In a child, not the master itself: the master forks every worker and stays small and single-threaded.
+    if _builder.run_once() != 0:
+        raise NoBuild("there is no build to serve (the builder's errors are above); fix the content "
+                      "and run `blog build`, or start again")
 
 
 def when_ready(server) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +71,7 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     manage_workers, reap_workers = server.manage_workers, server.reap_workers
 
     def reap_helpers_first() -> None:
-        # gunicorn's waitpid(-1) would take the helpers' exit statuses and drop them (builder.Supervisor.claim)
+        # gunicorn's waitpid(-1) would take the helpers' exit statuses and drop them (supervisor.Supervisor.claim)
         _builder.claim()
         _semantic.claim()
         reap_workers()

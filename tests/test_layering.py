@@ -33,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     "onionbalance": {"tor"},
     "gunicorn_log": set(),
     "gunicorn_worker": set(),
-    "gunicorn_conf": {"gunicorn_log", "gunicorn_worker", "serving", "builder"},
+    "supervisor": set(),
+    "gunicorn_conf": {"gunicorn_log", "gunicorn_worker", "serving", "supervisor"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the one room that wires the others together; nothing imports it
 
