@@ -29,7 +29,7 @@ import numpy as np
 
 from bench.corpus import write_corpus
 from bench.search import queries
-from blog import index, publish
+from blog import index, pipeline
 from blog.config import Config, load_config
 from blog.index import lookup, semantic
 from blog.index.semantic import files, vectors
@@ -104,7 +104,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         paths = write_corpus(tmp / "content", args.entries)
         config = _config(tmp / "content", tmp / "data")
-        build = publish.publish(config)
+        build = pipeline.publish(config)
         items = vectors.passages(build)
         root = config.data_dir / "vectors"
         cores = len(os.sched_getaffinity(0))
@@ -125,7 +125,7 @@ def main() -> None:
         paths[len(paths) // 2].write_text(paths[len(paths) // 2].read_text()
                                           + "\nA new closing paragraph on relays and their keys.\n")
         started = time.perf_counter()
-        changed = publish.publish(config)
+        changed = pipeline.publish(config)
         publish_s = time.perf_counter() - started
         done: list[int] = []
         started = time.perf_counter()

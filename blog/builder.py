@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from blog import builds, index, publish
+from blog import builds, index, pipeline
 from blog.config import Config, load_config
 from blog.content import ContentProblems
 
@@ -38,7 +38,7 @@ TICK = 0.5  # how long the loop sleeps when nothing asks for it
 def prepare(config: Config) -> builds.Build:
     """Return the build to serve: publish changed content, or keep the last good build and say why."""
     try:
-        return publish.ensure_current(config)
+        return pipeline.ensure_current(config)
     except ContentProblems as problems:
         build = builds.load_current(config.builds_dir)
         if build is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from blog import publish
+from blog import pipeline
 from blog.builds import load_current
 from blog.content import ContentProblems, check_site
 from blog.files import MAX_BYTES, check_files
@@ -127,7 +127,7 @@ def test_the_builder_survives_a_picture_with_garbage_exif(site_dir: Path, tmp_pa
     from blog.builder import Builder
 
     cfg = make_config(site_dir, tmp_path / "data")
-    first = publish.publish(cfg).id
+    first = pipeline.publish(cfg).id
     entry_with(site_dir, {"garbage.webp": with_garbage_exif("webp"), "garbage.png": with_garbage_exif("png")})
     builder = Builder(cfg, os.getpid())
     builder.nudged = True
@@ -207,7 +207,7 @@ def test_no_feed_carries_a_remote_image(site_dir: Path, tmp_path: Path) -> None:
     client = make_app(cfg).test_client()
     entry_with(site_dir, {}, "A chart:\n\n" + VECTORS["reference"][0])
     with pytest.raises(ContentProblems, match=r"index\.md:12: remote image https://tracker\.example/pixel\.png"):
-        publish.publish(cfg)
+        pipeline.publish(cfg)
     for path in ("/feed.atom", "/feed.rss", "/llms-full.txt"):
         assert "tracker.example" not in client.get(path).get_data(as_text=True), path
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench import quality
-from blog import builds, index, publish
+from blog import builds, index, pipeline
 from blog.index.schema import STOP
 from tests.conftest import ROOT, make_config
 
@@ -175,13 +175,13 @@ def test_incremental_update_leaves_the_old_index_untouched(tmp_path: Path, small
 def test_damaged_index_is_rebuilt_with_a_log_line(tmp_path: Path, small: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     cfg = make_config(small, tmp_path / "data")
-    first = publish.publish(cfg)
+    first = pipeline.publish(cfg)
     for path in first.index_dir.iterdir():
         if path.suffix in (".trm", ".pst"):
             path.unlink()
     assert not index.is_usable(first.index_dir)
     with caplog.at_level(logging.WARNING):
-        again = publish.ensure_current(cfg)
+        again = pipeline.ensure_current(cfg)
     assert "rebuilding the whole index from content/" in caplog.text
     assert again.index_dir != first.index_dir and index.is_usable(again.index_dir)
     assert index.search(again, "zebrafish").total == 1
@@ -207,7 +207,7 @@ QUERY_LOOP = textwrap.dedent("""
 
 def test_readers_never_see_a_half_index(tmp_path: Path, small: Path) -> None:
     cfg = make_config(small, tmp_path / "data")
-    publish.publish(cfg)
+    pipeline.publish(cfg)
     stop = tmp_path / "stop"
     reader = subprocess.Popen([sys.executable, "-c", QUERY_LOOP, str(cfg.builds_dir), str(stop)],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -215,7 +215,7 @@ def test_readers_never_see_a_half_index(tmp_path: Path, small: Path) -> None:
         time.sleep(1.0)
         started, rebuilds = time.monotonic(), 0
         while rebuilds < 8 or time.monotonic() - started < 6:
-            publish.publish(cfg, force=True)
+            pipeline.publish(cfg, force=True)
             rebuilds += 1
     finally:
         stop.touch()

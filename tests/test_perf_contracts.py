@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import template_rendered
 
-from blog import publish
+from blog import pipeline
 from blog.serving import current as state_module
 from tests.conftest import make_app, make_config
 
@@ -104,7 +104,7 @@ def test_a_new_build_is_served_at_once_not_a_replay(config, app, monkeypatch) ->
     path = config.content_dir / "log" / "2026-10-02-verify-config.md"
     path.write_text(path.read_text().replace("What broke", "What went wrong"))
     time.sleep(0.01)
-    publish.publish(config)
+    pipeline.publish(config)
     assert b"What went wrong" in client.get("/log/verify-config").data
 
 

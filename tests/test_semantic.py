@@ -50,9 +50,9 @@ def starter(tmp: Path) -> tuple[Config, Build]:
     content = tmp / "content"
     shutil.copytree(ROOT / "content", content)
     config = make_config(content, tmp / "data", semantic=True, model_dir=MODEL)
-    from blog import publish
+    from blog import pipeline
 
-    return config, publish.publish(config)
+    return config, pipeline.publish(config)
 
 
 def test_a_model_file_that_does_not_match_its_hash_is_refused(model: files.ModelFiles, tmp_path: Path) -> None:
@@ -107,9 +107,9 @@ def test_a_changed_paragraph_is_the_only_block_embedded_again(encoder: Encoder, 
         '---\ntitle: "A new entry"\ndate: 2026-11-26T10:00:00Z\ntags: [tor]\n'
         'summary: "One paragraph about restoring an onion key."\n---\n\n'
         "Restoring the onion key from a backup keeps the address; the directory must be mode 0700.\n")
-    from blog import publish
+    from blog import pipeline
 
-    second = publish.publish(config)
+    second = pipeline.publish(config)
     counts.clear()
     again = vectors.embed_build(second, root, encoder, lambda done, total: counts.append(total))
     new = [k for k in again.keys if k not in made.keys] if again else []
@@ -259,12 +259,12 @@ def test_a_request_worker_never_loads_the_model(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from tests.conftest import make_config\n"
-        "from blog import publish\n"
+        "from blog import pipeline\n"
         "from blog.web import create_app\n"
         "from pathlib import Path\n"
         f"config = make_config({str(content)!r}, {str(tmp_path / 'data')!r}, semantic=True,\n"
         f"                     model_dir=Path({str(MODEL)!r}))\n"
-        "publish.publish(config)\n"
+        "pipeline.publish(config)\n"
         "client = create_app(config).test_client()\n"
         "assert client.get('/search?q=how+do+I+keep+the+same+onion+address').status_code == 200\n"
         "print(sorted(m for m in ('onnxruntime', 'tokenizers', 'onnx') if m in sys.modules))\n")

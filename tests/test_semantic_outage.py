@@ -273,10 +273,10 @@ def test_a_long_data_directory_serves_and_every_catchable_stop_removes_the_socke
 def test_questions_whose_askers_gave_up_are_not_computed(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "content", tmp_path / "content")
     data = tmp_path / "data"
-    from blog import publish
+    from blog import pipeline
     from tests.conftest import make_config
 
-    publish.publish(make_config(tmp_path / "content", data))
+    pipeline.publish(make_config(tmp_path / "content", data))
     process = _service(tmp_path, data, semantic=True)
     try:
         deadline = time.monotonic() + 300

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from blog import builder, publish
+from blog import builder, pipeline
 from blog.builds import Build, BuildError, current_pointer
 from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
@@ -56,7 +56,7 @@ def check(ctx: click.Context, upstream: bool) -> None:
 
 def _publish(cfg: Config, force: bool = False, vectors: bool = False) -> None:
     try:
-        build = publish.publish(cfg, force=force)
+        build = pipeline.publish(cfg, force=force)
     except ContentProblems as problems:
         echo_problems(problems.problems)
         count = len(problems.problems)

@@ -1,4 +1,4 @@
-"""Publishing: check, render, index and switch in a new build, one process at a time."""
+"""The publishing pipeline: check, render, honesty, index and switch in a new build, one process at a time."""
 
 from __future__ import annotations
 
