@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "mcp": {"content", "render", "builds", "index", "serving", "files"},
     "web": {"content", "render", "builds", "index", "serving", "mcp", "files"},
     "tor": set(),
-    "links": set(),
+    "linkcheck": set(),
     "onionbalance": {"tor"},
     "gunicorn_log": set(),
     "gunicorn_worker": set(),

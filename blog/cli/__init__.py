@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from blog.cli import honesty, init, mcp, model, onionbalance, preview, site, tor, verify
+from blog.cli import honesty, init, linkcheck, mcp, model, onionbalance, preview, site, tor, verify
 
 
 @click.group(help="Serve one operator's engineering log to readers (web, onion) and agents (MCP).\n\n"
@@ -38,6 +38,7 @@ init.register(cli)
 site.register(cli)
 preview.register(cli)
 tor.register(cli)
+linkcheck.register(cli)
 model.register(cli)
 mcp.register(cli)
 honesty.register(cli)
