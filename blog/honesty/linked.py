@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blog.content import Entry
-from blog.files.links import LinkLines, folder_of, links_in, may_link_files, resolve
+from blog.files.links import LinkLines, content_path, folder_of, links_in, may_link_files
 from blog.render import render
 
 MISSING = ""  # the digest of a linked file that is not there (`blog check` says so on its own)
@@ -43,7 +43,7 @@ def linked_files(entry: Entry, root: Path, html: str | None = None) -> dict[str,
     links = links_in(render(entry.body).html if html is None else html)
     lines = LinkLines(entry.body, entry.body_line, {link.url for link in links})
     for link in links:
-        path = resolve(folder, link.url)
+        path = content_path(folder, link.url)
         if path is None or path in found:
             continue  # outside the tree: refused by the files check, never served
         file = Path(root) / path

@@ -15,7 +15,7 @@ from pathlib import Path
 from blog.builds import Build, LogStore
 from blog.content import ContentError, ContentProblems, Entry, Site, utcnow
 from blog.files import FileSet, check_files
-from blog.files.links import resolve
+from blog.files.links import content_path
 from blog.honesty import HonestyError
 from blog.honesty.chain import (
     CHAIN_NAME,
@@ -100,7 +100,7 @@ def _shown(build: Build, entry: Entry) -> Shown:
     latest = revisions[-1] if revisions else None
     files = {}
     for url in build.files.links.get(entry.slug, ()):
-        path = resolve(build.files.folders[entry.slug], url)
+        path = content_path(build.files.folders[entry.slug], url)
         asset = build.files.assets.get(path or "")
         if asset is not None:
             files[asset.path] = asset.url
