@@ -11,7 +11,7 @@ from flask import Response, current_app, render_template, request
 from blog.builds import Build
 from blog.config import Config
 from blog.serving.current import SiteState
-from blog.serving.urls import Base, host_of, request_target, resolve
+from blog.serving.urls import Base, base_for, host_of, request_target
 from blog.web.cache import CachedPage, PageCache, Reads, page_key
 from blog.web.fastpath import MARK
 
@@ -31,8 +31,8 @@ def build() -> Build:
 
 
 def base() -> Base:
-    """Return where this request's absolute links point (blog.serving.urls.resolve: the rule and why)."""
-    return resolve(host_of(request.environ), config().base_url, state().onion_address)
+    """Return where this request's absolute links point (blog.serving.urls.base_for: the rule and why)."""
+    return base_for(host_of(request.environ), config().base_url, state().onion_address)
 
 
 def is_onion_request() -> bool:
