@@ -12,7 +12,7 @@ from pathlib import Path
 from blog import builds, index
 from blog.config import Config
 from blog.content import utcnow
-from blog.honesty import revlog, snapshot
+from blog.honesty import annotate, revlog
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def publish(config: Config, force: bool = False) -> builds.Build:
         if previous and previous.id == fingerprint and not force and index.is_usable(previous.index_dir):
             return previous
         build = builds.make_build(config.content_dir, config.builds_dir, previous, build_id=fingerprint)
-        snapshot.annotate(build, config.content_dir, utcnow())  # refuses silent edits of published entries
+        annotate.annotate(build, config.content_dir, utcnow())  # refuses silent edits of published entries
         revlog.attach(build, config.content_dir, config.onion_key_path)  # the chain checked, its head signed
         builds.save(build)
         build.index_dir = index.update_index(build, config.data_dir / "index", previous)

@@ -19,8 +19,8 @@ import pytest
 
 from blog import pipeline
 from blog.config import Config
+from blog.honesty import annotate, revlog
 from blog.honesty import chain as chains
-from blog.honesty import revlog, snapshot
 from blog.honesty.lock import read_lock
 from blog.tor import identity, keys
 from tests.pictures import plot_png
@@ -34,7 +34,7 @@ PICTURES = "rack-pictures"
 def unchecked() -> Iterator[pytest.MonkeyPatch]:
     """Publish as software that skips its own honesty checks."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(snapshot, "problems", lambda *args, **kwargs: [])
+        patch.setattr(annotate, "problems", lambda *args, **kwargs: [])
         patch.setattr(revlog, "lock_problems", lambda *args, **kwargs: [])
         patch.setattr(revlog, "_served_problems", lambda *args, **kwargs: [])
         yield patch

@@ -35,7 +35,7 @@ class Build:
     rendered: Mapping[str, Rendered]  # entry slug, or "page:<slug>"; a RenderedStore once saved
     path: Path = field(default=Path())
     index_dir: Path | None = None
-    # Filled by the honesty room at publish time (blog/honesty/snapshot.py); see docs/honesty.md.
+    # Filled by the honesty room at publish time (blog/honesty/annotate.py); see docs/honesty.md.
     revisions: MutableMapping[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> Revisions
     # (slug, anchor) -> when that block was first shown, for blocks first shown after the entry's date
     paragraph_changed: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
