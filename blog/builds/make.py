@@ -42,7 +42,7 @@ class Build:
     upstream: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # slug -> (url, PullState | None)
     texts: TextStore | None = None  # every entry's and page's Markdown, once saved
     files: FileSet = field(default_factory=FileSet)  # what the pages link, served from files/ (blog/files/)
-    revlog: Any = None  # the revision log's signed head (blog.honesty.view.SignedHead), set at publish time
+    revlog: Any = None  # the revision log's signed head (blog.honesty.revlog_view.SignedHead), set at publish time
     revlog_answers: FileStore | None = None  # its JSON answers, read on demand (a LogStore once saved)
     format: int = BUILD_FORMAT
 

@@ -151,7 +151,7 @@ class TextStore(FileStore):
 
 
 class LogStore(FileStore):
-    """The revision log's JSON answers (blog.honesty.view): "" for the whole log, a slug for one entry's view."""
+    """The revision log's JSON answers (blog.honesty.revlog_view): "" for the whole log, a slug for one entry's view."""
 
     prefix = "revlog"
 

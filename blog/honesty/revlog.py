@@ -30,7 +30,7 @@ from blog.honesty.chain import (
     write_chain,
 )
 from blog.honesty.lock import read_lock
-from blog.honesty.view import RevisionLog, Shown, SignedHead
+from blog.honesty.revlog_view import RevisionLog, Shown, SignedHead
 
 log = logging.getLogger(__name__)
 
