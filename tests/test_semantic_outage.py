@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bench import outage
 from blog.index.semantic import client as semantic_client
-from blog.index.semantic import files, wire
+from blog.index.semantic import weights, wire
 from processes import Server, free_port
 from tests.conftest import ROOT
 from tests.tor_helpers import wait_for
@@ -48,8 +48,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module", autouse=True)
 def model() -> None:
     try:
-        files.locate(MODEL)
-    except files.ModelUnavailable as exc:
+        weights.locate(MODEL)
+    except weights.ModelUnavailable as exc:
         pytest.fail(f"{exc} (make test installs it)")
 
 

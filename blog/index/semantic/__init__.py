@@ -134,7 +134,7 @@ def load_local(config: Config) -> bool:
     if not config.semantic:
         use(None)
         return False
-    from blog.index.semantic.files import ModelUnavailable, locate
+    from blog.index.semantic.weights import ModelUnavailable, locate
 
     try:
         files = locate(config.model_dir)
@@ -157,7 +157,7 @@ def embed(config: Config, build: object, progress: Callable[[int, int], None] | 
         return None
     from blog.index.semantic import vectors
     from blog.index.semantic.encoder import Encoder
-    from blog.index.semantic.files import ModelUnavailable, locate
+    from blog.index.semantic.weights import ModelUnavailable, locate
 
     try:
         files = locate(config.model_dir)
