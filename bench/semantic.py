@@ -34,7 +34,7 @@ from blog.config import Config, load_config
 from blog.index import lookup, semantic
 from blog.index.semantic import vectors, weights
 from blog.index.semantic.encoder import Encoder
-from blog.index.semantic.vectors import DIMENSIONS
+from blog.index.semantic.weights import DIMENSIONS
 from processes import ROOT, Gunicorn, rss_mib
 
 MODEL = ROOT / "var" / "model"

@@ -91,6 +91,71 @@ def test_rooms_import_only_downstream() -> None:
     assert not problems, "\n".join(problems)
 
 
+def _module_graph() -> dict[str, set[str]]:
+    """Return each module of blog/ and the modules of blog/ it imports, wherever the import statement stands.
+
+    `from package import name` counts as importing the submodule when `name` is one, else the package; an
+    import under TYPE_CHECKING or inside a function counts too: it is a file that needs the other one.
+    """
+    known = {module for module, _ in modules()}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules():
+        found: set[str] = set()
+        for node in ast.walk(_parsed(path)):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names if alias.name in known)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    inner = f"{node.module}.{alias.name}"
+                    found.update([inner] if inner in known else [node.module] if node.module in known else [])
+        graph[module] = found - {module}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return every set of modules that import one another in a circle (Tarjan's strongly connected parts)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in order:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], order[target])
+        if low[module] == order[module]:
+            part = []
+            while (top := stack.pop()) != module:
+                part.append(top)
+            if part:
+                cycles.append(sorted([module, *part]))
+
+    for module in sorted(graph):
+        if module not in order:
+            visit(module)
+    return cycles
+
+
+def test_import_cycles_are_found() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_in_a_circle() -> None:
+    """Rooms import one way, and so do the files within a room: a circle of two files is one concern in two."""
+    graph = _module_graph()
+    assert graph["blog.index.semantic.vectors"], "the scan found no imports"
+    cycles = import_cycles(graph)
+    shown = [", ".join(f"{m} imports {' and '.join(sorted(graph[m] & set(cycle)))}" for m in cycle) for cycle in cycles]
+    assert not cycles, "modules that import one another in a circle:\n" + "\n".join(shown)
+
+
 def test_web_and_mcp_never_touch_tor() -> None:
     paths = list((ROOT / "web").rglob("*.py")) + list((ROOT / "mcp").rglob("*.py"))
     assert paths

@@ -32,6 +32,7 @@ PINNED = {  # the published files' hashes
     "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
 }
+DIMENSIONS = 384  # what the model makes of a text: one unit vector of this many float32s
 GRAPH = "encoder.onnx"
 MANIFEST = "manifest.json"
 GRAPH_VERSION = 1  # bump when graph.py changes what it writes: an older encoder.onnx is made again
