@@ -96,13 +96,14 @@ class _Collector:
         if path in self.refused:
             return False
         if path not in self.files.assets:
-            problem = self.clean(path, file, kind.media_type, kind.clean)
+            problem = self.add_asset(path, file, kind.media_type, kind.clean)
             if problem:
                 self.refused.add(path)
                 return problem
         return None
 
-    def clean(self, path: str, file: Path, media_type: str, how: str) -> tuple[str, str] | None:
+    def add_asset(self, path: str, file: Path, media_type: str, how: str) -> tuple[str, str] | None:
+        """Read, clean (or take an earlier build's cleaning of the same bytes) and record one file; say its problem."""
         shown = self.shown / path
         try:
             size = file.stat().st_size
