@@ -1,7 +1,7 @@
 """Pictures and files beside an entry: found from the pages' links, checked, cleaned of metadata, served by hash.
 
 `links` finds the links that name files and where the Markdown names them, `formats` takes an image apart,
-`clean` and `svg` make a file fit to serve (an image without its metadata), `cleaner` runs them in a process
+`clean` and `svg` make a file fit to serve (an image without its metadata), `cleaning_process` runs them in a process
 of its own with bounds on memory and time, `remote` refuses what a page would fetch from another site,
 `collect` does it all for a whole site (a build, `blog check`), `place` points the pages' links at the
 served URLs, `model` holds what a build keeps. See docs/files.md.

@@ -1,7 +1,7 @@
 """Cleaning in a process of its own, with a bound on its memory and on its time.
 
 Image decoders are large C libraries, and a damaged or hostile file can make one take gigabytes, run for a
-minute or crash. So files are cleaned in a child Python (blog.files.cleaner's `main`) which, once its
+minute or crash. So files are cleaned in a child Python (blog.files.cleaning_process's `main`) which, once its
 modules are loaded, limits its own address space (RLIMIT_AS), then reads one file at a time on its stdin
 and answers on its stdout. The parent waits for each answer until a deadline: a child that overruns it is
 killed, one that dies is replaced, and the file is reported as a content problem either way, with its path
@@ -40,7 +40,7 @@ SECONDS = 10.0  # wall time one file may take; within the limits on size, a file
 STARTUP = 60.0  # wall time the process may take to load its modules (seconds on a busy machine)
 _SIZE = 8  # bytes of a frame's length
 _DAMAGED = "export it again from the program that made it"
-_MAIN = "import sys; from blog.files.cleaner import main; sys.exit(main(sys.argv))"
+_MAIN = "import sys; from blog.files.cleaning_process import main; sys.exit(main(sys.argv))"
 
 
 def _frame(payload: Any) -> bytes:
