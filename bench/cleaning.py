@@ -29,7 +29,7 @@ from PIL import Image
 
 from blog.files import MAX_BYTES
 from blog.files.cleaning_process import Cleaner
-from blog.files.model import Unfit
+from blog.files.fileset import Unfit
 from tests.damaged import chunk, jpeg_scans
 
 log = logging.getLogger(__name__)

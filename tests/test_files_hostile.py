@@ -365,7 +365,7 @@ def test_the_cleaning_process_is_killed_past_its_deadline_and_held_to_its_memory
 
     from bench.cleaning import WEBP, _plot, _saved, _turned
     from blog.files.cleaning_process import Cleaner
-    from blog.files.model import Unfit
+    from blog.files.fileset import Unfit
 
     turned = _saved(_plot((4900, 3260)), "PNG", exif=_turned())  # 16 megapixels to decode, turn and encode
     webp = _saved(_plot(WEBP), "WEBP", lossless=True, quality=0, method=0)

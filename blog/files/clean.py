@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from blog.files import formats
-from blog.files.model import MAX_BYTES, MAX_PIXELS, Cleaned, Unfit
+from blog.files.fileset import MAX_BYTES, MAX_PIXELS, Cleaned, Unfit
 
 __all__ = ["FORMATS", "WORKING_BUDGET", "Cleaned", "Unfit", "address_room", "clean_file", "clean_image", "clean_text",
            "mapped_bytes", "metadata"]

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from blog.child import PACKAGE_ROOT
-from blog.files.model import Cleaned, Unfit
+from blog.files.fileset import Cleaned, Unfit
 
 log = logging.getLogger(__name__)
 

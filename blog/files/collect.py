@@ -12,8 +12,8 @@ from pathlib import Path
 
 from blog.content import ContentError, Site, Written
 from blog.files.cleaning_process import Cleaner
+from blog.files.fileset import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, Unfit, kind_of
 from blog.files.links import FileLink, LinkLines, content_path, folder_of, links_in, may_link_files
-from blog.files.model import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, Unfit, kind_of
 from blog.files.remote import may_fetch, remote_problems
 from blog.render import render
 

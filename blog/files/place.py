@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from lxml import html as lxml_html
 from lxml.etree import ParserError
 
+from blog.files.fileset import FileSet
 from blog.files.links import content_path, html_may_link_files, is_file_url
-from blog.files.model import FileSet
 
 __all__ = ["absolute", "mirror", "place"]
 
