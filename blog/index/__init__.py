@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from blog.index.lookup import search, snippet
-    from blog.index.model import Citation, IndexUnavailable, Results, SearchError
     from blog.index.query import MAX_QUERY
+    from blog.index.results import Citation, IndexUnavailable, Results, SearchError
     from blog.index.store import is_usable, update_index
 
 _WHERE = {
-    "search": "lookup", "snippet": "lookup", "Citation": "model", "IndexUnavailable": "model",
-    "Results": "model", "SearchError": "model", "MAX_QUERY": "query", "is_usable": "store",
+    "search": "lookup", "snippet": "lookup", "Citation": "results", "IndexUnavailable": "results",
+    "Results": "results", "SearchError": "results", "MAX_QUERY": "query", "is_usable": "store",
     "update_index": "store",
 }
 __all__ = ["MAX_QUERY", "Citation", "IndexUnavailable", "Results", "SearchError", "is_usable", "search",

@@ -24,7 +24,7 @@ from blog.index import groups, semantic, spelling
 from blog.index import query as q
 from blog.index.engine import Plan, Scored
 from blog.index.fuse import DEPTH, MEANING, fuse
-from blog.index.model import Citation, Group, IndexUnavailable, Results, SearchError
+from blog.index.results import Citation, Group, IndexUnavailable, Results, SearchError
 from blog.index.sources import PAGE, find_block, part
 from blog.index.store import _BROKEN, check_intact, forget, open_searcher
 from blog.render import Block, update_anchors

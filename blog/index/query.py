@@ -21,7 +21,7 @@ from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFil
 from whoosh.query.compound import DefaultOr
 
 from blog.index.engine import Plan
-from blog.index.model import SearchError
+from blog.index.results import SearchError
 from blog.index.schema import STOP, prose_analyzer, split_identifier, stem_word
 
 MAX_QUERY = 200  # characters; longer input is refused, not searched slowly
