@@ -14,7 +14,7 @@ from pydantic import Field
 from blog import __version__
 from blog.builds import Build
 from blog.content import utcnow
-from blog.mcp.models import EntryDetail, EntryList, ReadingOrder, SearchAnswer
+from blog.mcp.schemas import EntryDetail, EntryList, ReadingOrder, SearchAnswer
 from blog.mcp.tools import Base, BlogTools, Links
 
 __all__ = ["INSTRUCTIONS", "Base", "Links", "create_server"]

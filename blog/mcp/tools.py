@@ -15,7 +15,7 @@ from blog.builds import Build
 from blog.content import Entry, Page, utcnow
 from blog.files import mirror
 from blog.index.sources import entry_blocks, page_blocks
-from blog.mcp.models import (
+from blog.mcp.schemas import (
     Anchor,
     CitedParagraph,
     EntryDetail,
