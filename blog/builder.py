@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from blog import builds, index, pipeline
+from blog import builds, pipeline
 from blog.config import Config, load_config
 from blog.content import ContentProblems
+from blog.index.results import SearchError
+from blog.index.store import is_usable
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ def prepare(config: Config) -> builds.Build:
         log.error("content has %d problem(s); serving the last good build %s:\n%s",
                   len(problems.problems), build.id, problems)
         return build
-    except (builds.BuildError, index.SearchError, OSError) as exc:
+    except (builds.BuildError, SearchError, OSError) as exc:
         # A full disk or a read-only data directory while publishing new content must not stop the site:
         # serve what was last built.
         build = builds.load_current(config.builds_dir)
@@ -68,7 +70,7 @@ def index_is_usable(config: Config) -> bool:
         pointer = builds.current_pointer(config.builds_dir)
     except builds.BuildError:
         return False
-    return pointer is not None and index.is_usable(Path(pointer.get("index") or ""))
+    return pointer is not None and is_usable(Path(pointer.get("index") or ""))
 
 
 def repair(config: Config) -> bool:
@@ -116,7 +118,7 @@ class Builder:
                 prepare(self.config)
             else:
                 repair(self.config)
-        except (ContentProblems, builds.BuildError, index.SearchError, OSError) as exc:
+        except (ContentProblems, builds.BuildError, SearchError, OSError) as exc:
             log.error("the builder could not publish: %s", exc)
 
     def _write_pid(self) -> None:
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         except ContentProblems as problems:
             log.error("the content has problems and there is no earlier build to serve:\n%s", problems)
             return 1
-        except (builds.BuildError, index.SearchError, OSError) as exc:
+        except (builds.BuildError, SearchError, OSError) as exc:
             log.error("could not build the site: %s", exc)
             return 1
         log.info("build %s is ready to serve", build.id)

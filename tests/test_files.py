@@ -338,10 +338,11 @@ def test_get_entry_over_mcp_gives_markdown_whose_files_an_agent_can_fetch(pictur
 
     from mcp import Client
 
+    from blog.index.search import Search
     from blog.mcp.server import create_server
 
     current = pipeline.ensure_current(make_config(pictures, tmp_path / "data"))
-    server = create_server(lambda: current, base_url="https://log.example.org", onion_base="")
+    server = create_server(lambda: current, Search(), base_url="https://log.example.org", onion_base="")
 
     async def get() -> dict:
         async with Client(server) as client:

@@ -213,7 +213,7 @@ def test_the_bundled_log_passes_check_with_its_lock(content_copy: Path) -> None:
 
 
 def test_citations_say_when_the_cited_paragraph_last_changed(locked: Path, tmp_path: Path) -> None:
-    from blog import index
+    from blog.index.search import Search
     from blog.mcp.tools import BlogTools
     from tests.conftest import make_app
 
@@ -221,13 +221,14 @@ def test_citations_say_when_the_cited_paragraph_last_changed(locked: Path, tmp_p
     add_update(locked)
     cfg = make_config(locked, tmp_path / "data")
     build = pipeline.publish(cfg)
-    changed = index.search(build, "six minutes").citations[0]
+    search = Search()
+    changed = search.find(build, "six minutes").citations[0]
     assert changed.text.endswith(NEW)
     assert changed.paragraph_changed == dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
-    kept = index.search(build, "Ansible refuse").citations[0]
+    kept = search.find(build, "Ansible refuse").citations[0]
     assert kept.paragraph_changed == dt.datetime(2026, 10, 2, 9, 15, tzinfo=dt.UTC)
 
-    answer = BlogTools(lambda: build, "http://log.example", "").search(None, "six minutes", 3, None, None, None)
+    answer = BlogTools(lambda: build, search, "http://log.example", "").search(None, "six minutes", 3, None, None, None)
     assert answer.results[0].paragraph_changed == "2026-11-01T10:00:00Z"
     page = make_app(cfg).test_client().get("/search?q=six+minutes").get_data(as_text=True)
     assert "this paragraph changed 2026-11-01" in page

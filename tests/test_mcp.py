@@ -13,6 +13,7 @@ from mcp import Client, StdioServerParameters
 
 from blog import builds, pipeline
 from blog.config import Config
+from blog.index.search import Search
 from blog.mcp.server import create_server
 from tests.conftest import make_config
 
@@ -32,7 +33,7 @@ def current(config: Config) -> builds.Build:
 
 @pytest.fixture
 def server(current: builds.Build):
-    return create_server(lambda: current, base_url=BASE, onion_base=ONION)
+    return create_server(lambda: current, Search(), base_url=BASE, onion_base=ONION)
 
 
 async def call(server: Any, tool: str, **arguments: Any) -> Any:
@@ -121,7 +122,7 @@ def test_get_entry_returns_markdown_anchors_and_update_log(server, current: buil
 def test_search_cites_standing_pages_and_says_where_each_result_comes_from(content_copy: Path,
                                                                           tmp_path: Path) -> None:
     current = pipeline.ensure_current(make_config(content_copy, tmp_path / "data"))
-    server = create_server(lambda: current, base_url=BASE, onion_base=ONION)
+    server = create_server(lambda: current, Search(), base_url=BASE, onion_base=ONION)
     answer = run(call(server, "search_blog", query="does this site log visitors' addresses?", limit=5))
     results = answer.structured_content["results"]
     assert {r["source"] for r in results} == {"page", "entry"}
@@ -192,7 +193,7 @@ def test_entries_are_markdown_resources_and_the_prompt_asks_for_citations(server
 
 def test_server_follows_new_builds(config: Config) -> None:
     pipeline.ensure_current(config)
-    server = create_server(lambda: builds.load_current(config.builds_dir))
+    server = create_server(lambda: builds.load_current(config.builds_dir), Search())
     (config.content_dir / "log" / "2026-10-25-new-findings.md").write_text(
         '---\ntitle: "Zanzibar latency"\ndate: 2026-10-25T10:00:00Z\ntags: [tor]\nsummary: "One."\n---\n'
         "The zanzibar circuit took 900 ms.\n")

@@ -164,12 +164,13 @@ def test_a_key_imported_later_signs_the_next_build_the_builder_prepares(tmp_path
 
 
 def test_a_stored_citation_verifies_and_a_forged_one_does_not(signed_site: Config, tmp_path: Path) -> None:
+    from blog.index.search import Search
     from blog.mcp.tools import BlogTools
     from blog.serving.current import SiteState
 
     state = SiteState(signed_site)
     state.start()
-    answer = BlogTools(lambda: state.snapshot.build, "http://x.onion", "").search(
+    answer = BlogTools(lambda: state.snapshot.build, Search(), "http://x.onion", "").search(
         None, "verify-config", 3, None, None, None)
     stored = json.loads(answer.model_dump_json())
     first = stored["results"][0]

@@ -27,7 +27,7 @@ from blog.cli.common import config_of, echo_problems
 from blog.cli.watch import Watcher
 from blog.config import Config
 from blog.content import ContentError, ContentProblems, utcnow
-from blog.index import SearchError
+from blog.index.results import SearchError
 from blog.web.preview import PreviewState, create_preview_app
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from blog.cli.honesty import check_problems
 from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
 from blog.files import FileSet, check_files
-from blog.index import SearchError, semantic
+from blog.index import semantic
+from blog.index.results import SearchError
 from blog.index.semantic import wire
 from blog.tor.errors import TorError
 from blog.tor.mode import onion_service_for

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from flask import Response, current_app, render_template, request
@@ -15,11 +17,41 @@ from blog.serving.urls import Base, base_for, host_of, request_target
 from blog.web.cache import CachedPage, PageCache, Reads, page_key
 from blog.web.fastpath import MARK
 
+if TYPE_CHECKING:
+    from blog.index.search import Search
+    from blog.index.semantic import Meaning
+
 Producer = Callable[[], tuple[str, str, dt.datetime]]  # (text, mimetype, last modified)
 
 
 def state() -> SiteState:
     return current_app.extensions["blog.state"]
+
+
+class AppSearch:
+    """The app's one Search (blog/index/search.py), shared by /search and /mcp: handed in, or made when first asked.
+
+    Importing the index's search side (Whoosh's query modules and numpy, 0.2 s) when the app is created would
+    add that to every worker's start, before its first page; pages do not need it.
+    """
+
+    def __init__(self, meaning: Meaning, search: Search | None = None) -> None:
+        self._meaning, self._search = meaning, search
+        self._making = threading.Lock()
+
+    def get(self) -> Search:
+        if self._search is None:
+            with self._making:
+                if self._search is None:
+                    from blog.index.search import Search
+
+                    self._search = Search(self._meaning)
+        return self._search
+
+
+def searcher() -> Search:
+    """Return the app's Search: the one /search and /mcp ask."""
+    return current_app.extensions["blog.search"].get()
 
 
 def config() -> Config:
