@@ -32,9 +32,9 @@ ALLOWED: dict[str, set[str]] = {
     "linkcheck": set(),
     "onionbalance": {"tor"},
     "gunicorn_log": set(),
-    "gunicorn_worker": set(),
+    "gunicorn_guard": set(),
     "supervisor": set(),
-    "gunicorn_conf": {"gunicorn_log", "gunicorn_worker", "serving", "supervisor"},
+    "gunicorn_conf": {"gunicorn_log", "gunicorn_guard", "serving", "supervisor"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the one room that wires the others together; nothing imports it
 
