@@ -14,7 +14,7 @@ from blog.builds import Build
 from blog.config import Config
 from blog.serving.current import SiteState
 from blog.serving.urls import Base, base_for, host_of, request_target
-from blog.web.cache import CachedPage, PageCache, Reads, page_key
+from blog.web.cache import CachedPage, PageCache, Reads, request_key
 from blog.web.fastpath import MARK
 
 if TYPE_CHECKING:
@@ -86,14 +86,14 @@ def onion_base() -> str:
 def cached(produce: Producer, status: int = 200, params: tuple[str, ...] = ()) -> Response:
     """Serve a response from the page cache, producing it once per build on a miss.
 
-    The key is the request's shape (cache.page_key: one path is one view). `params` names the query
+    The key is the request's shape (cache.request_key: one path is one view). `params` names the query
     parameters the page reads: the page is kept once per their values, and any other query string gets
     the same answer (it cannot change the page).
     """
     variant = _variant(params)
     current, onion = state().snapshot, state().onion_address
     cache: PageCache = current_app.extensions["blog.cache"]
-    path_key = page_key(request.environ, base())
+    path_key = request_key(request.environ, base())
     key = (*path_key, variant) if variant else path_key
     page = cache.get(key)
     if not isinstance(page, CachedPage) or not page.fresh(current, onion):
