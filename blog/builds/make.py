@@ -20,8 +20,9 @@ BUILD_FORMAT = 6  # what a saved build holds; a build of another format is rebui
 # 4: a build holds the files its pages link (blog.files), cleaned, in files/ beside its renderings.
 # 5: a build holds the signed revision log (blog.honesty.revlog), and an SVG image alone in a paragraph
 #    renders as a figure with a caption.
-# 6: the build room was renamed and became a package (blog.build -> blog.builds.*), so a format-5 pickle
-#    names modules that are gone.
+# 6: modules were renamed (blog.build -> blog.builds.*, blog.content.model -> blog.content.site,
+#    blog.files.model -> blog.files.fileset, blog.honesty.view -> blog.honesty.revlog_view), so a format-5
+#    pickle names modules that are gone.
 
 
 
