@@ -1,4 +1,4 @@
-"""The log for agents over MCP: the same build and search() the website serves.
+"""The log for agents over MCP: the same build and Search the website serves.
 
 `server` and `tools` (with `schemas`, the tools' output schemas) make the SDK's server; `hosts` and `http`
 serve it at /mcp under a WSGI server, `front` on the asyncio worker's own loop; `stdio` serves it (or a

@@ -2,7 +2,7 @@
 
 base_for() is a pure function of the Host header, the configured `base_url` and the onion address, with no
 Flask, so that the fast path can key recorded answers on it and the MCP room can give its tools the same
-links. citation_url() turns a base and what search() returns (an entry's or a page's slug, a block's anchor,
+links. citation_url() turns a base and what a search returns (an entry's or a page's slug, a block's anchor,
 and which of the two it came from) into the link the search page and the MCP tools both cite.
 """
 
