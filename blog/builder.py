@@ -99,6 +99,9 @@ class Builder:
         signal.signal(builds.REPAIR_SIGNAL, self._repair)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        # The master starts the builder with SIGUSR1 blocked (supervisor.Supervisor's `held`): a nudge sent while
+        # it was still importing waited for the handler above, and arrives now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         self._write_pid()
         log.info("builder ready (pid %d)", os.getpid())
         looked = time.monotonic()

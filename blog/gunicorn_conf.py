@@ -1,6 +1,7 @@
 """Production gunicorn settings (`gunicorn -c python:blog.gunicorn_conf`); `blog serve` uses them."""
 
 import os
+import signal
 
 import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
@@ -47,7 +48,7 @@ control_socket_disable = True
 
 
 # Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
-_builder = Supervisor("blog.builder", "the builder")
+_builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,))  # a nudge is never its end
 # The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
 _semantic = Supervisor("blog.index.semantic.service", "the semantic ranker")
 

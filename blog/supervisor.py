@@ -26,9 +26,12 @@ class Supervisor:
     `module` is run as `python -m MODULE --parent PID`; `name` is how the log speaks of it.
     """
 
-    def __init__(self, module: str, name: str) -> None:
+    def __init__(self, module: str, name: str, held: tuple[signal.Signals, ...] = ()) -> None:
+        """`held`: signals the helper starts with blocked, and unblocks once it handles them. One sent while it
+        still imports its modules then waits for its handler instead of ending it (SIGUSR1's default)."""
         self.module = module
         self.name = name
+        self.held = set(held)
         self.process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._claimed: str | None = None  # how it ended, once claim() has seen it
@@ -40,7 +43,14 @@ class Supervisor:
     def start(self) -> None:
         self._started = time.monotonic()
         self._claimed = None
-        self.process = subprocess.Popen([sys.executable, "-m", self.module, "--parent", str(os.getpid())])
+        # A child inherits the signal mask across fork and exec: blocked here for the moment of the start (the
+        # master is single-threaded, and a signal of its own sent meanwhile waits, it is not lost).
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, self.held) if self.held else None
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", self.module, "--parent", str(os.getpid())])
+        finally:
+            if before is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
     def claim(self) -> None:
         """Collect the helper's exit status if it has ended, before gunicorn's reaping can.
