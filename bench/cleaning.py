@@ -5,7 +5,7 @@ turn): a 24-megapixel JPEG, a progressive one in 4:4:4 with 100 scans, turned on
 encoded again), a 16-bit RGBA PNG that inflates to 192 MB, a turned PNG, lossless and lossy WebPs of the
 largest size the budget admits, a 2 MiB SVG, a 2 MiB text file.
 Beyond them: the issue's 6300x6300 WebP (38 kB), a 691-byte JPEG claiming 6000x6000, a 2 MiB progressive JPEG
-of 23,841 scans. Each is cleaned in a fresh cleaning process (blog/files/cleaner.py), warmed by a tiny file
+of 23,841 scans. Each is cleaned in a fresh cleaning process (blog/files/cleaning_process.py), warmed by a tiny file
 first so that the figure is the file's own; its wall time (the fastest and the slowest of the rounds), the
 CPU time the process spent on it (what a busy machine does not inflate) and the process's peak resident
 memory (VmHWM, the whole process: Python, Pillow, lxml and the file) are read as it answers. `run()` is what
@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 
 from blog.files import MAX_BYTES
-from blog.files.cleaner import Cleaner
-from blog.files.model import Unfit
+from blog.files.cleaning_process import Cleaner
+from blog.files.fileset import Unfit
 from tests.damaged import chunk, jpeg_scans
 
 log = logging.getLogger(__name__)

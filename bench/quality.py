@@ -29,11 +29,13 @@ import yaml
 from whoosh import index as windex
 from whoosh import qparser
 
-from blog import index
-from blog.build import Build, make_build
+from blog.builds import Build, make_build
 from blog.config import load_config
 from blog.index import semantic
+from blog.index.results import SearchError
+from blog.index.search import Search
 from blog.index.sources import PAGE, parts_of
+from blog.index.store import update_index
 from blog.render import SUMMARY_ANCHOR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +84,7 @@ def load_questions(path: Path = QUESTIONS) -> list[Question]:
 def build_content(content_dir: Path, data_dir: Path) -> Build:
     """Render and index a content tree into a data directory."""
     build = make_build(content_dir, data_dir / "builds")
-    build.index_dir = index.update_index(build, data_dir / "index")
+    build.index_dir = update_index(build, data_dir / "index")
     return build
 
 
@@ -161,52 +163,49 @@ def score(ranker: Ranker, questions: list[Question]) -> Scores:
     return Scores(r1 / n, r5 / n, rr / n, tuple(misses), gain / n, kinds)
 
 
-def ours(build: Build, provider: semantic.Provider | None = None) -> Ranker:
-    """search() as a reader gets it: by words and meaning with a provider, by words alone without."""
+def ours(build: Build, meaning: semantic.Meaning | None = None) -> Ranker:
+    """A Search as a reader gets it: by words and meaning with a ranker by meaning, by words alone without."""
+    search = Search(meaning)
+
     def rank(q: str) -> list[str]:
-        semantic.use(provider)
         try:
-            return [answer_key(c.slug, c.anchor) for c in index.search(build, q, limit=10, now=FAR).citations]
-        except index.SearchError:  # a question of stop words only: the reader is told so, nothing found
+            return [answer_key(c.slug, c.anchor) for c in search.find(build, q, limit=10, now=FAR).citations]
+        except SearchError:  # a question of stop words only: the reader is told so, nothing found
             return []
-        finally:
-            semantic.use(None)
 
     return rank
 
 
-def search_page(build: Build, provider: semantic.Provider | None = None) -> Ranker:
+def search_page(build: Build, meaning: semantic.Meaning | None = None) -> Ranker:
     """The search page's first page as a reader reads it: each entry's or page's shown paragraphs, in order."""
+    search = Search(meaning)
+
     def rank(q: str) -> list[str]:
-        semantic.use(provider)
         try:
-            found = index.search(build, q, limit=10, now=FAR, grouped=True).citations
+            found = search.find(build, q, limit=10, now=FAR, grouped=True).citations
             return [answer_key(c.slug, c.anchor) for c in found]
-        except index.SearchError:
+        except SearchError:
             return []
-        finally:
-            semantic.use(None)
 
     return rank
 
 
-def meaning_only(build: Build, provider: semantic.Provider) -> Ranker:
+def meaning_only(build: Build, meaning: semantic.Meaning) -> Ranker:
     """The semantic ranker alone, unfiltered: the nearest blocks by cosine (for comparison, never served)."""
     def rank(q: str) -> list[str]:
-        return [answer_key(*key.split("#", 1)) for key, _ in provider(build.id, q, 10) or []]
+        return [answer_key(*key.split("#", 1)) for key, _ in meaning(build.id, q, 10) or []]
 
     return rank
 
 
-def by_meaning(build: Build, data_dir: Path) -> semantic.Provider | None:
-    """Embed the build's blocks with the installed model; return the provider search() asks, or None."""
+def by_meaning(build: Build, data_dir: Path) -> semantic.Meaning | None:
+    """Embed the build's blocks with the installed model; return the ranker by meaning to search with, or None."""
     config = load_config(path=Path("/nonexistent"), env={}, data_dir=data_dir, semantic=True,
                          model_dir=ROOT / "var" / "model")
-    if semantic.embed(config, build) is None or not semantic.load_local(config):
+    if semantic.embed(config, build) is None:
         return None
-    provider = semantic.provider()
-    semantic.use(None)
-    return provider
+    meaning = semantic.load_local(config)
+    return None if isinstance(meaning, semantic.WordsOnly) else meaning
 
 
 def plain_and(build: Build) -> Ranker:
@@ -251,11 +250,11 @@ def main() -> None:
             for block in build.rendered[args.anchors].blocks:
                 print(f"{block.anchor:<50} {block.kind:<5} {block.text[:90]!r}")
             return
-        provider = by_meaning(build, Path(tmp))
-        rankers = [("search() words+meaning", ours(build, provider)),
-                   ("search page, words+meaning", search_page(build, provider)),
-                   ("meaning only (no words)", meaning_only(build, provider))] if provider else []
-        if not provider:
+        meaning = by_meaning(build, Path(tmp))
+        rankers = [("search() words+meaning", ours(build, meaning)),
+                   ("search page, words+meaning", search_page(build, meaning)),
+                   ("meaning only (no words)", meaning_only(build, meaning))] if meaning else []
+        if not meaning:
             print("search() words+meaning: no model installed (make model); only words are ranked below")
         rankers += [("search() words only", ours(build)), ("whoosh plain AND", plain_and(build)),
                     ("sqlite fts5 bm25 (OR)", fts5(build))]

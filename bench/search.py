@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from bench.corpus import GLUE, IDENTS, WORDS, write_corpus
-from blog import build as builds
-from blog import index
-from blog.index import lookup
+from blog import builds
+from blog.index.search import Search
+from blog.index.store import open_searcher, update_index
 from processes import rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,19 +67,20 @@ def _percentiles(times: list[float]) -> tuple[float, float]:
 def worker_whoosh(builds_dir: Path, build_id: str, index_dir: Path, grouped: bool = False) -> dict[str, float]:
     """Measure one cold worker: load the build, open the index, answer the queries (as the search page does:
     grouped by entry and page, or one paragraph each as an agent gets them)."""
-    rss_start = rss_mb()  # the interpreter with blog.build and blog.index imported, no content yet
+    rss_start = rss_mb()  # the interpreter with blog.builds and blog.index.search imported, no content yet
     build = builds.load(builds_dir, build_id)
     build.index_dir = index_dir
     rss_build = rss_mb()
     started = time.perf_counter()
-    lookup.open_searcher(index_dir)
+    open_searcher(index_dir)
     opened = time.perf_counter() - started
     rss_open = rss_mb()
+    search = Search()  # words only, as a worker whose semantic process has no vectors yet
     times = []
     for text in queries():
-        lookup._cache.clear()
+        search.forget_answers()
         t = time.perf_counter()
-        index.search(build, text, limit=10, grouped=grouped)
+        search.find(build, text, limit=10, grouped=grouped)
         times.append(time.perf_counter() - t)
     p50, p99 = _percentiles(times)
     return {"rss_start": rss_start, "rss_build": rss_build, "rss_open": rss_open, "rss_after": rss_mb(),
@@ -136,7 +137,7 @@ def run(count: int, tmp: Path, rounds: int = 1) -> None:
     render_s, render_cpu = time.perf_counter() - t, _cpu() - cpu
     builds.save(build)
     t, cpu = time.perf_counter(), _cpu()
-    build.index_dir = index.update_index(build, data / "index")
+    build.index_dir = update_index(build, data / "index")
     index_s, index_cpu = time.perf_counter() - t, _cpu() - cpu
     blocks = [(b.anchor, b.text) for r in build.rendered.values() for b in r.blocks]
     # one changed entry: the render step reuses every other entry; the index copies and updates one entry
@@ -145,7 +146,7 @@ def run(count: int, tmp: Path, rounds: int = 1) -> None:
     changed = builds.make_build(content, data / "builds", build)
     rebuild_s = time.perf_counter() - t
     t = time.perf_counter()
-    changed.index_dir = index.update_index(changed, data / "index", build)
+    changed.index_dir = update_index(changed, data / "index", build)
     reindex_ms = (time.perf_counter() - t) * 1000
     t = time.perf_counter()
     db_path = tmp / "fts.db"

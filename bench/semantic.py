@@ -29,12 +29,15 @@ import numpy as np
 
 from bench.corpus import write_corpus
 from bench.search import queries
-from blog import index, publish
+from blog import pipeline
+from blog.builds import Build
 from blog.config import Config, load_config
-from blog.index import lookup, semantic
-from blog.index.semantic import files, vectors
+from blog.index import semantic
+from blog.index.results import SearchError
+from blog.index.search import Search
+from blog.index.semantic import vectors, weights
 from blog.index.semantic.encoder import Encoder
-from blog.index.semantic.vectors import DIMENSIONS
+from blog.index.semantic.weights import DIMENSIONS
 from processes import ROOT, Gunicorn, rss_mib
 
 MODEL = ROOT / "var" / "model"
@@ -45,7 +48,7 @@ def _config(content: Path, data: Path) -> Config:
                        semantic=True, model_dir=MODEL)
 
 
-def _fake_rest(build: index.Build, root: Path, encoder: Encoder, sample: int) -> tuple[float, int, int]:
+def _fake_rest(build: Build, root: Path, encoder: Encoder, sample: int) -> tuple[float, int, int]:
     """Embed `sample` blocks for real (timed); give the rest random unit rows; write the build's file pair."""
     items = vectors.passages(build)
     chosen = random.Random(5).sample(range(len(items)), min(sample, len(items)))
@@ -99,12 +102,12 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="embed every block (minutes: see docs/search.md)")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    model = files.locate(MODEL)
+    model = weights.locate(MODEL)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         paths = write_corpus(tmp / "content", args.entries)
         config = _config(tmp / "content", tmp / "data")
-        build = publish.publish(config)
+        build = pipeline.publish(config)
         items = vectors.passages(build)
         root = config.data_dir / "vectors"
         cores = len(os.sched_getaffinity(0))
@@ -125,7 +128,7 @@ def main() -> None:
         paths[len(paths) // 2].write_text(paths[len(paths) // 2].read_text()
                                           + "\nA new closing paragraph on relays and their keys.\n")
         started = time.perf_counter()
-        changed = publish.publish(config)
+        changed = pipeline.publish(config)
         publish_s = time.perf_counter() - started
         done: list[int] = []
         started = time.perf_counter()
@@ -144,24 +147,23 @@ def main() -> None:
         _worker_rss(config)
 
 
-def _search_figures(config: Config, build: index.Build, count: int, service_pid: int) -> None:
-    semantic.connect(config)
+def _search_figures(config: Config, build: Build, count: int, service_pid: int) -> None:
     deadline = time.monotonic() + 120
-    while not index.search(build, "relay keys").semantic and time.monotonic() < deadline:
-        lookup._cache.clear()
+    while not Search(semantic.connect(config)).find(build, "relay keys").semantic and time.monotonic() < deadline:
         time.sleep(0.5)
     words_t, both_t = [], []
+    words, both = Search(), Search(semantic.connect(config))
     for question in queries(count):
-        for on, times in ((False, words_t), (True, both_t)):
-            semantic.connect(config) if on else semantic.use(None)
-            lookup._cache.clear()
+        for search, times in ((words, words_t), (both, both_t)):
+            if search is both:
+                both.meaning = semantic.connect(config)  # a breaker that has not tripped, for every question
+            search.forget_answers()
             started = time.perf_counter()
             try:
-                index.search(build, question)
-            except index.SearchError:
+                search.find(build, question)
+            except SearchError:
                 continue
             times.append(time.perf_counter() - started)
-    semantic.use(None)
     w99, b99 = _percentile(words_t, 0.99), _percentile(both_t, 0.99)
     print(f"  search() over {len(words_t)} queries: words p50 {_percentile(words_t, 0.5):.1f} ms, p99 {w99:.1f} ms; "
           f"words+meaning p50 {_percentile(both_t, 0.5):.1f} ms, p99 {b99:.1f} ms; ratio p99 {b99 / w99:.2f}; "

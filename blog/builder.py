@@ -5,7 +5,7 @@ here, in a process of its own that the gunicorn master starts and supervises (bl
 
 - before any worker starts, `prepare()` publishes changed content or keeps the last good build;
 - while the site runs, a worker that finds the index missing or damaged answers 503 with Retry-After and
-  asks the builder (a signal, see `build.ask_for_repair`), which rebuilds it at once; the builder also
+  asks the builder (a signal, see `builds.ask_for_repair`), which rebuilds it at once; the builder also
   looks at the index every half minute by itself, so damage nobody searched into is repaired too;
 - when gunicorn replaces a worker or reloads (HUP), the master nudges the builder, which publishes changed
   content as a new worker used to do at its start.
@@ -20,33 +20,27 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
 
-from blog import build as builds
-from blog import index, publish
+from blog import builds, pipeline
 from blog.config import Config, load_config
 from blog.content import ContentProblems
+from blog.index.results import SearchError
+from blog.index.store import is_usable
 
 log = logging.getLogger(__name__)
 
 LOOK_EVERY = 30.0  # seconds between the builder's own looks at the current index
 TICK = 0.5  # how long the loop sleeps when nothing asks for it
-RESTART_AFTER = 2.0  # a builder that died is started again at most this often
-STOP_WITHIN = 10.0  # seconds the builder gets to finish a build at shutdown before it is killed
-
-
-class NoBuild(RuntimeError):
-    """There is no build to serve and none can be made (gunicorn prints a RuntimeError and exits)."""
 
 
 def prepare(config: Config) -> builds.Build:
     """Return the build to serve: publish changed content, or keep the last good build and say why."""
     try:
-        return publish.ensure_current(config)
+        return pipeline.ensure_current(config)
     except ContentProblems as problems:
         build = builds.load_current(config.builds_dir)
         if build is None:
@@ -54,7 +48,7 @@ def prepare(config: Config) -> builds.Build:
         log.error("content has %d problem(s); serving the last good build %s:\n%s",
                   len(problems.problems), build.id, problems)
         return build
-    except (builds.BuildError, index.SearchError, OSError) as exc:
+    except (builds.BuildError, SearchError, OSError) as exc:
         # A full disk or a read-only data directory while publishing new content must not stop the site:
         # serve what was last built.
         build = builds.load_current(config.builds_dir)
@@ -76,7 +70,7 @@ def index_is_usable(config: Config) -> bool:
         pointer = builds.current_pointer(config.builds_dir)
     except builds.BuildError:
         return False
-    return pointer is not None and index.is_usable(Path(pointer.get("index") or ""))
+    return pointer is not None and is_usable(Path(pointer.get("index") or ""))
 
 
 def repair(config: Config) -> bool:
@@ -105,6 +99,9 @@ class Builder:
         signal.signal(builds.REPAIR_SIGNAL, self._repair)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        # The master starts the builder with SIGUSR1 blocked (supervisor.Supervisor's `held`): a nudge sent while
+        # it was still importing waited for the handler above, and arrives now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         self._write_pid()
         log.info("builder ready (pid %d)", os.getpid())
         looked = time.monotonic()
@@ -124,7 +121,7 @@ class Builder:
                 prepare(self.config)
             else:
                 repair(self.config)
-        except (ContentProblems, builds.BuildError, index.SearchError, OSError) as exc:
+        except (ContentProblems, builds.BuildError, SearchError, OSError) as exc:
             log.error("the builder could not publish: %s", exc)
 
     def _write_pid(self) -> None:
@@ -144,88 +141,6 @@ class Builder:
         self.stopping = True
 
 
-class Supervisor:
-    """The gunicorn master's handle on a helper process: start it, keep it alive, nudge it, stop it.
-
-    The builder by default; the semantic ranker's process (blog/index/semantic/service.py) is the other.
-    """
-
-    def __init__(self, module: str = "blog.builder", name: str = "the builder") -> None:
-        self.module = module
-        self.name = name
-        self.process: subprocess.Popen[bytes] | None = None
-        self._started = 0.0
-        self._claimed: str | None = None  # how it ended, once claim() has seen it
-
-    @staticmethod
-    def first_build() -> None:
-        """Prepare a build in a child process before any worker starts; raise NoBuild when none can be served."""
-        # A child, not the master itself: the master forks every worker and stays small and single-threaded.
-        done = subprocess.run([sys.executable, "-m", "blog.builder", "--once"], check=False)
-        if done.returncode != 0:
-            raise NoBuild("there is no build to serve (the builder's errors are above); fix the content "
-                          "and run `blog build`, or start again")
-
-    def start(self) -> None:
-        self._started = time.monotonic()
-        self._claimed = None
-        self.process = subprocess.Popen([sys.executable, "-m", self.module, "--parent", str(os.getpid())])
-
-    def claim(self) -> None:
-        """Collect the helper's exit status if it has ended, before gunicorn's reaping can.
-
-        The master's SIGCHLD handling reaps every child with waitpid(-1) and keeps only its workers'
-        statuses: a helper it reaps first reads as "exited with 0" to Popen, whatever killed it. The master's
-        reap_workers calls this first (blog/gunicorn_conf.py), as gunicorn does for its own dirty arbiter.
-        """
-        if self.process is None or self.process.returncode is not None:
-            return
-        try:
-            pid, status = os.waitpid(self.process.pid, os.WNOHANG)
-        except ChildProcessError:  # reaped elsewhere after all: its status is gone
-            self.process.returncode, self._claimed = 0, "ended (its exit status was collected elsewhere)"
-            return
-        if pid:
-            self.process.returncode = os.waitstatus_to_exitcode(status)
-            self._claimed = describe(self.process.returncode)
-
-    def keep_alive(self) -> None:
-        """Start the builder again when it has died (the master calls this about once a second)."""
-        self.claim()
-        if self.process is None or self.process.returncode is None:
-            return
-        if time.monotonic() - self._started < RESTART_AFTER:
-            return
-        log.error("%s %s; starting it again", self.name, self._claimed or describe(self.process.returncode))
-        self.start()
-
-    def nudge(self) -> None:
-        """Ask the builder to publish changed content now."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGUSR1)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(STOP_WITHIN)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def describe(code: int) -> str:
-    """Say how a process ended, from its exit code (negative: the signal that killed it)."""
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
-    return f"exited with status {code}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m blog.builder", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="prepare a build to serve and exit")
@@ -242,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         except ContentProblems as problems:
             log.error("the content has problems and there is no earlier build to serve:\n%s", problems)
             return 1
-        except (builds.BuildError, index.SearchError, OSError) as exc:
+        except (builds.BuildError, SearchError, OSError) as exc:
             log.error("could not build the site: %s", exc)
             return 1
         log.info("build %s is ready to serve", build.id)

@@ -1,19 +1,20 @@
 """Production gunicorn settings (`gunicorn -c python:blog.gunicorn_conf`); `blog serve` uses them."""
 
 import os
+import signal
 
 import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
 import gunicorn.util
 
-from blog import gunicorn_worker
-from blog.builder import Supervisor
+from blog import gunicorn_guard
 from blog.serving.headers import NO_STORE, security_headers
+from blog.supervisor import Supervisor
 
 # Slow clients must not starve readers. gthread parses request headers on a pool thread with a blocking
 # socket and no deadline, so 256 clients trickling one header line every 2 s held all 16 threads and
 # readers timed out (docs/reliability.md). gunicorn's asyncio worker parses headers on its event loop, so
-# a half-sent request costs no thread; blog/gunicorn_worker.py bounds what it costs instead (16 KiB, 10 s,
+# a half-sent request costs no thread; blog/gunicorn_guard.py bounds what it costs instead (16 KiB, 10 s,
 # a slot of worker_connections). The Flask app runs on a thread pool behind a2wsgi (see post_worker_init);
 # connections are still kept alive for Tor readers.
 worker_class = os.environ.get("BLOG_WORKER_CLASS", "asgi")
@@ -21,10 +22,10 @@ workers = int(os.environ.get("BLOG_WORKERS", "2"))
 app_threads = int(os.environ.get("BLOG_THREADS", "8"))  # the app's thread pool per worker
 # gunicorn's own `threads` setting means something only to gthread (the asyncio worker warns about it).
 threads = app_threads if worker_class == "gthread" else 1
-# The asyncio worker ignores gunicorn's own `worker_connections`; blog/gunicorn_worker.py enforces it, closing
+# The asyncio worker ignores gunicorn's own `worker_connections`; blog/gunicorn_guard.py enforces it, closing
 # the connection that has waited longest for a request to let a new one in. The open-file limit is raised
 # to hold them all (or the cap lowered to what it allows).
-worker_connections = gunicorn_worker.room_for_connections(int(os.environ.get("BLOG_WORKER_CONNECTIONS", "1000")))
+worker_connections = gunicorn_guard.room_for_connections(int(os.environ.get("BLOG_WORKER_CONNECTIONS", "1000")))
 keepalive = 20
 timeout = 30
 graceful_timeout = 20
@@ -47,14 +48,21 @@ control_socket_disable = True
 
 
 # Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
-_builder = Supervisor()
+_builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,))  # a nudge is never its end
 # The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
 _semantic = Supervisor("blog.index.semantic.service", "the semantic ranker")
 
 
+class NoBuild(RuntimeError):
+    """There is no build to serve and none can be made (gunicorn prints a RuntimeError and exits)."""
+
+
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     """Have a build to serve before the first worker starts: publish changed content or keep the last good."""
-    _builder.first_build()
+    # In a child, not the master itself: the master forks every worker and stays small and single-threaded.
+    if _builder.run_once() != 0:
+        raise NoBuild("there is no build to serve (the builder's errors are above); fix the content "
+                      "and run `blog build`, or start again")
 
 
 def when_ready(server) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +72,7 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     manage_workers, reap_workers = server.manage_workers, server.reap_workers
 
     def reap_helpers_first() -> None:
-        # gunicorn's waitpid(-1) would take the helpers' exit statuses and drop them (builder.Supervisor.claim)
+        # gunicorn's waitpid(-1) would take the helpers' exit statuses and drop them (supervisor.Supervisor.claim)
         _builder.claim()
         _semantic.claim()
         reap_workers()
@@ -107,12 +115,12 @@ def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
 
 
 def _serve_guarded_with_backlog(worker) -> None:  # type: ignore[no-untyped-def]
-    """Serve connections with the guarded protocol (blog/gunicorn_worker.py), and keep gunicorn's backlog.
+    """Serve connections with the guarded protocol (blog/gunicorn_guard.py), and keep gunicorn's backlog.
 
     asyncio listens again on the shared socket with its own backlog of 100; gunicorn's (2048) is kept.
     """
     create_server = worker.loop.create_server
-    protocol = gunicorn_worker.install(worker)
+    protocol = gunicorn_guard.install(worker)
 
     async def with_backlog(protocol_factory, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("backlog", worker.cfg.backlog)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from blog import publish
+from blog import pipeline
 from blog.config import Config
+from blog.honesty import annotate, revlog
 from blog.honesty import chain as chains
-from blog.honesty import revlog, snapshot
 from blog.honesty.lock import read_lock
 from blog.tor import identity, keys
 from tests.pictures import plot_png
@@ -34,7 +34,7 @@ PICTURES = "rack-pictures"
 def unchecked() -> Iterator[pytest.MonkeyPatch]:
     """Publish as software that skips its own honesty checks."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(snapshot, "problems", lambda *args, **kwargs: [])
+        patch.setattr(annotate, "problems", lambda *args, **kwargs: [])
         patch.setattr(revlog, "lock_problems", lambda *args, **kwargs: [])
         patch.setattr(revlog, "_served_problems", lambda *args, **kwargs: [])
         yield patch
@@ -113,10 +113,10 @@ def publish_tampered(config: Config, scratch: Path, name: str) -> None:
             real = identity.address_of(keys.read_key(config.onion_key_path))
             # Another key signs, and the log claims the site's own address: only the signature tells.
             patch.setattr(identity, "address_of", lambda key: real)
-            publish.publish(config.replace(content_dir=content, onion_key_path=other), force=True)
+            pipeline.publish(config.replace(content_dir=content, onion_key_path=other), force=True)
             return
         TAMPERS[name](content)
-        publish.publish(config.replace(content_dir=content), force=True)
+        pipeline.publish(config.replace(content_dir=content), force=True)
 
 
 def rewrite_history(config: Config, scratch: Path) -> str:
@@ -135,10 +135,10 @@ def rewrite_history(config: Config, scratch: Path) -> str:
     locked = read_lock(content)
     served = {r.slug: r.served for r in chains.read_chain(config.content_dir) or ()}
     chains.write_chain(content, chains.from_lock(locked, lambda slug: served.get(slug, {})))
-    publish.publish(config.replace(content_dir=content), force=True)
+    pipeline.publish(config.replace(content_dir=content), force=True)
     return old
 
 
 def restore(config: Config) -> None:
     """Publish the honest content again."""
-    publish.publish(config, force=True)
+    pipeline.publish(config, force=True)

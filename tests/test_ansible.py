@@ -286,7 +286,7 @@ def test_first_apply_installs_everything_with_owners_and_modes(host: ChrootHost)
     assert host.content_built()
     # The search model, fetched on the host and checked by SHA-256; the first build has its vectors.
     assert host.stat("/opt/engineering-log/model") == ("root", "root", 0o755)
-    assert host.run(["/opt/engineering-log/venv/bin/python", "-m", "blog.index.semantic.files", "--check",
+    assert host.run(["/opt/engineering-log/venv/bin/python", "-m", "blog.index.semantic.weights", "--check",
                      "/opt/engineering-log/model"]).returncode == 0
     assert 'model_dir = "/opt/engineering-log/model"' in host.read("/etc/engineering-log/blog.toml")
     assert list((host.root / "var/lib/engineering-log/vectors").glob("*.npy")), "blog build made no vectors"

@@ -8,14 +8,13 @@ import sys
 
 import pytest
 
-from blog import build as builds
-from blog import publish
+from blog import builds, pipeline
 from blog.config import Config
 from blog.content import load_site
 
 
 def test_a_loaded_build_reads_each_text_from_disk_and_keeps_none_in_memory(config: Config) -> None:
-    publish.publish(config)
+    pipeline.publish(config)
     site = load_site(config.content_dir)
     loaded = builds.load_current(config.builds_dir)
     assert loaded is not None and loaded.texts is not None
@@ -31,40 +30,40 @@ def test_a_loaded_build_reads_each_text_from_disk_and_keeps_none_in_memory(confi
 
 
 def test_a_worker_process_reads_the_texts_of_a_build_another_process_saved(config: Config) -> None:
-    publish.publish(config)
+    pipeline.publish(config)
     slug = load_site(config.content_dir).entries[0].slug
-    code = ("import sys; from pathlib import Path; from blog import build; "
-            "b = build.load_current(Path(sys.argv[1])); print(len(b.site.by_slug[sys.argv[2]].source))")
+    code = ("import sys; from pathlib import Path; from blog import builds; "
+            "b = builds.load_current(Path(sys.argv[1])); print(len(b.site.by_slug[sys.argv[2]].source))")
     done = subprocess.run([sys.executable, "-c", code, str(config.builds_dir), slug],
                           capture_output=True, text=True, timeout=60, check=True)
     assert int(done.stdout) == len(load_site(config.content_dir).by_slug[slug].source)
 
 
 def test_a_build_of_another_format_is_refused_and_rebuilt(config: Config) -> None:
-    first = publish.publish(config)
+    first = pipeline.publish(config)
     path = first.path / builds.SNAPSHOT
     old = pickle.loads(path.read_bytes())
     old.format = builds.BUILD_FORMAT - 1
     path.write_bytes(pickle.dumps(old))
     with pytest.raises(builds.BuildError, match="another version"):
         builds.load_current(config.builds_dir)
-    again = publish.publish(config, force=True)
+    again = pipeline.publish(config, force=True)
     assert builds.load_current(config.builds_dir).format == builds.BUILD_FORMAT
     assert again.site.entries[0].body == first.site.entries[0].body
 
 
 def test_a_build_naming_modules_that_are_gone_is_refused_and_rebuilt(config: Config) -> None:
-    first = publish.publish(config)
+    first = pipeline.publish(config)
     # What a build pickled before the content room became a package looks like to this version.
     (first.path / builds.SNAPSHOT).write_bytes(b"cblog.contenttext\nText\n.")
     with pytest.raises(builds.BuildError, match="cannot read build"):
         builds.load_current(config.builds_dir)
-    again = publish.publish(config, force=True)
+    again = pipeline.publish(config, force=True)
     assert builds.load_current(config.builds_dir).id == again.id
 
 
 def test_an_unchanged_entry_is_copied_not_rendered_again(config: Config) -> None:
-    first = publish.publish(config)
+    first = pipeline.publish(config)
     entry = first.site.entries[0]
     [path] = config.content_dir.glob(f"log/*-{entry.slug}.md")
     previous = builds.load_current(config.builds_dir)
@@ -83,7 +82,7 @@ def test_an_unchanged_entry_is_copied_not_rendered_again(config: Config) -> None
 
 
 def test_an_edit_only_in_leading_whitespace_is_rendered_again(config: Config) -> None:
-    first = publish.publish(config)
+    first = pipeline.publish(config)
     entry = first.site.entries[0]
     [path] = config.content_dir.glob(f"log/*-{entry.slug}.md")
     text = path.read_text()

@@ -15,7 +15,7 @@ import pytest
 from flask import request
 from werkzeug.test import Client
 
-from blog.serving.urls import FALLBACK, is_v3_onion, loopback_authority, resolve
+from blog.serving.urls import FALLBACK, base_for, is_v3_onion, loopback_authority
 from blog.web.cache import PAGE_BUDGET, CachedPage, PageCache
 from blog.web.context import _variant
 from blog.web.fastpath import query_variant
@@ -181,29 +181,29 @@ def test_the_documented_budget_is_the_constant() -> None:
                                   "localhost:8000 evil", "127.0.0.1\r\nX: y", "127.0.0.1:0"])
 def test_a_host_that_is_not_strictly_loopback_is_not(host: str) -> None:
     assert loopback_authority(host) == ""
-    assert resolve(host, "", "").url == FALLBACK
+    assert base_for(host, "", "").url == FALLBACK
 
 
 @pytest.mark.parametrize(("host", "base"), [("127.0.0.1", "http://127.0.0.1"), ("127.0.0.1:5000", "http://127.0.0.1:5000"),
                                             ("LOCALHOST:8000", "http://localhost:8000"), ("[::1]:80", "http://[::1]:80"),
                                             ("127.9.8.7:08000", "http://127.9.8.7:8000"), ("[0::1]", "http://[::1]")])
 def test_a_loopback_host_keeps_its_own_base(host: str, base: str) -> None:
-    assert resolve(host, "", "").url == base
-    assert resolve(host, "https://log.example.org/", "").url == "https://log.example.org"
+    assert base_for(host, "", "").url == base
+    assert base_for(host, "https://log.example.org/", "").url == "https://log.example.org"
 
 
 def test_the_order_onion_host_then_base_url_then_loopback_then_onion_address() -> None:
     ours, other = v3_onion(5), v3_onion(6)
     assert is_v3_onion(ours) and not is_v3_onion("a" * 56 + ".onion") and not is_v3_onion(ours[:-7] + "b.onion")
-    assert resolve(other.upper(), "https://log.example.org", ours).url == f"http://{other}"
-    assert resolve(other, "", "").onion
-    assert resolve("a" * 56 + ".onion", "", "a" * 56 + ".onion").onion  # the configured address, as given
-    assert not resolve("a" * 56 + ".onion", "https://log.example.org", "").onion
-    assert resolve("evil.example", "https://log.example.org/", ours).url == "https://log.example.org"
-    assert resolve("evil.example", "", ours) == resolve("", "", ours)
-    assert resolve("evil.example", "", ours).url == f"http://{ours}" and not resolve("evil.example", "", ours).onion
-    assert resolve("evil.example", "", "").url == FALLBACK
-    assert resolve("127.0.0.1" + " " * 8000, "", ours) == resolve("", "", ours)  # not kept in the memo whole
+    assert base_for(other.upper(), "https://log.example.org", ours).url == f"http://{other}"
+    assert base_for(other, "", "").onion
+    assert base_for("a" * 56 + ".onion", "", "a" * 56 + ".onion").onion  # the configured address, as given
+    assert not base_for("a" * 56 + ".onion", "https://log.example.org", "").onion
+    assert base_for("evil.example", "https://log.example.org/", ours).url == "https://log.example.org"
+    assert base_for("evil.example", "", ours) == base_for("", "", ours)
+    assert base_for("evil.example", "", ours).url == f"http://{ours}" and not base_for("evil.example", "", ours).onion
+    assert base_for("evil.example", "", "").url == FALLBACK
+    assert base_for("127.0.0.1" + " " * 8000, "", ours) == base_for("", "", ours)  # not kept in the memo whole
 
 
 @pytest.mark.parametrize("path", [*MACHINE_TEXTS, "/", "/log/verify-config"])

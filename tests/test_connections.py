@@ -1,7 +1,7 @@
 """Held connections against the production gunicorn: a cap per worker, a deadline and a size for each head.
 
 gunicorn's asyncio worker ignored `worker_connections`, gave a connection no deadline before its first
-request head, and kept up to 400 kB of a head that never ended (blog/gunicorn_worker.py, issue 27).
+request head, and kept up to 400 kB of a head that never ended (blog/gunicorn_guard.py, issue 27).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def read_all(sock: socket.socket, timeout: float) -> tuple[bytes, float]:
 
 
 def test_a_first_head_has_a_deadline_and_a_size(fresh_site: Gunicorn) -> None:
-    from blog.gunicorn_worker import HEAD_BUDGET, HEAD_DEADLINE
+    from blog.gunicorn_guard import HEAD_BUDGET, HEAD_DEADLINE
 
     site = fresh_site
     silent, partial = connect(site.port), connect(site.port)
@@ -104,7 +104,7 @@ def _still_open(sock: socket.socket) -> bool:
 def test_the_open_file_limit_is_raised_to_hold_the_connections() -> None:
     script = ("import resource\n"
               "resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))\n"
-              "from blog.gunicorn_worker import room_for_connections\n"
+              "from blog.gunicorn_guard import room_for_connections\n"
               "print(room_for_connections(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n")
     hard = resource_hard_limit()
     out = subprocess.run([sys.executable, "-c", script.format(soft=1024, hard=hard)], capture_output=True, text=True,
@@ -126,7 +126,7 @@ def resource_hard_limit() -> int:
 def test_a_flood_of_held_connections_is_bounded(fresh_site: Gunicorn) -> None:
     """3,000 half-sent heads and 9,000 silent connections (issue 27): readers are served, memory comes back."""
     from bench import flood as held_open
-    from blog.gunicorn_worker import HEAD_DEADLINE
+    from blog.gunicorn_guard import HEAD_DEADLINE
     from processes import rss_kib
 
     site = fresh_site

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from blog import publish
-from blog.build import load_current
+from blog import pipeline
+from blog.builds import load_current
 from blog.cli import cli
 from blog.content import ContentProblems
 from blog.web.files import FILE_POLICY
@@ -227,7 +227,7 @@ def test_a_bad_file_fails_the_build_and_the_site_keeps_serving_its_files(picture
     photo = pictures / "log/2026-10-25-rack-pictures/photo.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 not a JPEG after all")
     with pytest.raises(ContentProblems, match=r"index\.md:10: .*photo\.jpg is cut short"):
-        publish.publish(cfg)
+        pipeline.publish(cfg)
     assert load_current(cfg.builds_dir).id == first
     photo.unlink()  # the build holds its own copy: the source going away changes nothing either
     assert client.get(src, buffered=True).data == good
@@ -242,7 +242,7 @@ def test_changed_bytes_get_a_new_url_and_the_old_url_goes(pictures: Path, tmp_pa
     client = make_app(cfg).test_client()
     before = images(client.get(ENTRY).get_data(as_text=True))
     photo_with_gps(pictures / "log/2026-10-25-rack-pictures/photo.jpg", colour=(20, 20, 220))
-    publish.publish(cfg)
+    pipeline.publish(cfg)
     after = images(client.get(ENTRY).get_data(as_text=True))
     assert after["photo.jpg"]["src"] != before["photo.jpg"]["src"]
     assert after["plot.png"]["src"] == before["plot.png"]["src"]  # unchanged bytes keep their URL
@@ -338,10 +338,11 @@ def test_get_entry_over_mcp_gives_markdown_whose_files_an_agent_can_fetch(pictur
 
     from mcp import Client
 
+    from blog.index.search import Search
     from blog.mcp.server import create_server
 
-    current = publish.ensure_current(make_config(pictures, tmp_path / "data"))
-    server = create_server(lambda: current, base_url="https://log.example.org", onion_base="")
+    current = pipeline.ensure_current(make_config(pictures, tmp_path / "data"))
+    server = create_server(lambda: current, Search(), base_url="https://log.example.org", onion_base="")
 
     async def get() -> dict:
         async with Client(server) as client:
@@ -379,7 +380,7 @@ def test_the_preview_shows_a_drafts_own_pictures(pictures: Path, tmp_path: Path)
     cfg = make_config(pictures, tmp_path / "data")
     state = PreviewState(cfg)
     client = create_preview_app(cfg, state).test_client()
-    state.show(publish.publish(cfg))
+    state.show(pipeline.publish(cfg))
     shown = images(client.get("/log/draft-pictures").get_data(as_text=True))
     photo = client.get(shown["photo.jpg"]["src"], buffered=True)
     assert photo.status_code == 200 and near(Image.open(io.BytesIO(photo.data)).getpixel((3, 3)), (240, 200, 0))

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from blog import publish
-from blog.build import load_current
+from blog import pipeline
+from blog.builds import load_current
 from blog.content import ContentProblems, check_site
 from blog.files import MAX_BYTES, check_files
 from processes import ROOT, Server, free_port
@@ -127,7 +127,7 @@ def test_the_builder_survives_a_picture_with_garbage_exif(site_dir: Path, tmp_pa
     from blog.builder import Builder
 
     cfg = make_config(site_dir, tmp_path / "data")
-    first = publish.publish(cfg).id
+    first = pipeline.publish(cfg).id
     entry_with(site_dir, {"garbage.webp": with_garbage_exif("webp"), "garbage.png": with_garbage_exif("png")})
     builder = Builder(cfg, os.getpid())
     builder.nudged = True
@@ -207,7 +207,7 @@ def test_no_feed_carries_a_remote_image(site_dir: Path, tmp_path: Path) -> None:
     client = make_app(cfg).test_client()
     entry_with(site_dir, {}, "A chart:\n\n" + VECTORS["reference"][0])
     with pytest.raises(ContentProblems, match=r"index\.md:12: remote image https://tracker\.example/pixel\.png"):
-        publish.publish(cfg)
+        pipeline.publish(cfg)
     for path in ("/feed.atom", "/feed.rss", "/llms-full.txt"):
         assert "tracker.example" not in client.get(path).get_data(as_text=True), path
 
@@ -364,8 +364,8 @@ def test_the_cleaning_process_is_killed_past_its_deadline_and_held_to_its_memory
     import threading
 
     from bench.cleaning import WEBP, _plot, _saved, _turned
-    from blog.files.cleaner import Cleaner
-    from blog.files.model import Unfit
+    from blog.files.cleaning_process import Cleaner
+    from blog.files.fileset import Unfit
 
     turned = _saved(_plot((4900, 3260)), "PNG", exif=_turned())  # 16 megapixels to decode, turn and encode
     webp = _saved(_plot(WEBP), "WEBP", lossless=True, quality=0, method=0)

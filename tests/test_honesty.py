@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import make_config
 from lxml import etree
 
-from blog import publish
+from blog import pipeline
 from blog.cli import cli
 from blog.content import ContentProblems
 from blog.honesty.lock import read_lock
@@ -75,11 +75,11 @@ def test_silent_edit_fails_check_with_the_diff_and_the_fix(locked: Path) -> None
 
 def test_a_build_refuses_a_silent_edit_and_keeps_the_last_good_build(locked: Path, tmp_path: Path) -> None:
     cfg = make_config(locked, tmp_path / "data")
-    first = publish.publish(cfg)
+    first = pipeline.publish(cfg)
     edit_body(locked)
     with pytest.raises(ContentProblems, match="changed without a dated update"):
-        publish.publish(cfg)
-    from blog.build import load_current
+        pipeline.publish(cfg)
+    from blog.builds import load_current
 
     assert load_current(cfg.builds_dir).id == first.id
 
@@ -160,7 +160,7 @@ def test_update_notes_render_their_inline_markdown_and_escape_the_rest(locked: P
 def test_the_earlier_text_shows_before_the_lock_records_it(locked: Path, tmp_path: Path) -> None:
     edit_body(locked)
     add_update(locked)
-    build = publish.publish(make_config(locked, tmp_path / "data"))
+    build = pipeline.publish(make_config(locked, tmp_path / "data"))
     revisions = build.revisions["verify-config"]
     assert [r.recorded for r in revisions] == [True, False]
     assert OLD in revisions[0].body and NEW in revisions[1].body
@@ -169,7 +169,7 @@ def test_the_earlier_text_shows_before_the_lock_records_it(locked: Path, tmp_pat
 def test_paragraph_changed_dates_each_block(locked: Path, tmp_path: Path) -> None:
     edit_body(locked)
     add_update(locked)
-    build = publish.publish(make_config(locked, tmp_path / "data"))
+    build = pipeline.publish(make_config(locked, tmp_path / "data"))
     changed = anchor_for("p", f"I restarted tor after editing the torrc and {NEW}")
     kept = build.entry_html(build.site.entry("verify-config")).anchors()
     published = dt.datetime(2026, 10, 2, 9, 15, tzinfo=dt.UTC)
@@ -213,21 +213,22 @@ def test_the_bundled_log_passes_check_with_its_lock(content_copy: Path) -> None:
 
 
 def test_citations_say_when_the_cited_paragraph_last_changed(locked: Path, tmp_path: Path) -> None:
-    from blog import index
+    from blog.index.search import Search
     from blog.mcp.tools import BlogTools
     from tests.conftest import make_app
 
     edit_body(locked)
     add_update(locked)
     cfg = make_config(locked, tmp_path / "data")
-    build = publish.publish(cfg)
-    changed = index.search(build, "six minutes").citations[0]
+    build = pipeline.publish(cfg)
+    search = Search()
+    changed = search.find(build, "six minutes").citations[0]
     assert changed.text.endswith(NEW)
     assert changed.paragraph_changed == dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
-    kept = index.search(build, "Ansible refuse").citations[0]
+    kept = search.find(build, "Ansible refuse").citations[0]
     assert kept.paragraph_changed == dt.datetime(2026, 10, 2, 9, 15, tzinfo=dt.UTC)
 
-    answer = BlogTools(lambda: build, "http://log.example", "").search(None, "six minutes", 3, None, None, None)
+    answer = BlogTools(lambda: build, search, "http://log.example", "").search(None, "six minutes", 3, None, None, None)
     assert answer.results[0].paragraph_changed == "2026-11-01T10:00:00Z"
     page = make_app(cfg).test_client().get("/search?q=six+minutes").get_data(as_text=True)
     assert "this paragraph changed 2026-11-01" in page
@@ -264,7 +265,7 @@ def test_a_replaced_picture_needs_a_dated_update_then_lock_records_a_revision(pi
     assert "the body of a published entry changed" not in output
     cfg = make_config(pictures_locked, tmp_path / "data")
     with pytest.raises(ContentProblems, match=r"index\.md:14: .*plot\.png has other bytes"):
-        publish.publish(cfg)
+        pipeline.publish(cfg)
     index = pictures_locked / PICTURES / "index.md"
     index.write_text(index.read_text().replace(
         "\n---\n", '\nupdated:\n  - {date: 2026-11-02T08:00:00Z, reason: "the plot had the wrong axis"}\n---\n', 1))
@@ -275,7 +276,7 @@ def test_a_replaced_picture_needs_a_dated_update_then_lock_records_a_revision(pi
     assert second.files[f"{PICTURES}/plot.png"] == hashlib.sha256(
         (pictures_locked / PICTURES / "plot.png").read_bytes()).hexdigest()
     assert run(pictures_locked, "check")[0] == 0
-    assert publish.publish(cfg).revisions["rack-pictures"][-1].number == 2
+    assert pipeline.publish(cfg).revisions["rack-pictures"][-1].number == 2
 
 
 def test_a_removed_or_newly_linked_file_needs_an_update_too(pictures_locked: Path) -> None:

@@ -15,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from bench import quality
-from blog import build as builds
-from blog import index, publish
+from blog import builds, pipeline
+from blog.index.results import SearchError
 from blog.index.schema import STOP
+from blog.index.search import Search
+from blog.index.store import is_usable, update_index
 from tests.conftest import ROOT, make_config
 
 FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+search = Search()  # words only, as a worker whose semantic process has no vectors yet
 
 
 def _entry(root: Path, day: str, slug: str, body: str, **meta: str) -> Path:
@@ -44,7 +48,7 @@ def small(tmp_path: Path) -> Path:
 
 
 def _anchors(build: builds.Build, query: str, **kw: object) -> list[str]:
-    return [c.anchor for c in index.search(build, query, **kw).citations]
+    return [c.anchor for c in search.find(build, query, **kw).citations]
 
 
 def test_questions_keep_their_anchors(starter: builds.Build) -> None:
@@ -74,56 +78,56 @@ def test_questions_without_shared_words_really_share_none(starter: builds.Build)
 @pytest.mark.parametrize("ident", ["gunicorn", "HiddenServicePort", "ADD_ONION", "hs_ed25519_secret_key",
                                    "completion_percent", "DiscardPK"])
 def test_identifiers_find_the_code_that_contains_them(starter: builds.Build, ident: str) -> None:
-    citations = index.search(starter, ident, limit=20, now=FAR).citations
+    citations = search.find(starter, ident, limit=20, now=FAR).citations
     assert any(c.kind == "code" and ident in c.text for c in citations), [c.anchor for c in citations]
 
 
 def test_identifier_parts_match_too(starter: builds.Build) -> None:
-    citations = index.search(starter, "ephemeral hidden service", limit=10, now=FAR).citations
+    citations = search.find(starter, "ephemeral hidden service", limit=10, now=FAR).citations
     assert any("create_ephemeral_hidden_service" in c.text for c in citations)
 
 
 def test_a_paragraphs_own_words_find_it_first(starter: builds.Build) -> None:
-    first = index.search(starter, "BytesIO private buffer", now=FAR).citations[0]
+    first = search.find(starter, "BytesIO private buffer", now=FAR).citations[0]
     assert first.anchor == "p-da76a179" and "<mark" in first.snippet
 
 
 def test_query_language(tmp_path: Path, small: Path) -> None:
     build = quality.build_content(small, tmp_path / "data")
-    assert {c.slug for c in index.search(build, "quokka").citations} == {"zebra-notes", "quokka-later"}
-    assert {c.slug for c in index.search(build, "quokka tag:web").citations} == {"quokka-later"}
-    assert {c.slug for c in index.search(build, "quokka", tag="onion").citations} == {"zebra-notes"}
-    assert {c.slug for c in index.search(build, "quokka after:2026-02-01").citations} == {"quokka-later"}
-    assert {c.slug for c in index.search(build, "quokka before:2026-02").citations} == {"zebra-notes"}
-    assert {c.slug for c in index.search(build, "quokka", after=dt.date(2026, 3, 10)).citations} == {"quokka-later"}
+    assert {c.slug for c in search.find(build, "quokka").citations} == {"zebra-notes", "quokka-later"}
+    assert {c.slug for c in search.find(build, "quokka tag:web").citations} == {"quokka-later"}
+    assert {c.slug for c in search.find(build, "quokka", tag="onion").citations} == {"zebra-notes"}
+    assert {c.slug for c in search.find(build, "quokka after:2026-02-01").citations} == {"quokka-later"}
+    assert {c.slug for c in search.find(build, "quokka before:2026-02").citations} == {"zebra-notes"}
+    assert {c.slug for c in search.find(build, "quokka", after=dt.date(2026, 3, 10)).citations} == {"quokka-later"}
     # quokka-later's summary ("s.") matches its title's word, and has no gunicorn in it
-    without = index.search(build, "quokka not:gunicorn").citations
+    without = search.find(build, "quokka not:gunicorn").citations
     assert {c.slug for c in without if c.kind != "summary"} == {"zebra-notes"}
     assert not any("gunicorn" in c.text for c in without)
-    assert not any("gunicorn" in c.text for c in index.search(build, 'quokka not:"gunicorn workers"').citations)
+    assert not any("gunicorn" in c.text for c in search.find(build, 'quokka not:"gunicorn workers"').citations)
     # A leading minus is part of a word, as in a pasted command line: `-gunicorn` finds gunicorn
-    flagged = index.search(build, "quokka -gunicorn").citations
-    assert any("gunicorn" in c.text for c in flagged) and index.search(build, "--gunicorn").citations
-    assert {c.slug for c in index.search(build, '"quokka paragraph"').citations} == {"quokka-later"}
-    assert index.search(build, '"quokka zebrafish"').total == 0
+    flagged = search.find(build, "quokka -gunicorn").citations
+    assert any("gunicorn" in c.text for c in flagged) and search.find(build, "--gunicorn").citations
+    assert {c.slug for c in search.find(build, '"quokka paragraph"').citations} == {"quokka-later"}
+    assert search.find(build, '"quokka zebrafish"').total == 0
 
 
 @pytest.mark.parametrize("bad", ['"unclosed', "after:yesterday", "before:2026-13-01", "tag:Not!A!Tag", "x" * 201,
                                  "the of and", "tag:tor", "after:2026-02-01 before:2026-01-01 quokka"])
 def test_malformed_queries_say_why(tmp_path: Path, small: Path, bad: str) -> None:
     build = quality.build_content(small, tmp_path / "data")
-    with pytest.raises(index.SearchError) as caught:
-        index.search(build, bad)
+    with pytest.raises(SearchError) as caught:
+        search.find(build, bad)
     assert len(str(caught.value)) > 20
 
 
 def test_paging_limits(tmp_path: Path, small: Path) -> None:
     build = quality.build_content(small, tmp_path / "data")
     for kwargs in ({"limit": 0}, {"limit": 51}, {"offset": -1}, {"offset": 5000}):
-        with pytest.raises(index.SearchError):
-            index.search(build, "quokka", **kwargs)
-    one = index.search(build, "quokka", limit=1)
-    two = index.search(build, "quokka", limit=1, offset=1)
+        with pytest.raises(SearchError):
+            search.find(build, "quokka", **kwargs)
+    one = search.find(build, "quokka", limit=1)
+    two = search.find(build, "quokka", limit=1, offset=1)
     # two paragraphs, and quokka-later's summary (its title says quokka)
     assert one.total == two.total == 3 and one.citations[0].anchor != two.citations[0].anchor
 
@@ -131,18 +135,18 @@ def test_paging_limits(tmp_path: Path, small: Path) -> None:
 def test_only_published_entries_are_found(tmp_path: Path, small: Path) -> None:
     build = quality.build_content(small, tmp_path / "data")
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
-    assert index.search(build, "marmoset", now=now).total == 0
-    assert index.search(build, "capybara", now=now).total == 0
-    later = index.search(build, "capybara", now=dt.datetime(2099, 1, 2, tzinfo=dt.UTC))
+    assert search.find(build, "marmoset", now=now).total == 0
+    assert search.find(build, "capybara", now=now).total == 0
+    later = search.find(build, "capybara", now=dt.datetime(2099, 1, 2, tzinfo=dt.UTC))
     assert [c.slug for c in later.citations] == ["future-post"]
-    assert index.search(build, "marmoset", now=FAR).total == 0
+    assert search.find(build, "marmoset", now=FAR).total == 0
 
 
 def test_citation_fields(tmp_path: Path, small: Path) -> None:
     from blog.serving.urls import citation_url
 
     build = quality.build_content(small, tmp_path / "data")
-    c = index.search(build, "zebrafish").citations[0]
+    c = search.find(build, "zebrafish").citations[0]
     assert c.slug == "zebra-notes" and c.anchor in {b.anchor for b in build.rendered["zebra-notes"].blocks}
     assert not hasattr(c, "url") and not hasattr(c, "onion_url"), "the index answers with slugs and anchors"
     assert citation_url("https://log.example/", c.slug, c.anchor) == f"https://log.example/log/zebra-notes#{c.anchor}"
@@ -154,7 +158,7 @@ def test_citation_fields(tmp_path: Path, small: Path) -> None:
 
 def test_spelling_suggestion(tmp_path: Path, small: Path) -> None:
     build = quality.build_content(small, tmp_path / "data")
-    results = index.search(build, "quokak")
+    results = search.find(build, "quokak")
     assert results.total == 0 and results.corrected == "quokka"
 
 
@@ -165,9 +169,9 @@ def test_incremental_update_leaves_the_old_index_untouched(tmp_path: Path, small
     _entry(small, "2026-03-10", "quokka-later", "A rewritten paragraph about wombats.", tags="[web]")
     new = builds.make_build(small, data / "builds", old)
     with caplog.at_level(logging.INFO, logger="blog.index.store"):
-        new.index_dir = index.update_index(new, data / "index", old)
+        new.index_dir = update_index(new, data / "index", old)
     assert "re-indexed 1 changed entries" in caplog.text
-    assert new.index_dir != old.index_dir and index.is_usable(old.index_dir)
+    assert new.index_dir != old.index_dir and is_usable(old.index_dir)
     assert _anchors(new, "wombats") and not _anchors(new, "gunicorn")
     assert _anchors(old, "gunicorn") and not _anchors(old, "wombats")
     assert _anchors(new, "zebrafish") == _anchors(old, "zebrafish")
@@ -176,28 +180,30 @@ def test_incremental_update_leaves_the_old_index_untouched(tmp_path: Path, small
 def test_damaged_index_is_rebuilt_with_a_log_line(tmp_path: Path, small: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     cfg = make_config(small, tmp_path / "data")
-    first = publish.publish(cfg)
+    first = pipeline.publish(cfg)
     for path in first.index_dir.iterdir():
         if path.suffix in (".trm", ".pst"):
             path.unlink()
-    assert not index.is_usable(first.index_dir)
+    assert not is_usable(first.index_dir)
     with caplog.at_level(logging.WARNING):
-        again = publish.ensure_current(cfg)
+        again = pipeline.ensure_current(cfg)
     assert "rebuilding the whole index from content/" in caplog.text
-    assert again.index_dir != first.index_dir and index.is_usable(again.index_dir)
-    assert index.search(again, "zebrafish").total == 1
+    assert again.index_dir != first.index_dir and is_usable(again.index_dir)
+    assert search.find(again, "zebrafish").total == 1
 
 
 QUERY_LOOP = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from blog import build as builds, index
+    from blog import builds
+    from blog.index.search import Search
+    search = Search()
     builds_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
     done = failed = 0
     while not stop.exists():
         build = builds.load_current(builds_dir)
         try:
-            assert index.search(build, "quokka").total == 3  # two paragraphs and quokka-later's summary
+            assert search.find(build, "quokka").total == 3  # two paragraphs and quokka-later's summary
             done += 1
         except Exception as exc:
             failed += 1
@@ -208,7 +214,7 @@ QUERY_LOOP = textwrap.dedent("""
 
 def test_readers_never_see_a_half_index(tmp_path: Path, small: Path) -> None:
     cfg = make_config(small, tmp_path / "data")
-    publish.publish(cfg)
+    pipeline.publish(cfg)
     stop = tmp_path / "stop"
     reader = subprocess.Popen([sys.executable, "-c", QUERY_LOOP, str(cfg.builds_dir), str(stop)],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -216,7 +222,7 @@ def test_readers_never_see_a_half_index(tmp_path: Path, small: Path) -> None:
         time.sleep(1.0)
         started, rebuilds = time.monotonic(), 0
         while rebuilds < 8 or time.monotonic() - started < 6:
-            publish.publish(cfg, force=True)
+            pipeline.publish(cfg, force=True)
             rebuilds += 1
     finally:
         stop.touch()
@@ -239,7 +245,7 @@ def test_worker_rss_with_the_index_open_stays_under_target(tmp_path: Path) -> No
     write_corpus(tmp_path / "content", RSS_SAMPLE)
     build = builds.make_build(tmp_path / "content", tmp_path / "builds")
     builds.save(build)
-    build.index_dir = index.update_index(build, tmp_path / "index")
+    build.index_dir = update_index(build, tmp_path / "index")
     # RSS is not timing: it does not move with the machine's load, so one measurement in a fresh process is
     # enough; the per-entry growth, not the total, is what a regression (holding every rendering) changes.
     figures = _in_fresh_process(str(tmp_path / "builds"), build.id, str(build.index_dir))
@@ -301,7 +307,7 @@ def test_length_norms_match_whooshs_field_lengths_across_segments(tmp_path: Path
     old = quality.build_content(small, data)
     _entry(small, "2026-03-10", "quokka-later", "A rewritten paragraph about wombats and `HiddenServicePort`.")
     new = builds.make_build(small, data / "builds", old)
-    new.index_dir = index.update_index(new, data / "index", old)
+    new.index_dir = update_index(new, data / "index", old)
     with windex.open_dir(str(new.index_dir)).searcher() as searcher:
         reader = searcher.reader()
         assert len(list(reader.leaf_readers())) == 2 and reader.has_deletions()
@@ -352,14 +358,15 @@ def test_manifest_keeps_unchanged_signatures_until_the_schema_changes(tmp_path: 
 
 
 def test_the_results_cache_stays_within_its_bytes(starter: builds.Build, monkeypatch: pytest.MonkeyPatch) -> None:
-    from blog.index import lookup
+    from blog.index import search as searching
 
-    monkeypatch.setattr(lookup, "CACHE_BYTES", 512 * 1024)  # small, so a few hundred queries overflow it
+    monkeypatch.setattr(searching, "CACHE_BYTES", 512 * 1024)  # small, so a few hundred queries overflow it
+    mine = Search()
     words = ["onion", "key", "tor", "gunicorn", "whoosh", "memory", "anchor", "search", "stem", "config"]
     for n in range(600):
         query = f"{words[n % 10]} {words[(n // 10) % 10]} q{n}"  # every query a new key, as a client can send
-        index.search(starter, query, limit=10)
-        assert lookup.cached_bytes() <= lookup.CACHE_BYTES
-    assert lookup.cached_bytes() > lookup.CACHE_BYTES // 2  # it does cache: the bound, not emptiness
-    first = index.search(starter, "onion key", limit=5)
-    assert index.search(starter, "onion key", limit=5) is first  # a repeated question is answered from it
+        mine.find(starter, query, limit=10)
+        assert mine.cached_bytes() <= searching.CACHE_BYTES
+    assert mine.cached_bytes() > searching.CACHE_BYTES // 2  # it does cache: the bound, not emptiness
+    first = mine.find(starter, "onion key", limit=5)
+    assert mine.find(starter, "onion key", limit=5) is first  # a repeated question is answered from it

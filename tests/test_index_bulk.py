@@ -9,7 +9,7 @@ import pytest
 from whoosh import index as windex
 
 from bench.corpus import write_corpus
-from blog import build as builds
+from blog import builds
 from blog.index.engine.bulk import BulkWriter
 from blog.index.schema import block_documents, make_schema
 from blog.index.sources import parts_of

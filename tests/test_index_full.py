@@ -11,10 +11,9 @@ from whoosh import index as windex
 
 from bench.corpus import write_corpus
 from bench.search import queries
-from blog import build as builds
-from blog import index
-from blog.index import lookup
+from blog import builds
 from blog.index.engine import full
+from blog.index.search import Search
 from blog.index.sources import parts_of
 
 ENTRIES = 30
@@ -69,10 +68,11 @@ def test_two_processes_answer_every_query_alike(corpus: builds.Build, tmp_path: 
     _write(corpus, tmp_path / "two", 1, monkeypatch)
     _write(corpus, tmp_path / "one", 10**9, monkeypatch)
     answers = {}
+    search = Search()
     for name in ("two", "one"):
         corpus.index_dir = tmp_path / name
-        lookup._cache.clear()
-        answers[name] = [[(c.anchor, round(c.score, 9)) for c in index.search(corpus, q, limit=10).citations]
+        search.forget_answers()
+        answers[name] = [[(c.anchor, round(c.score, 9)) for c in search.find(corpus, q, limit=10).citations]
                          for q in queries()]
     assert sum(map(bool, answers["one"])) > 150
     assert answers["two"] == answers["one"]

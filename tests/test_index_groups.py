@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from bench import quality
-from blog import index
 from blog.index import groups
+from blog.index.search import Search
 from blog.index.spelling import inflected
 from blog.render import render
+
+search = Search()  # words only, as a worker whose semantic process has no vectors yet
 
 PAGE = """Opening words of the entry.
 
@@ -71,8 +73,8 @@ def test_a_grouped_answer_has_each_entry_once_and_pages_that_never_overlap(tmp_p
                         f'summary: "Notes {n}."\n---\n\n## Zebra care\n\nThe first keeper paragraph {n}.\n\n'
                         f"A second paragraph on zebra feeding {n}.\n\nA third one about zebra stripes {n}.\n")
     build = quality.build_content(content, tmp_path / "data")
-    one = index.search(build, "zebra", limit=10, grouped=True, now=quality.FAR)
-    two = index.search(build, "zebra", limit=10, offset=10, grouped=True, now=quality.FAR)
+    one = search.find(build, "zebra", limit=10, grouped=True, now=quality.FAR)
+    two = search.find(build, "zebra", limit=10, offset=10, grouped=True, now=quality.FAR)
     assert (one.entries, one.pages, len(one.groups), len(two.groups)) == (14, 0, 10, 4)
     slugs = [g.first.slug for g in one.groups + two.groups]
     assert len(set(slugs)) == 14
@@ -80,9 +82,9 @@ def test_a_grouped_answer_has_each_entry_once_and_pages_that_never_overlap(tmp_p
         assert group.found == 3 and len(group.citations) >= groups.LEAST
         assert all(c.kind == "p" and c.heading_path == ("Zebra care",) for c in group.citations)
     # "care" is in the heading alone (and so in what its paragraphs are about): the heading ranks first
-    per_block = index.search(build, "care", limit=10, now=quality.FAR)
+    per_block = search.find(build, "care", limit=10, now=quality.FAR)
     assert per_block.citations[0].kind == "h"  # MCP's answers stay one block each
-    care = index.search(build, "care", limit=10, grouped=True, now=quality.FAR)
+    care = search.find(build, "care", limit=10, grouped=True, now=quality.FAR)
     assert care.groups and all(c.kind != "h" for c in care.citations)
     assert all(g.citations[0].heading_path == ("Zebra care",) for g in care.groups)
 

@@ -30,12 +30,12 @@ from whoosh.searching import Searcher
 from bench import quality
 from bench.corpus import write_corpus
 from bench.search import queries as bench_queries
-from blog import build as builds
-from blog import index
+from blog import builds
 from blog.index import query as q
 from blog.index import sources
-from blog.index.engine import Scored, postings
-from blog.index.store import open_searcher
+from blog.index.engine import postings
+from blog.index.engine.rank import Scored
+from blog.index.store import open_searcher, update_index
 from tests.conftest import ROOT
 
 MAX_ULPS = 6  # measured: up to 5 per term since the index holds pages, summaries and update notes (3
@@ -169,7 +169,7 @@ def test_the_fast_scorer_scores_a_generated_log_as_whoosh_does(tmp_path: Path) -
     for path in sorted((tmp_path / "content").rglob("*.md"))[:3]:
         path.write_text(path.read_text().replace("\n\n", "\n\nA changed paragraph about tor relays.\n\n", 1))
     build = builds.make_build(tmp_path / "content", tmp_path / "data" / "builds", old)
-    build.index_dir = index.update_index(build, tmp_path / "data" / "index", old)
+    build.index_dir = update_index(build, tmp_path / "data" / "index", old)
     with windex.open_dir(str(build.index_dir)).reader() as reader:
         assert len(list(reader.leaf_readers())) == 2 and reader.has_deletions()
         live = set(reader.all_doc_ids())

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from bench import quality
-from blog import build as builds
-from blog import index
+from blog import builds
 from blog.index import store
+from blog.index.results import Citation
+from blog.index.search import Search
 from blog.index.sources import page_blocks
 from blog.serving.urls import citation_url
 
 FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+search = Search()  # words only, as a worker whose semantic process has no vectors yet
 
 
 def _write(path: Path, front: str, body: str) -> None:
@@ -51,15 +54,15 @@ draft: true
     return root
 
 
-def _top(build: builds.Build, query: str, **kwargs: object) -> index.Citation:
-    return index.search(build, query, now=FAR, **kwargs).citations[0]
+def _top(build: builds.Build, query: str, **kwargs: object) -> Citation:
+    return search.find(build, query, now=FAR, **kwargs).citations[0]
 
 
 def test_questions_about_standing_pages_find_their_pages(starter: builds.Build) -> None:
     for question, slug in (("does this site log visitors' addresses?", "about"),
                            ("which pages should I read first?", "start-here"),
                            ("is this a tutorial site?", "thesis")):
-        found = [c for c in index.search(starter, question, limit=5, now=FAR).citations if c.slug == slug]
+        found = [c for c in search.find(starter, question, limit=5, now=FAR).citations if c.slug == slug]
         assert found, question
         cited = found[0]
         page = starter.site.pages[slug]
@@ -93,11 +96,11 @@ def test_summaries_and_update_notes_cite_their_entry(tmp_path: Path, small: Path
 
 def test_drafts_stay_hidden_and_filters_narrow_to_entries(tmp_path: Path, small: Path) -> None:
     build = quality.build_content(small, tmp_path / "data")
-    assert index.search(build, "marmoset", now=FAR).total == 0  # a draft's summary
-    assert index.search(build, "visitor addresses").citations[0].source == "page"
+    assert search.find(build, "marmoset", now=FAR).total == 0  # a draft's summary
+    assert search.find(build, "visitor addresses").citations[0].source == "page"
     for narrowed in ({"tag": "tor"}, {"after": "2026-01-01"}, {"before": "2027-01-01"}):
-        assert index.search(build, "visitor addresses", **narrowed).total == 0, narrowed
-        assert index.search(build, "wallaby", **narrowed).total == 1, narrowed
+        assert search.find(build, "visitor addresses", **narrowed).total == 0, narrowed
+        assert search.find(build, "wallaby", **narrowed).total == 1, narrowed
 
 
 def test_a_changed_page_is_indexed_again_alone(tmp_path: Path, small: Path,
@@ -110,5 +113,5 @@ def test_a_changed_page_is_indexed_again_alone(tmp_path: Path, small: Path,
     with caplog.at_level(logging.INFO, logger="blog.index.store"):
         new.index_dir = store.update_index(new, data / "index", old)
     assert "re-indexed 1 changed entries and pages, dropped 1" in caplog.text
-    assert index.search(new, "quoll", now=FAR).total == 0
+    assert search.find(new, "quoll", now=FAR).total == 0
     assert _top(new, "wombat").slug == "about" and _top(new, "wallaby").slug == "burrows"

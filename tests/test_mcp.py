@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from blog import build as builds
-from blog import publish
+from blog import builds, pipeline
 from blog.config import Config
+from blog.index.search import Search
 from blog.mcp.server import create_server
 from tests.conftest import make_config
 
@@ -28,12 +28,12 @@ def run(coro: Any) -> Any:
 
 @pytest.fixture
 def current(config: Config) -> builds.Build:
-    return publish.ensure_current(config)
+    return pipeline.ensure_current(config)
 
 
 @pytest.fixture
 def server(current: builds.Build):
-    return create_server(lambda: current, base_url=BASE, onion_base=ONION)
+    return create_server(lambda: current, Search(), base_url=BASE, onion_base=ONION)
 
 
 async def call(server: Any, tool: str, **arguments: Any) -> Any:
@@ -121,8 +121,8 @@ def test_get_entry_returns_markdown_anchors_and_update_log(server, current: buil
 
 def test_search_cites_standing_pages_and_says_where_each_result_comes_from(content_copy: Path,
                                                                           tmp_path: Path) -> None:
-    current = publish.ensure_current(make_config(content_copy, tmp_path / "data"))
-    server = create_server(lambda: current, base_url=BASE, onion_base=ONION)
+    current = pipeline.ensure_current(make_config(content_copy, tmp_path / "data"))
+    server = create_server(lambda: current, Search(), base_url=BASE, onion_base=ONION)
     answer = run(call(server, "search_blog", query="does this site log visitors' addresses?", limit=5))
     results = answer.structured_content["results"]
     assert {r["source"] for r in results} == {"page", "entry"}
@@ -192,13 +192,13 @@ def test_entries_are_markdown_resources_and_the_prompt_asks_for_citations(server
 
 
 def test_server_follows_new_builds(config: Config) -> None:
-    publish.ensure_current(config)
-    server = create_server(lambda: builds.load_current(config.builds_dir))
+    pipeline.ensure_current(config)
+    server = create_server(lambda: builds.load_current(config.builds_dir), Search())
     (config.content_dir / "log" / "2026-10-25-new-findings.md").write_text(
         '---\ntitle: "Zanzibar latency"\ndate: 2026-10-25T10:00:00Z\ntags: [tor]\nsummary: "One."\n---\n'
         "The zanzibar circuit took 900 ms.\n")
     assert run(call(server, "search_blog", query="zanzibar")).structured_content["results"] == []
-    publish.publish(config)
+    pipeline.publish(config)
     hit = run(call(server, "search_blog", query="zanzibar")).structured_content["results"][0]
     assert hit["slug"] == "new-findings" and hit["url"] == f"/log/new-findings#{hit['anchor']}"
     assert hit["onion_url"] is None

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from flask import template_rendered
 
-from blog import publish
+from blog import pipeline
 from blog.serving import current as state_module
-from tests.conftest import make_app, make_config
+from tests.conftest import ROOT, make_app, make_config
 
 CACHED = ["/", "/log/verify-config", "/log/verify-config.md", "/tags", "/tags/tor", "/archive", "/archive/2026",
           "/pages/start-here", "/feed.atom", "/feed.rss", "/sitemap.xml", "/robots.txt", "/llms.txt"]
@@ -104,7 +108,7 @@ def test_a_new_build_is_served_at_once_not_a_replay(config, app, monkeypatch) ->
     path = config.content_dir / "log" / "2026-10-02-verify-config.md"
     path.write_text(path.read_text().replace("What broke", "What went wrong"))
     time.sleep(0.01)
-    publish.publish(config)
+    pipeline.publish(config)
     assert b"What went wrong" in client.get("/log/verify-config").data
 
 
@@ -163,3 +167,33 @@ def test_recorded_answers_stay_bounded(app) -> None:
     for path in CACHED:
         assert client.get(path).data == expected[path]
     assert len(fast._answers) <= 3
+
+
+WORKER_START = r'''
+import json, sys
+from pathlib import Path
+from blog.web import create_app
+from tests.conftest import make_config
+
+app = create_app(make_config(Path(sys.argv[1]), Path(sys.argv[2])))
+heavy = lambda: sorted(m for m in ("whoosh", "numpy", "blog.index.search") if m in sys.modules)
+client = app.test_client()
+at_create, page = heavy(), client.get("/").status_code
+after_page = heavy()
+found = client.get("/search?q=tor")
+print(json.dumps({"at_create": at_create, "after_page": after_page, "page": page, "search": found.status_code,
+                  "after_search": heavy()}))
+'''
+
+
+def test_a_worker_loads_the_search_side_at_its_first_search_not_at_its_start(config) -> None:
+    """Whoosh's query modules and numpy are 0.2 s of a worker's start that its pages never need (web/context.py)."""
+    pipeline.publish(config)  # as gunicorn's master does before any worker starts
+    done = subprocess.run([sys.executable, "-c", WORKER_START, str(config.content_dir), str(config.data_dir)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "BLOG_CONFIG": "/dev/null"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["at_create"] == [] and report["after_page"] == [], report
+    assert report["page"] == report["search"] == 200
+    assert report["after_search"] == ["blog.index.search", "numpy", "whoosh"], report

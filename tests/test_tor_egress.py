@@ -124,7 +124,7 @@ def run_cli(args: list[str], tmp_path: Path, **obj: object):
     import click
     from click.testing import CliRunner
 
-    from blog.cli.tor import register
+    from blog.cli.linkcheck import register
 
     group = click.Group()
     register(group)

@@ -22,7 +22,7 @@ from blog.tor.errors import (
     TargetRefusedError,
     TorNotInstalledError,
 )
-from blog.tor.onion import OnionService, check_target, publish, status_from
+from blog.tor.onion import OnionService, add_onion, check_target, status_from
 
 
 def make_service(tmp_path: Path, control: str | None, **options: object) -> OnionService:
@@ -180,9 +180,9 @@ def test_dos_defences_are_sent_and_tor_parses_them(tmp_path: Path, services, sys
     try:
         key = keys.generate_key()
         with pytest.raises(PublishError, match="PoWDefensesEnabled"):
-            publish(controller, key, "PoWDefensesEnabled=7 Port=80,127.0.0.1:8000")
+            add_onion(controller, key, "PoWDefensesEnabled=7 Port=80,127.0.0.1:8000")
         with pytest.raises(PublishError, match="MaxStreams"):
-            publish(controller, key, "MaxStreams=70000 Port=80,127.0.0.1:8000")
+            add_onion(controller, key, "MaxStreams=70000 Port=80,127.0.0.1:8000")
     finally:
         controller.close()
 
@@ -235,7 +235,7 @@ def test_launch_mode_publishes_with_every_dos_defence_read_back_from_tor(
     system_tors.append(tor)
     controller = connect(tor.control)
     try:
-        assert publish(controller, keys.read_key(service.key_path), "Port=80,127.0.0.1:8000") == address
+        assert add_onion(controller, keys.read_key(service.key_path), "Port=80,127.0.0.1:8000") == address
     finally:
         controller.close()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_config
 
-from blog import publish
+from blog import pipeline
 from blog.content import ContentProblems
 from blog.honesty.lock import read_lock
 from tests.test_honesty import ENTRY, NEW, OLD, run
@@ -44,7 +44,7 @@ def revised(site_dir: Path) -> Path:
 def test_a_backdated_update_is_refused_by_check_and_by_every_build_at_its_line(revised: Path,
                                                                                 tmp_path: Path) -> None:
     cfg = make_config(revised, tmp_path / "data")
-    good = publish.publish(cfg)
+    good = pipeline.publish(cfg)
     line = _update(revised, NEW, LATER, "2026-11-01T16:00:00Z", "seven minutes, by the tor log")
     code, output = run(revised, "check")
     assert code == 1
@@ -52,9 +52,9 @@ def test_a_backdated_update_is_refused_by_check_and_by_every_build_at_its_line(r
            "is dated before what published.lock recorded last (2026-11-01T16:30:00Z, revision 2)" in output, output
     assert "date it after 2026-11-01T16:30:00Z" in output
     with pytest.raises(ContentProblems) as refused:
-        publish.publish(cfg)
+        pipeline.publish(cfg)
     assert [p.line for p in refused.value.problems] == [line]
-    assert publish.builds.load_current(cfg.builds_dir).id == good.id  # the last good build stays current
+    assert pipeline.builds.load_current(cfg.builds_dir).id == good.id  # the last good build stays current
     assert run(revised, "lock")[0] == 1  # nothing is recorded under the wrong date or reason
     assert len(read_lock(revised)["verify-config"]) == 2
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from blog import publish
+from blog import pipeline
 from blog.content import ContentProblems
 from blog.serving import current as state_module
 from tests.conftest import DATA, make_app, make_config
@@ -169,14 +169,14 @@ def test_reload_with_errors_keeps_the_last_good_build(config, client, monkeypatc
     assert b"What broke" in client.get("/log/verify-config").data
     shutil.copy(DATA / "broken" / "log" / "2026-10-07-script.md", config.content_dir / "log")
     with pytest.raises(ContentProblems):
-        publish.publish(config)
+        pipeline.publish(config)
     assert client.get("/log/verify-config").status_code == 200
     assert client.get("/log/script").status_code == 404
     (config.content_dir / "log" / "2026-10-07-script.md").unlink()
     path = config.content_dir / "log" / "2026-10-02-verify-config.md"
     path.write_text(path.read_text().replace("What broke", "What went wrong"))
     time.sleep(0.01)
-    publish.publish(config)
+    pipeline.publish(config)
     assert b"What went wrong" in client.get("/log/verify-config").data
 
 

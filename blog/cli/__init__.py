@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from blog.cli import honesty, init, mcp, model, onionbalance, preview, site, tor, verify
+from blog.cli import honesty, init, linkcheck, mcp, onionbalance, preview, site, tor, verify, weights
 
 
 @click.group(help="Serve one operator's engineering log to readers (web, onion) and agents (MCP).\n\n"
@@ -38,7 +38,8 @@ init.register(cli)
 site.register(cli)
 preview.register(cli)
 tor.register(cli)
-model.register(cli)
+linkcheck.register(cli)
+weights.register(cli)
 mcp.register(cli)
 honesty.register(cli)
 onionbalance.register(cli)

@@ -8,10 +8,10 @@ from blog.cli.common import config_of, echo_problems
 from blog.config import Config
 from blog.content import ContentError, ContentProblems, Site, load_site, utcnow
 from blog.honesty import HonestyError
+from blog.honesty.annotate import problems as honesty_problems
 from blog.honesty.claims import PullState, disagreements, read_cache, write_cache
 from blog.honesty.revisions import record, unrecorded
 from blog.honesty.revlog import chain_notes, record_chain
-from blog.honesty.snapshot import problems as honesty_problems
 from blog.honesty.upstream import parse_overrides, site_pulls, verify
 
 

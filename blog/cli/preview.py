@@ -21,14 +21,13 @@ from types import FrameType
 import click
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from blog import build as builds
-from blog import publish
-from blog.build import BuildError
+from blog import builds, pipeline
+from blog.builds import BuildError
 from blog.cli.common import config_of, echo_problems
 from blog.cli.watch import Watcher
 from blog.config import Config
 from blog.content import ContentError, ContentProblems, utcnow
-from blog.index import SearchError
+from blog.index.results import SearchError
 from blog.web.preview import PreviewState, create_preview_app
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class Rebuilder:
         started = time.monotonic()
         try:
             self.seen = builds.content_fingerprint(self.config.content_dir)
-            build = publish.publish(self.config)
+            build = pipeline.publish(self.config)
         except ContentProblems as problems:
             return self._fail(problems.problems, started)
         except (BuildError, SearchError) as exc:  # a full or read-only disk
@@ -148,7 +147,7 @@ def preview(ctx: click.Context, bind: str) -> None:
     cfg = config_of(ctx)
     host, port = loopback(bind)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # one line a build is enough, unless -v
-        for name in ("blog.publish", "blog.index", "blog.honesty", "watchfiles"):
+        for name in ("blog.pipeline", "blog.index", "blog.honesty", "watchfiles"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if not cfg.content_dir.is_dir():
         raise click.ClickException(f"{cfg.content_dir} is not a folder: set content_dir in blog.toml")

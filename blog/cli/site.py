@@ -15,14 +15,15 @@ from pathlib import Path
 
 import click
 
-from blog import builder, publish
-from blog.build import Build, BuildError, current_pointer
+from blog import builder, pipeline
+from blog.builds import Build, BuildError, current_pointer
 from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
 from blog.config import Config
 from blog.content import ContentProblems, check_site, utcnow
 from blog.files import FileSet, check_files
-from blog.index import SearchError, semantic
+from blog.index import semantic
+from blog.index.results import SearchError
 from blog.index.semantic import wire
 from blog.tor.errors import TorError
 from blog.tor.mode import onion_service_for
@@ -56,7 +57,7 @@ def check(ctx: click.Context, upstream: bool) -> None:
 
 def _publish(cfg: Config, force: bool = False, vectors: bool = False) -> None:
     try:
-        build = publish.publish(cfg, force=force)
+        build = pipeline.publish(cfg, force=force)
     except ContentProblems as problems:
         echo_problems(problems.problems)
         count = len(problems.problems)

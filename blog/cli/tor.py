@@ -1,16 +1,14 @@
-"""The `blog onion`, `blog torrc` and `blog links` commands; `register(cli)` adds them to the CLI."""
+"""The `blog onion` and `blog torrc` commands; `register(cli)` adds them to the CLI."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from blog.cli.common import config_of
-from blog.links import LinkResult, check_links, dead_links, extract_links
-from blog.tor import egress, keys
+from blog.tor import keys
 from blog.tor.control import connect
 from blog.tor.errors import TorError
 from blog.tor.mode import control_for
@@ -108,38 +106,7 @@ def torrc_command(ctx: click.Context, onion_dir: str, target: str, verify: bool,
         click.echo(f"wrote {output}", err=True)
 
 
-@click.command("links", help="Check every external link in content/ through Tor; list the dead ones.")
-@click.option("--socks", help="Tor's SOCKS port (default: tor_socks).")
-@click.pass_context
-def links_command(ctx: click.Context, socks: str | None) -> None:
-    cfg = config_of(ctx)
-    links = extract_links(cfg.content_dir)
-    urls = {link.url for link in links}
-    click.echo(f"checking {len(urls)} URLs ({len(links)} links) through tor at {socks or cfg.tor_socks}",
-               err=True)
-    try:
-        with egress.client(socks or cfg.tor_socks) as client:
-            if sys.stderr.isatty():
-                with click.progressbar(length=len(urls), label="checking", file=sys.stderr) as bar:
-                    results = check_links(links, client, lambda _result: bar.update(1))
-            else:
-                results = check_links(links, client, _plain_progress)
-    except TorError as exc:
-        raise click.ClickException(str(exc)) from exc
-    dead = dead_links(links, results)
-    for link, result in dead:
-        click.echo(f"{link.path}:{link.line}: {link.url} ({result.detail})")
-    click.echo(f"{len(dead)} dead of {len(links)} links", err=True)
-    if dead:
-        ctx.exit(1)
-
-
-def _plain_progress(result: LinkResult) -> None:
-    click.echo(f"{'ok  ' if result.ok else 'DEAD'} {result.detail:>4} {result.url}", err=True)
-
-
 def register(cli: click.Group) -> None:
-    """Add the onion, torrc and links commands to the blog CLI."""
+    """Add the onion and torrc commands to the blog CLI."""
     cli.add_command(onion)
     cli.add_command(torrc_command)
-    cli.add_command(links_command)

@@ -1,12 +1,13 @@
 """The operator's content: entries, pages and the reading order, parsed and checked strictly.
 
-`model` holds what is written, `load` reads a content tree, `read` one file, `check` the problems and the
-raw-HTML rules, `text` an entry's Markdown (in memory, or read back from its saved build).
+`site` holds what is written (the `Site`, its entries and pages), `load` reads a content tree, `read`
+one file, `check` the problems and the raw-HTML rules, `text` an entry's Markdown (in memory, or read back
+from its saved build).
 """
 
 from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
 from blog.content.load import check_site, load_site
-from blog.content.model import Entry, Page, ReadingItem, Site, Update, entry_path, page_path, utcnow
+from blog.content.site import Entry, Page, ReadingItem, Site, Update, entry_path, page_path, utcnow
 from blog.content.text import Text, Written
 
 __all__ = [

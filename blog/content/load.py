@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 
 from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
-from blog.content.model import Entry, Page, ReadingItem, Site, Update
 from blog.content.read import Reader, key_line, regular_bytes
+from blog.content.site import Entry, Page, ReadingItem, Site, Update
 from blog.content.text import Text
 
 __all__ = ["check_site", "load_site"]

@@ -2,7 +2,7 @@
 
 A worker that kept every entry's Markdown twice (the file and its body) held 30 MB at 1,000 entries and
 300 MB at 10,000, most of its memory. Once a build is saved its texts live in a file of the build
-(blog/build.py); a `Text` then keeps only where its text is and the hash of its body, and reads the text
+(blog/builds/stores.py); a `Text` then keeps only where its text is and the hash of its body, and reads the text
 when a page, a feed or a tool asks for it.
 """
 

@@ -5,7 +5,7 @@ serial number and the moment it was taken: over Tor, any of them can name the op
 taken apart (blog/files/formats.py) and put together again from only the parts that draw its pixels, its
 colour profile and its transparency; an image whose EXIF says to turn it is decoded, turned and encoded
 again (Pillow), since a browser would turn it by the EXIF that goes. This runs in a process of its own,
-with bounds of memory and time (blog/files/cleaner.py): a damaged file is reported, never a crash.
+with bounds of memory and time (blog/files/cleaning_process.py): a damaged file is reported, never a crash.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from blog.files import formats
-from blog.files.model import MAX_BYTES, MAX_PIXELS, Cleaned, Unfit
+from blog.files.fileset import MAX_BYTES, MAX_PIXELS, Cleaned, Unfit
 
-__all__ = ["FORMATS", "WORKING_BUDGET", "Cleaned", "Unfit", "address_room", "clean_image", "clean_text",
+__all__ = ["FORMATS", "WORKING_BUDGET", "Cleaned", "Unfit", "address_room", "clean_file", "clean_image", "clean_text",
            "mapped_bytes", "metadata"]
 
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -61,6 +61,20 @@ _TELLING = {
     ("exif", 0x927C): "maker notes",
 }
 _KNOWN_APP = (b"JFIF", b"Adobe", b"ICC_PROFILE", b"Exif", b"http://ns.adobe.com/xap/", b"Photoshop")
+
+
+def clean_file(raw: bytes, how: str) -> Cleaned:
+    """Return the file cleaned as its type says (jpeg, png, webp, svg or text), in this process; raise Unfit.
+
+    The cleaning process (blog/files/cleaning_process.py) calls it within its bounds; nothing else should.
+    """
+    from blog.files.svg import clean_svg
+
+    if how in FORMATS:
+        return clean_image(raw, FORMATS[how])
+    if how == "svg":
+        return clean_svg(raw)
+    return clean_text(raw)
 
 
 def clean_text(raw: bytes) -> Cleaned:

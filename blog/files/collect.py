@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from blog.content import ContentError, Site, Written
-from blog.files.cleaner import Cleaner
-from blog.files.links import Link, LinkLines, folder_of, links_in, may_link_files, resolve
-from blog.files.model import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, Unfit, kind_of
+from blog.files.cleaning_process import Cleaner
+from blog.files.fileset import FILES_DIR, MAX_BYTES, TYPES, Asset, FileSet, Unfit, kind_of
+from blog.files.links import FileLink, LinkLines, content_path, folder_of, links_in, may_link_files
 from blog.files.remote import may_fetch, remote_problems
 from blog.render import render
 
@@ -61,9 +61,9 @@ class _Collector:
             self.files.folders[key] = folder
             self.files.links[key] = tuple(dict.fromkeys(urls))
 
-    def admit(self, link: Link, folder: str) -> tuple[str, str] | bool | None:
+    def admit(self, link: FileLink, folder: str) -> tuple[str, str] | bool | None:
         """Return None when the link's file is served, else (what is wrong, fix); False: already reported."""
-        path = resolve(folder, link.url)
+        path = content_path(folder, link.url)
         own = folder if folder.count("/") == 1 else None  # log/<entry>/ or pages/<page>/: a folder of its own
         if path is None:
             return f"{link.url} points outside {self.shown}/", f"put the file in {self.shown}/{FILES_DIR}/"
@@ -96,13 +96,14 @@ class _Collector:
         if path in self.refused:
             return False
         if path not in self.files.assets:
-            problem = self.clean(path, file, kind.media_type, kind.clean)
+            problem = self.add_asset(path, file, kind.media_type, kind.clean)
             if problem:
                 self.refused.add(path)
                 return problem
         return None
 
-    def clean(self, path: str, file: Path, media_type: str, how: str) -> tuple[str, str] | None:
+    def add_asset(self, path: str, file: Path, media_type: str, how: str) -> tuple[str, str] | None:
+        """Read, clean (or take an earlier build's cleaning of the same bytes) and record one file; say its problem."""
         shown = self.shown / path
         try:
             size = file.stat().st_size
@@ -155,7 +156,7 @@ def collect(site: Site, html_of: Callable[[str], str], previous: FileSet | None 
             if links:
                 collector.document(key, document, folder, html)
     files = collector.files
-    published = {resolve(files.folders[key], url) for key, document, _ in documents(site)
+    published = {content_path(files.folders[key], url) for key, document, _ in documents(site)
                  if key in files.links and not getattr(document, "draft", False) for url in files.links[key]}
     files.drafts = set(files.assets) - published
     return files, collector.problems

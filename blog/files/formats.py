@@ -15,7 +15,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from blog.files.model import Unfit
+from blog.files.fileset import Unfit
 
 __all__ = ["MAX_SCANS", "Layout", "jpeg", "png", "sniff", "webp"]
 

@@ -12,8 +12,18 @@ from urllib.parse import unquote, urlsplit
 from lxml import html as lxml_html
 from lxml.etree import ParserError
 
-__all__ = ["Link", "LinkLines", "browser_url", "folder_of", "html_may_link_files", "is_file_url", "links_in",
-           "may_link_files", "resolve", "script_url"]
+__all__ = [
+    "FileLink",
+    "LinkLines",
+    "browser_url",
+    "content_path",
+    "folder_of",
+    "html_may_link_files",
+    "is_file_url",
+    "links_in",
+    "may_link_files",
+    "script_url",
+]
 
 # A link destination that is neither absolute (a scheme, //host, /path) nor within the page (#, ?): the only
 # kind that can name a file. Most pages have none, and are never parsed for links.
@@ -26,7 +36,7 @@ _BARE_IMAGE = re.compile(r"!\[\s*\]\(\s*<?")  # an image without alt text
 
 
 @dataclass(frozen=True)
-class Link:
+class FileLink:
     """A link in a page's HTML that names a file: the URL as written, and whether it shows an image."""
 
     url: str
@@ -72,7 +82,7 @@ def is_file_url(url: str) -> bool:
         and "." in posixpath.basename(parts.path).strip(".")
 
 
-def links_in(html: str) -> list[Link]:
+def links_in(html: str) -> list[FileLink]:
     """Return the links of rendered HTML that name files (images first seen first), in document order."""
     if not html_may_link_files(html):
         return []
@@ -84,11 +94,11 @@ def links_in(html: str) -> list[Link]:
     for element in root.iter("img", "a"):
         url = element.get("src" if element.tag == "img" else "href")
         if url and is_file_url(url):
-            found.append(Link(url.strip(), element.tag == "img", element.get("alt")))
+            found.append(FileLink(url.strip(), element.tag == "img", element.get("alt")))
     return found
 
 
-def resolve(folder: str, url: str) -> str | None:
+def content_path(folder: str, url: str) -> str | None:
     """Return the path within the content tree a relative URL names from a page in `folder`; None if it leaves it."""
     path = posixpath.normpath(posixpath.join(folder, unquote(urlsplit(url.strip()).path)))
     return None if path == ".." or path.startswith(("../", "/")) else path

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from lxml import html as lxml_html
 from lxml.etree import ParserError
 
-from blog.files.links import html_may_link_files, is_file_url, resolve
-from blog.files.model import FileSet
+from blog.files.fileset import FileSet
+from blog.files.links import content_path, html_may_link_files, is_file_url
 
 __all__ = ["absolute", "mirror", "place"]
 
@@ -33,7 +33,7 @@ def place(html: str, folder: str | None, files: FileSet) -> str:
         if not url or not is_file_url(url):
             continue
         changed = True
-        path = resolve(folder, url) if folder is not None else None
+        path = content_path(folder, url) if folder is not None else None
         asset = files.assets.get(path) if path else None
         if asset is None:
             _unlink(element, attribute)
@@ -67,7 +67,7 @@ def mirror(markdown: str, key: str, files: FileSet, base: str) -> str:
         return markdown
     folder = files.folders[key]
     for url in sorted(urls, key=len, reverse=True):
-        asset = files.assets.get(resolve(folder, url) or "")
+        asset = files.assets.get(content_path(folder, url) or "")
         if asset is None:
             continue
         fragment = urlsplit(url).fragment

@@ -12,8 +12,8 @@ import re
 
 from lxml import etree
 
+from blog.files.fileset import Cleaned, Unfit
 from blog.files.links import script_url
-from blog.files.model import Cleaned, Unfit
 
 __all__ = ["clean_svg", "svg_size"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from blog.content import ContentError, Entry, Site
 from blog.honesty import HonestyError
-from blog.honesty.linked import MISSING, Linked, digests, files_unrecorded, linked_files
+from blog.honesty.file_hashes import MISSING, LinkedFile, digests, files_unrecorded, linked_files
 from blog.honesty.lock import Recorded, iso, lock_path, read_lock, write_lock
 from blog.honesty.updates import new_updates, order_problems
 from blog.render import Rendered, render
@@ -51,7 +51,7 @@ def _fix(entry: Entry, now: dt.datetime) -> str:
     return f"add to the front matter (a note is optional: note: \"...\"):\nupdated:\n{item}"
 
 
-def file_problems(entry: Entry, recorded: tuple[Recorded, ...], linked: dict[str, Linked],
+def file_problems(entry: Entry, recorded: tuple[Recorded, ...], linked: dict[str, LinkedFile],
                   now: dt.datetime) -> list[ContentError]:
     """Return one problem per linked file whose bytes differ from the last recorded revision's."""
     files = recorded[-1].files
@@ -80,7 +80,7 @@ def file_problems(entry: Entry, recorded: tuple[Recorded, ...], linked: dict[str
 
 
 def entry_problems(entry: Entry, recorded: tuple[Recorded, ...], now: dt.datetime,
-                   linked: dict[str, Linked] | None = None) -> list[ContentError]:
+                   linked: dict[str, LinkedFile] | None = None) -> list[ContentError]:
     """Return what is dishonest about one entry's body and linked files compared with its recorded revisions."""
     if not recorded:
         return []
@@ -114,7 +114,7 @@ def check(site: Site, content_dir: Path, now: dt.datetime, html_of: HtmlOf | Non
     return problems
 
 
-def _linked(entry: Entry, site: Site, html_of: HtmlOf | None) -> dict[str, Linked]:
+def _linked(entry: Entry, site: Site, html_of: HtmlOf | None) -> dict[str, LinkedFile]:
     return linked_files(entry, Path(site.root), html_of(entry.slug) if html_of else None)
 
 

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from blog.build import Build, LogStore
+from blog.builds import Build, LogStore
 from blog.content import ContentError, ContentProblems, Entry, Site, utcnow
 from blog.files import FileSet, check_files
-from blog.files.links import resolve
+from blog.files.links import content_path
 from blog.honesty import HonestyError
 from blog.honesty.chain import (
     CHAIN_NAME,
@@ -30,7 +30,7 @@ from blog.honesty.chain import (
     write_chain,
 )
 from blog.honesty.lock import read_lock
-from blog.honesty.view import RevisionLog, Shown, SignedHead
+from blog.honesty.revlog_view import RevisionLog, ServedRevision, SignedHead
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +95,16 @@ def needs_signing(build: Build, key_path: Path) -> bool:
     return getattr(build, "revlog", None) is None or signed_address(build) != (address if key else None)
 
 
-def _shown(build: Build, entry: Entry) -> Shown:
+def _shown(build: Build, entry: Entry) -> ServedRevision:
     revisions = build.revisions.get(entry.slug, ())
     latest = revisions[-1] if revisions else None
     files = {}
     for url in build.files.links.get(entry.slug, ()):
-        path = resolve(build.files.folders[entry.slug], url)
+        path = content_path(build.files.folders[entry.slug], url)
         asset = build.files.assets.get(path or "")
         if asset is not None:
             files[asset.path] = asset.url
-    return Shown(len(revisions), bool(latest and latest.recorded), dict(sorted(files.items())))
+    return ServedRevision(len(revisions), bool(latest and latest.recorded), dict(sorted(files.items())))
 
 
 def attach(build: Build, content_dir: Path, key_path: Path) -> RevisionLog:

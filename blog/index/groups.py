@@ -1,6 +1,6 @@
-"""One result per entry or page: how the search page shapes search()'s ranking of single blocks.
+"""One result per entry or page: how the search page shapes Search.find()'s ranking of single blocks.
 
-search() ranks blocks: paragraphs, list items, code, tables, summaries, update notes, and headings. A reader
+Search.find() ranks blocks: paragraphs, list items, code, tables, summaries, update notes, and headings. A reader
 asking a question wants the places that answer it, each once, with the paragraphs that do: so a grouped
 answer (search(..., grouped=True)) has one result per entry or page, in the order of its best block, and
 under it that source's blocks best first. A heading is never shown on its own: its words say what its

@@ -20,8 +20,8 @@ from whoosh import query as wq
 from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFilter, Token
 from whoosh.query.compound import DefaultOr
 
-from blog.index.engine import Plan
-from blog.index.model import SearchError
+from blog.index.engine.rank import Plan
+from blog.index.results import SearchError
 from blog.index.schema import STOP, prose_analyzer, split_identifier, stem_word
 
 MAX_QUERY = 200  # characters; longer input is refused, not searched slowly

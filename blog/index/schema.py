@@ -165,7 +165,7 @@ def make_schema() -> fields.Schema:
         # default 16; ranges over the few thousand distinct dates stay cheap.
         # A page has none, so after: and before: narrow a search to entries.
         ts=fields.NUMERIC(int, bits=64, signed=True, shift_step=16),
-        text=ProseText(analyzer=prose),  # spelling=True would double indexing time; see lookup
+        text=ProseText(analyzer=prose),  # spelling=True would double indexing time; see spelling.py
         # Neither field is searched by phrase, so neither stores positions.
         ident=fields.TEXT(analyzer=identifier_analyzer(), phrase=False),
         about=ProseText(analyzer=prose, phrase=False),  # the entry's or page's title, the headings above

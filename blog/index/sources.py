@@ -17,7 +17,7 @@ from blog.index.schema import Fields, Part
 from blog.render import SUMMARY_ANCHOR, Block, Rendered, inline_text, normalise, update_anchors
 
 if TYPE_CHECKING:  # the writing side (engine/full.py, also run in a child) needs no build
-    from blog.build import Build
+    from blog.builds import Build
 
 PAGE = "page:"
 

@@ -16,9 +16,9 @@ from collections import OrderedDict
 from whoosh import query as wq
 from whoosh.searching import Searcher
 
-from blog.build import Build
+from blog.builds import Build
 from blog.index import query as q
-from blog.index.engine import Scored
+from blog.index.engine.rank import Scored
 from blog.index.sources import find_block
 
 SPELLINGS = 1024  # remembered spelling suggestions: a key is a query of at most MAX_QUERY characters
@@ -29,12 +29,28 @@ ENDINGS = frozenset({"", "s", "es", "ed", "ing", "ings", "er", "ers", "or", "ors
                      "ise", "ize", "ised", "ized", "ising", "izing", "ist", "ists", "y", "ies", "ied", "e"})
 
 
-_spellings: OrderedDict[tuple[str, str], str | None] = OrderedDict()
-_lock = threading.Lock()
+class Spellings:
+    """The spellings already looked up, per index directory and unknown stem (a Search keeps one)."""
+
+    def __init__(self, most: int = SPELLINGS) -> None:
+        self.most = most
+        self._found: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[bool, str | None]:
+        """Return whether the key was looked up, and what was found."""
+        with self._lock:
+            return (True, self._found[key]) if key in self._found else (False, None)
+
+    def put(self, key: tuple[str, str], spelled: str | None) -> None:
+        with self._lock:
+            self._found[key] = spelled
+            while len(self._found) > self.most:
+                self._found.popitem(last=False)
 
 
 def correct(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, scored: Scored,
-            mask: wq.Query | None) -> str | None:
+            mask: wq.Query | None, spellings: Spellings) -> str | None:
     """Suggest a spelling that helps, or None.
 
     Only a word the index does not hold is replaced: by the indexed word nearest to it, unless that is the
@@ -47,7 +63,7 @@ def correct(searcher: Searcher, build: Build, parsed: q.Parsed, text: str, score
         if len(stem) != 1 or any(searcher.doc_frequency(f, t) for f, t in
                                  (("text", stem[0]), ("about", stem[0]), ("ident", word.lower()))):
             continue
-        spelled = _spelling(searcher, build, stem[0])
+        spelled = _spelling(searcher, build, stem[0], spellings)
         if spelled and not inflected(word.lower(), spelled):
             corrected = corrected.replace(word, spelled, 1)
     if corrected == text:
@@ -75,12 +91,12 @@ def inflected(word: str, other: str) -> bool:
     return len(tails) == 2 and tails <= ENDINGS
 
 
-def _spelling(searcher: Searcher, build: Build, stem: str) -> str | None:
+def _spelling(searcher: Searcher, build: Build, stem: str, spellings: Spellings) -> str | None:
     """Return the word the log uses for the indexed stem nearest to an unknown one (cached per index)."""
     key = (str(build.index_dir), stem)  # an index directory never changes once written
-    with _lock:
-        if key in _spellings:
-            return _spellings[key]
+    known, spelled = spellings.get(key)
+    if known:
+        return spelled
     # Whoosh's corrector measures the edit distance to every indexed stem with the same first letter
     found = searcher.suggest("text", stem, limit=1, maxdist=2, prefix=1)
     first = _first_key(searcher, found[0]) if found else None
@@ -91,10 +107,7 @@ def _spelling(searcher: Searcher, build: Build, stem: str) -> str | None:
         word = next((w for w in re.findall(r"\w+", block.text) if q.stems(w) == [found[0]]), None) \
             if block else None
         spelled = word.lower() if word else None
-    with _lock:
-        _spellings[key] = spelled
-        while len(_spellings) > SPELLINGS:
-            _spellings.popitem(last=False)
+    spellings.put(key, spelled)
     return spelled
 
 

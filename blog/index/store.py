@@ -27,9 +27,9 @@ from whoosh.filedb.filestore import StorageError
 from whoosh.filedb.filetables import FileFormatError
 from whoosh.searching import Searcher
 
-from blog.build import Build
-from blog.index.engine import WRITER, write_full
-from blog.index.model import IndexUnavailable
+from blog.builds import Build
+from blog.index.engine.full import WRITER, write_full
+from blog.index.results import IndexUnavailable
 from blog.index.schema import block_documents
 from blog.index.sources import digests, part, parts_of
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from blog.config import Config
-from blog.serving.urls import resolve
+from blog.serving.urls import base_for
 
 if TYPE_CHECKING:
     from mcp.server.transport_security import TransportSecuritySettings
@@ -111,7 +111,7 @@ class HostPolicy:
     def bases(self, host: str) -> tuple[str, str]:
         """Return (base URL, onion base URL) for a request to host; onion requests get onion URLs only."""
         onion = self._onion_address()
-        base = resolve(host, self._base, onion)  # the same rule as the pages' links (blog/serving/urls.py)
+        base = base_for(host, self._base, onion)  # the same rule as the pages' links (blog/serving/urls.py)
         if base.onion:
             return base.url, base.url
         return base.url, (f"http://{onion}" if onion else "")

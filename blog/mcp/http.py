@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
     from mcp.server.transport_security import TransportSecuritySettings
 
+    from blog.index.search import Search
+
 log = logging.getLogger(__name__)
 # Stateless mode ends a "session" per request and the SDK logs each one at INFO; the access log has them.
 logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
@@ -57,8 +59,8 @@ class McpService:
     asyncio worker's own loop (blog.mcp.front), or a loop thread of its own under a WSGI server.
     """
 
-    def __init__(self, state: SiteState, policy: HostPolicy) -> None:
-        self.state, self.policy = state, policy
+    def __init__(self, state: SiteState, policy: HostPolicy, search: Callable[[], Search]) -> None:
+        self.state, self.policy, self.search = state, policy, search
 
     def create(self) -> tuple[MCPServer, StreamableHTTPASGIApp]:
         """Import the SDK and build the server and its transport (no I/O, no loop needed)."""
@@ -66,7 +68,7 @@ class McpService:
             from blog.mcp.server import create_server
         except ImportError as exc:
             raise McpMountError(f"the MCP SDK cannot be imported: {exc}; reinstall with `make install`") from exc
-        server = create_server(lambda: self.state.snapshot.build,
+        server = create_server(lambda: self.state.snapshot.build, self.search(),
                                base_url=lambda host: self.policy.bases(host)[0],
                                onion_base=lambda host: self.policy.bases(host)[1])
         return server, _transport(server, self.policy.settings)
@@ -78,10 +80,12 @@ class McpBridge:
     The asyncio worker never sends /mcp here: blog.mcp.front answers it on the worker's own loop.
     """
 
-    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], state: SiteState, config: Config) -> None:
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], state: SiteState, search: Callable[[], Search],
+                 config: Config) -> None:
+        """`search` returns the app's Search (blog/web/context.py makes it when first asked)."""
         self.wsgi_app, self.state = wsgi_app, state
         self.policy = HostPolicy(config, lambda: state.onion_address)
-        self.service = McpService(state, self.policy)
+        self.service = McpService(state, self.policy, search)
         self.native = False  # set by the ASGI front: /mcp is answered there and nothing starts here
         self._lock = threading.Lock()
         self._pid = 0

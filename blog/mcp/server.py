@@ -1,4 +1,4 @@
-"""MCP server over the same search() and build the website serves; never imports web or tor."""
+"""MCP server over the same Search and build the website serves; never imports web or tor."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from mcp_types import INVALID_PARAMS, Resource, ToolAnnotations
 from pydantic import Field
 
 from blog import __version__
-from blog.build import Build
+from blog.builds import Build
 from blog.content import utcnow
-from blog.mcp.models import EntryDetail, EntryList, ReadingOrder, SearchAnswer
+from blog.index.search import Search
+from blog.mcp.schemas import EntryDetail, EntryList, ReadingOrder, SearchAnswer
 from blog.mcp.tools import Base, BlogTools, Links
 
 __all__ = ["INSTRUCTIONS", "Base", "Links", "create_server"]
@@ -61,10 +62,11 @@ class _LogServer(MCPServer):
         return await super().get_prompt(name, arguments, context)
 
 
-def create_server(get_build: Callable[[], Build], base_url: Base = "", onion_base: Base = "",
+def create_server(get_build: Callable[[], Build], search: Search, base_url: Base = "", onion_base: Base = "",
                   name: str = "engineering-log") -> MCPServer:
-    """Create the MCP server; each URL base is a string or a callable given the request's Host header."""
-    tools = BlogTools(get_build, base_url, onion_base)
+    """Create the MCP server over the process's Search; each URL base is a string or a callable given the
+    request's Host header."""
+    tools = BlogTools(get_build, search, base_url, onion_base)
     server = _LogServer(name, title="The engineering log", instructions=INSTRUCTIONS, version=__version__)
     server.tools = tools
 

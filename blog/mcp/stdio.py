@@ -21,9 +21,10 @@ from mcp.server import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.index import semantic
+from blog.index.search import Search
 from blog.mcp.server import create_server
 from blog.serving.current import SiteState
 
@@ -42,15 +43,17 @@ def serve_current(config: Config) -> None:
     state.start()
     # A served site's semantic process holds the model already; a socket file alone proves nothing
     # (a site stopped by SIGKILL leaves one), so ask_or_load connects to it before trusting it.
-    log.info("%s", semantic.ask_or_load(config))
+    meaning, said = semantic.ask_or_load(config)
+    log.info("%s", said)
     build = state.snapshot.build
-    if semantic.why_not(build.id) is not None and semantic.provider() is not None:
+    if meaning.why_not(build.id) is not None and not isinstance(meaning, semantic.WordsOnly):
         threading.Thread(target=_embed, args=(config, build), name="embed", daemon=True).start()
 
     def onion(_host: str) -> str:
         return f"http://{state.onion_address}" if state.onion_address else ""
 
-    server = create_server(lambda: state.snapshot.build, base_url=config.base_url, onion_base=onion)
+    server = create_server(lambda: state.snapshot.build, Search(meaning), base_url=config.base_url,
+                           onion_base=onion)
     log.info("serving build %s over stdio", state.snapshot.build.id)
     anyio.run(server.run_stdio_async)
 

@@ -1,4 +1,4 @@
-"""The MCP tools' logic: answers built from the current build and the same search() the web page uses."""
+"""The MCP tools' logic: answers built from the current build and the same Search the web page asks."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from collections.abc import Callable, Mapping
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
-from blog import index
-from blog.build import Build
+from blog.builds import Build
 from blog.content import Entry, Page, utcnow
 from blog.files import mirror
+from blog.index.results import Citation, SearchError
+from blog.index.search import Search
 from blog.index.sources import entry_blocks, page_blocks
-from blog.mcp.models import (
+from blog.mcp.schemas import (
     Anchor,
     CitedParagraph,
     EntryDetail,
@@ -96,8 +97,8 @@ def _anchors(blocks: tuple[Block, ...], slug: str, source: str, links: Links) ->
 class BlogTools:
     """The tools' logic over whatever build is current when a call arrives."""
 
-    def __init__(self, get_build: Callable[[], Build], base_url: Base, onion_base: Base) -> None:
-        self.get_build, self._base, self._onion = get_build, base_url, onion_base
+    def __init__(self, get_build: Callable[[], Build], search: Search, base_url: Base, onion_base: Base) -> None:
+        self.get_build, self._search, self._base, self._onion = get_build, search, base_url, onion_base
 
     def links(self, ctx: Context | None) -> Links:
         host = _header_host(ctx)
@@ -121,9 +122,9 @@ class BlogTools:
             raise ToolError("query is empty: pass a few words, e.g. 'onion key backup'")
         build, links = self.get_build(), self.links(ctx)
         try:
-            results = index.search(build, query, limit=limit, tag=tag or None, after=after or None,
-                                   before=before or None)
-        except index.SearchError as exc:
+            results = self._search.find(build, query, limit=limit, tag=tag or None, after=after or None,
+                                        before=before or None)
+        except SearchError as exc:
             raise ToolError(str(exc)) from exc
         entries = {e.slug: e for e in build.site.entries}
         cited = [self._cite(c, entries.get(c.slug) if c.source == "entry" else None, links, build)
@@ -133,7 +134,7 @@ class BlogTools:
                             ranking="words+meaning" if results.semantic else "words",
                             ranking_note=results.without_meaning)
 
-    def _cite(self, citation: index.Citation, entry: Entry | None, links: Links, build: Build) -> CitedParagraph:
+    def _cite(self, citation: Citation, entry: Entry | None, links: Links, build: Build) -> CitedParagraph:
         def url(base: str) -> str:
             return citation_url(base, citation.slug, citation.anchor, citation.source)
 

@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from blog import build as builds
+from blog import builds
 from blog.config import Config
 from blog.content import utcnow
 

@@ -1,8 +1,8 @@
 """The absolute base a request's links get, and the one shape of a link that cites a paragraph.
 
-resolve() is a pure function of the Host header, the configured `base_url` and the onion address, with no
+base_for() is a pure function of the Host header, the configured `base_url` and the onion address, with no
 Flask, so that the fast path can key recorded answers on it and the MCP room can give its tools the same
-links. citation_url() turns a base and what search() returns (an entry's or a page's slug, a block's anchor,
+links. citation_url() turns a base and what a search returns (an entry's or a page's slug, a block's anchor,
 and which of the two it came from) into the link the search page and the MCP tools both cite.
 """
 
@@ -38,7 +38,7 @@ class Base:
 LONGEST = 80  # an onion name with a port is 68 characters, a loopback Host at most 47
 
 
-def resolve(host: str, base_url: str, onion_address: str) -> Base:
+def base_for(host: str, base_url: str, onion_address: str) -> Base:
     """Return the base for a request to `host` (the raw Host header) on a site with these addresses.
 
     In order: an onion Host (this site's onion address, or any valid v3 name: behind Onionbalance readers
@@ -47,11 +47,11 @@ def resolve(host: str, base_url: str, onion_address: str) -> Base:
     anyone can send never reaches an absolute link on a site with an address of its own.
     """
     # A longer Host is neither onion nor loopback, so it resolves as no Host does; the memo stays small.
-    return _resolve(host if len(host) <= LONGEST else "", base_url, onion_address)
+    return _base_for(host if len(host) <= LONGEST else "", base_url, onion_address)
 
 
 @lru_cache(maxsize=512)  # keyed on the raw Host: a flood of random Hosts costs a parse each, not memory
-def _resolve(host: str, base_url: str, onion_address: str) -> Base:
+def _base_for(host: str, base_url: str, onion_address: str) -> Base:
     host, base_url, onion_address = host.lower(), base_url.rstrip("/"), onion_address.lower()
     onion = _ONION.fullmatch(host)
     if onion and _valid_port(onion["port"]) and (onion["name"] == onion_address or is_v3_onion(onion["name"])):

@@ -161,7 +161,7 @@ class OnionService:
                 key = keys.read_key(self.key_path)
                 if self.control:
                     # A system tor: ADD_ONION, withdrawn with our connection, never touching its torrc.
-                    self._address = publish(controller, key, self.add_onion_args())
+                    self._address = add_onion(controller, key, self.add_onion_args())
                 else:
                     # Our own tor: a HiddenServiceDir group, the one way tor 0.4.9 sets intro-point DoS.
                     self._address = hsdir.publish_dir(controller, key, self.service_dir, self.hs_options())
@@ -234,7 +234,7 @@ class OnionService:
                 break
 
 
-def publish(controller: Controller, key: bytes, args: str) -> str:
+def add_onion(controller: Controller, key: bytes, args: str) -> str:
     """Send a raw ADD_ONION (stem has no PoW argument) and return the service id from tor's reply."""
     try:
         reply = controller.msg(f"ADD_ONION {keys.key_blob(key)} {args}")

@@ -186,7 +186,7 @@ class Reads:
 
 
 class PageCache(ByteLRU[tuple, CachedPage | Reads]):
-    """Rendered pages by page_key() (and the query variant), within PAGE_BUDGET bytes."""
+    """Rendered pages by request_key() (and the query variant), within PAGE_BUDGET bytes."""
 
     def __init__(self, budget: int = PAGE_BUDGET, largest: int = PAGE_LARGEST, limit: int = PAGE_LIMIT) -> None:
         super().__init__(_measure, budget, largest, limit)
@@ -196,7 +196,7 @@ class PageCache(ByteLRU[tuple, CachedPage | Reads]):
         return self.items
 
 
-def page_key(environ: dict[str, Any], base: Base) -> tuple:
+def request_key(environ: dict[str, Any], base: Base) -> tuple:
     """Return everything in a GET that a cached page's bytes and headers depend on, but its query and encoding.
 
     The build and the onion address are checked on the entry (CachedPage.fresh), so a new build replaces

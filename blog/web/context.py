@@ -3,23 +3,55 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from flask import Response, current_app, render_template, request
 
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.serving.current import SiteState
-from blog.serving.urls import Base, host_of, request_target, resolve
-from blog.web.cache import CachedPage, PageCache, Reads, page_key
+from blog.serving.urls import Base, base_for, host_of, request_target
+from blog.web.cache import CachedPage, PageCache, Reads, request_key
 from blog.web.fastpath import MARK
+
+if TYPE_CHECKING:
+    from blog.index.search import Search
+    from blog.index.semantic import Meaning
 
 Producer = Callable[[], tuple[str, str, dt.datetime]]  # (text, mimetype, last modified)
 
 
 def state() -> SiteState:
     return current_app.extensions["blog.state"]
+
+
+class AppSearch:
+    """The app's one Search (blog/index/search.py), shared by /search and /mcp: handed in, or made when first asked.
+
+    Importing the index's search side (Whoosh's query modules and numpy, 0.2 s) when the app is created would
+    add that to every worker's start, before its first page; pages do not need it.
+    """
+
+    def __init__(self, meaning: Meaning, search: Search | None = None) -> None:
+        self._meaning, self._search = meaning, search
+        self._making = threading.Lock()
+
+    def get(self) -> Search:
+        if self._search is None:
+            with self._making:
+                if self._search is None:
+                    from blog.index.search import Search
+
+                    self._search = Search(self._meaning)
+        return self._search
+
+
+def searcher() -> Search:
+    """Return the app's Search: the one /search and /mcp ask."""
+    return current_app.extensions["blog.search"].get()
 
 
 def config() -> Config:
@@ -31,8 +63,8 @@ def build() -> Build:
 
 
 def base() -> Base:
-    """Return where this request's absolute links point (blog.serving.urls.resolve: the rule and why)."""
-    return resolve(host_of(request.environ), config().base_url, state().onion_address)
+    """Return where this request's absolute links point (blog.serving.urls.base_for: the rule and why)."""
+    return base_for(host_of(request.environ), config().base_url, state().onion_address)
 
 
 def is_onion_request() -> bool:
@@ -54,14 +86,14 @@ def onion_base() -> str:
 def cached(produce: Producer, status: int = 200, params: tuple[str, ...] = ()) -> Response:
     """Serve a response from the page cache, producing it once per build on a miss.
 
-    The key is the request's shape (cache.page_key: one path is one view). `params` names the query
+    The key is the request's shape (cache.request_key: one path is one view). `params` names the query
     parameters the page reads: the page is kept once per their values, and any other query string gets
     the same answer (it cannot change the page).
     """
     variant = _variant(params)
     current, onion = state().snapshot, state().onion_address
     cache: PageCache = current_app.extensions["blog.cache"]
-    path_key = page_key(request.environ, base())
+    path_key = request_key(request.environ, base())
     key = (*path_key, variant) if variant else path_key
     page = cache.get(key)
     if not isinstance(page, CachedPage) or not page.fresh(current, onion):

@@ -23,8 +23,8 @@ from flask import Flask
 from werkzeug.http import parse_etags
 
 from blog.serving.current import SiteState
-from blog.serving.urls import host_of, resolve
-from blog.web.cache import CachedPage, PageCache, Reply, page_key
+from blog.serving.urls import base_for, host_of
+from blog.web.cache import CachedPage, PageCache, Reply, request_key
 
 MARK = "blog.cached"  # set in the WSGI environ by context.cached(): (the page's key, the CachedPage)
 
@@ -55,7 +55,7 @@ class FastPath:
         if environ.get("REQUEST_METHOD") != "GET" or "HTTP_IF_MODIFIED_SINCE" in environ:
             return self.app(environ, start_response)
         snapshot, onion = self.state.snapshot, self.state.onion_address
-        key = page_key(environ, resolve(host_of(environ), self.state.config.base_url, onion))
+        key = request_key(environ, base_for(host_of(environ), self.state.config.base_url, onion))
         found = self.cache.get(key)
         if found is not None and found.params:
             variant = query_variant(environ, found.params)

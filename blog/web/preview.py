@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from flask import Flask, Response, render_template, request
 
-from blog.build import Build
+from blog.builds import Build
 from blog.config import Config
 from blog.content import ContentError, Entry, Site, utcnow
 from blog.mcp.hosts import HostPolicy
@@ -27,7 +27,7 @@ PROBLEMS_STATUS = 500  # the site as written cannot be shown; `curl -f` and moni
 
 
 @dataclasses.dataclass(frozen=True)
-class Shown(Entry):
+class PreviewEntry(Entry):
     """An entry as the preview shows it: readable whatever its date or draft flag (the marks still say which)."""
 
     def is_published(self, now: dt.datetime) -> bool:
@@ -36,7 +36,7 @@ class Shown(Entry):
 
 def with_drafts(site: Site) -> Site:
     """Return the site with every entry readable: drafts and scheduled ones too, newest first as before."""
-    entries = tuple(Shown(**{f.name: getattr(e, f.name) for f in dataclasses.fields(e)}) for e in site.entries)
+    entries = tuple(PreviewEntry(**{f.name: getattr(e, f.name) for f in dataclasses.fields(e)}) for e in site.entries)
     return dataclasses.replace(site, entries=entries)
 
 

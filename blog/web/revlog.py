@@ -17,7 +17,7 @@ bp = Blueprint("revlog", __name__)
 
 
 def revision_log() -> Any:
-    """Return the build's signed head (blog.honesty.view.SignedHead), or None for a build made without a log."""
+    """Return the build's signed head (blog.honesty.revlog_view.SignedHead), or None for a build made without a log."""
     return getattr(build(), "revlog", None)
 
 

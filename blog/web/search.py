@@ -1,7 +1,7 @@
-"""The search page: server-rendered results from the same search() the MCP tools call.
+"""The search page: server-rendered results from the same Search the MCP tools ask.
 
-Not served through the page cache (every query is a new key); search() keeps a small per-worker cache of
-recent results instead.
+Not served through the page cache (every query is a new key); the app's Search keeps a small cache of
+recent answers instead.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from urllib.parse import quote_plus
 from flask import Blueprint, abort, make_response, request
 from flask.typing import ResponseReturnValue
 
-from blog import build as builds
-from blog import index
+from blog import builds
 from blog.content import entry_path, page_path
+from blog.index.results import Citation, IndexUnavailable, Results, SearchError
 from blog.serving.urls import citation_url
 from blog.web.cache import gzip_if_accepted
-from blog.web.context import build, config, page
+from blog.web.context import build, config, page, searcher
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,17 @@ bp = Blueprint("search", __name__)
 ASK_EVERY = 5.0  # seconds between one worker's requests for a repair
 _asked = [0.0]
 _asking = threading.Lock()
-MAX_PAGE = 50  # page_size * MAX_PAGE stays within index.lookup.MAX_DEPTH
+MAX_PAGE = 50  # page_size * MAX_PAGE stays within blog.index.search.MAX_DEPTH
 
 
 @bp.get("/search")
 def search() -> ResponseReturnValue:
     """Show the entries and pages that answer the query, each with its best paragraphs linked to their anchors."""
+    from blog.index.query import MAX_QUERY  # the search side loads at the first search (web/context.py: why)
+
     query = request.args.get("q", "").strip()
-    if len(query) > index.MAX_QUERY:
-        abort(400, description=f"The query is {len(query)} characters long; keep it under {index.MAX_QUERY}.")
+    if len(query) > MAX_QUERY:
+        abort(400, description=f"The query is {len(query)} characters long; keep it under {MAX_QUERY}.")
     number = _page_number(request.args.get("page", "1"))
     # A page ranked by words alone (the ranking by meaning was not there yet) asks for its neighbours the
     # same way, so that they come from the same ranking and never repeat its entries.
@@ -45,12 +47,12 @@ def search() -> ResponseReturnValue:
     results, status, error = None, 200, None
     if query:
         try:
-            results = index.search(build(), query, limit=size, offset=(number - 1) * size, grouped=True,
-                                   meaning=not by_words)
-        except index.IndexUnavailable as exc:
+            results = searcher().find(build(), query, limit=size, offset=(number - 1) * size, grouped=True,
+                                      meaning=not by_words)
+        except IndexUnavailable as exc:
             status, error = 503, str(exc)
             _ask_for_repair()
-        except index.SearchError as exc:
+        except SearchError as exc:
             abort(400, description=f"{exc}.")
     pages = -(-(results.entries + results.pages) // size) if results else 0
     more = f"/search?q={quote_plus(query)}" + ("&by=words" if results and not results.semantic else "")
@@ -64,7 +66,7 @@ def search() -> ResponseReturnValue:
     return gzip_if_accepted(response, request)
 
 
-def counted(results: index.Results) -> str:
+def counted(results: Results) -> str:
     """Say how many paragraphs matched in how many entries and pages (a grouped answer's count line)."""
     places = [_plural(results.entries, "entry", "entries"), _plural(results.pages, "page", "pages")]
     where = " and ".join(p for p in places if p)
@@ -78,7 +80,7 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count:,} {one if count == 1 else many}" if count else ""
 
 
-def page_url(citation: index.Citation) -> str:
+def page_url(citation: Citation) -> str:
     """Return the path of the entry or page a citation is from."""
     return page_path(citation.slug) if citation.source == "page" else entry_path(citation.slug)
 

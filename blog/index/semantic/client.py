@@ -42,7 +42,7 @@ class Client:
     def expects(self, build_id: str) -> bool:
         """Tell whether asking is worth it now: the process answers, and has vectors for the build.
 
-        search() caches an answer by words alone only when it did not ask, so while the process is out or
+        A Search caches an answer by words alone only when it did not ask, so while the process is out or
         still embedding, repeated questions are answered from the cache instead of each paying a connect.
         """
         return self._out is None and time.monotonic() >= self._unready.get(build_id, (0.0, ""))[0]

@@ -6,8 +6,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from blog.index.semantic.files import ModelFiles
-from blog.index.semantic.vectors import DIMENSIONS
+from blog.index.semantic.weights import DIMENSIONS, ModelFiles
 
 MAX_TOKENS = 256  # the model was trained on at most 256 word pieces; longer blocks are cut
 

@@ -15,7 +15,10 @@ LOADED = 2  # builds whose vectors are held at once: the current one, and the la
 
 
 class Nearest:
-    """Answers `nearest(build_id, question, k)` with (key, cosine) pairs, best first; None when not ready."""
+    """Answers `nearest(build_id, question, k)` with (key, cosine) pairs, best first; None when not ready.
+
+    The model loaded in this process: what `blog mcp` and the benches rank with when no semantic process runs.
+    """
 
     def __init__(self, encoder: Encoder, root: Path) -> None:
         self.encoder = encoder
@@ -48,7 +51,11 @@ class Nearest:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(found.keys[i], float(scores[i])) for i in top]
 
-    __call__ = nearest  # a provider for search() (blog.index.semantic.use)
+    __call__ = nearest  # a semantic.Meaning for a Search (blog/index/search.py)
+
+    def expects(self, build_id: str) -> bool:
+        """Always worth asking: the model is here, and a build without vectors answers None at once."""
+        return True
 
     def why_not(self, build_id: str) -> str | None:
         """Say why a question about this build is not ranked by meaning (None: it is)."""

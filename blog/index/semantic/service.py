@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from blog import build as builds
+from blog import builds
 from blog.config import Config, load_config
 from blog.index.semantic import NO_MODEL, vectors, wire
-from blog.index.semantic.files import ModelUnavailable, locate
+from blog.index.semantic.weights import ModelUnavailable, locate
 from blog.index.semantic.wire import SOCKET, socket_path
 
 log = logging.getLogger(__name__)

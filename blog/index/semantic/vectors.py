@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from blog.build import Build
+from blog.builds import Build
 from blog.index import sources
+from blog.index.semantic.weights import DIMENSIONS
 
 if TYPE_CHECKING:  # onnxruntime stays out of every process that only reads vectors or asks for them
     from blog.index.semantic.encoder import Encoder
-
-DIMENSIONS = 384
 
 KEEP = 3  # vector files kept per model: the current build's, and a couple for a switch in flight
 BATCH = 64  # blocks embedded between progress reports and checks for a newer build

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blog.content import Entry
-from blog.files.links import LinkLines, folder_of, links_in, may_link_files, resolve
+from blog.files.links import LinkLines, content_path, folder_of, links_in, may_link_files
 from blog.render import render
 
 MISSING = ""  # the digest of a linked file that is not there (`blog check` says so on its own)
 
 
 @dataclass(frozen=True)
-class Linked:
+class LinkedFile:
     """One file an entry links: its path in the content tree, the hash of its bytes, the line that links it."""
 
     path: str  # log/2026-10-25-rack-pictures/plot.png, files/nginx.conf
@@ -34,26 +34,26 @@ def digest_of(file: Path) -> str:
         return MISSING
 
 
-def linked_files(entry: Entry, root: Path, html: str | None = None) -> dict[str, Linked]:
+def linked_files(entry: Entry, root: Path, html: str | None = None) -> dict[str, LinkedFile]:
     """Return the files an entry links by path in the content tree (its rendered HTML, if at hand, saves a render)."""
     if not may_link_files(entry.body):
         return {}
     folder = folder_of(entry.path)
-    found: dict[str, Linked] = {}
+    found: dict[str, LinkedFile] = {}
     links = links_in(render(entry.body).html if html is None else html)
     lines = LinkLines(entry.body, entry.body_line, {link.url for link in links})
     for link in links:
-        path = resolve(folder, link.url)
+        path = content_path(folder, link.url)
         if path is None or path in found:
             continue  # outside the tree: refused by the files check, never served
         file = Path(root) / path
         inside = file.resolve().is_relative_to(Path(root).resolve())
         line = lines.line(link.url)
-        found[path] = Linked(path, digest_of(file) if inside else MISSING, line)
+        found[path] = LinkedFile(path, digest_of(file) if inside else MISSING, line)
     return dict(sorted(found.items()))
 
 
-def digests(linked: dict[str, Linked]) -> dict[str, str]:
+def digests(linked: dict[str, LinkedFile]) -> dict[str, str]:
     """Return what the lock records of linked files: path -> SHA-256."""
     return {path: item.digest for path, item in linked.items()}
 

@@ -1,7 +1,7 @@
 """Cleaning in a process of its own, with a bound on its memory and on its time.
 
 Image decoders are large C libraries, and a damaged or hostile file can make one take gigabytes, run for a
-minute or crash. So files are cleaned in a child Python (blog.files.cleaner's `main`) which, once its
+minute or crash. So files are cleaned in a child Python (blog.files.cleaning_process's `main`) which, once its
 modules are loaded, limits its own address space (RLIMIT_AS), then reads one file at a time on its stdin
 and answers on its stdout. The parent waits for each answer until a deadline: a child that overruns it is
 killed, one that dies is replaced, and the file is reported as a content problem either way, with its path
@@ -29,30 +29,18 @@ from types import TracebackType
 from typing import IO, Any
 
 from blog.child import PACKAGE_ROOT
-from blog.files.model import Cleaned, Unfit
+from blog.files.fileset import Cleaned, Unfit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MEMORY", "SECONDS", "Cleaner", "clean"]
+__all__ = ["MEMORY", "SECONDS", "Cleaner"]
 
 MEMORY = 320 * 2**20  # address space the child may map beyond what it maps once started (Python, Pillow, lxml)
 SECONDS = 10.0  # wall time one file may take; within the limits on size, a file takes under 2 s (bench/images.py)
 STARTUP = 60.0  # wall time the process may take to load its modules (seconds on a busy machine)
 _SIZE = 8  # bytes of a frame's length
 _DAMAGED = "export it again from the program that made it"
-_MAIN = "import sys; from blog.files.cleaner import main; sys.exit(main(sys.argv))"
-
-
-def clean(raw: bytes, how: str) -> Cleaned:
-    """Return the file cleaned as its type says (jpeg, png, webp, svg or text), in this process; raise Unfit."""
-    from blog.files.clean import FORMATS, clean_image, clean_text
-    from blog.files.svg import clean_svg
-
-    if how in FORMATS:
-        return clean_image(raw, FORMATS[how])
-    if how == "svg":
-        return clean_svg(raw)
-    return clean_text(raw)
+_MAIN = "import sys; from blog.files.cleaning_process import main; sys.exit(main(sys.argv))"
 
 
 def _frame(payload: Any) -> bytes:
@@ -189,9 +177,9 @@ def main(argv: list[str]) -> int:
     memory = int(argv[1]) if len(argv) > 1 else MEMORY
     from PIL import Image
 
-    from blog.files.clean import mapped_bytes
+    from blog.files.clean import clean_file, mapped_bytes
 
-    clean(b"", "text")  # load every cleaning module and image plugin before the limit: it bounds the files alone
+    clean_file(b"", "text")  # load every cleaning module and image plugin before the limit: it bounds the files alone
     Image.init()
     warnings.simplefilter("ignore")  # Pillow's warnings about damaged files: the answer says what is wrong
     limit = (mapped_bytes() or 512 * 2**20) + memory
@@ -208,7 +196,7 @@ def main(argv: list[str]) -> int:
         leave, raw = False, b""
         try:
             how, raw = pickle.loads(body)  # noqa: S301 - sent by our parent, Cleaner.clean
-            cleaned = clean(raw, how)
+            cleaned = clean_file(raw, how)
             reply: tuple[Any, ...] = ("ok", cleaned.data, cleaned.width, cleaned.height, cleaned.stripped)
         except Unfit as unfit:
             reply = ("unfit", unfit.message, unfit.fix)

@@ -19,7 +19,7 @@ LOG_PATH = "/revisions.json"
 
 
 @dataclass(frozen=True)
-class Shown:
+class ServedRevision:
     """What a build serves of one entry: the revision it shows, whether the chain holds it, the files it links."""
 
     revision: int
@@ -49,7 +49,7 @@ class RevisionLog:
     """The chain a build publishes, with the signature of its head when the site has an onion key."""
 
     records: tuple[Record, ...]
-    shown: dict[str, Shown]
+    shown: dict[str, ServedRevision]
     address: str | None = None  # 56 characters, no .onion: the key that signed
     signature: str | None = None  # base64 of the ed25519 signature of statement(address, head, size)
     unsigned: str = ""  # why there is no signature

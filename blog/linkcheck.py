@@ -1,4 +1,4 @@
-"""Find the external links in content/ and check which are dead, through a client the caller gives."""
+"""Link checking: find the external links in content/ and check which are dead, through a client the caller gives."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ WORKERS = 8
 
 
 @dataclass(frozen=True)
-class Link:
+class ExternalLink:
     """One external link: where it is written and where it points."""
 
     path: Path
@@ -38,7 +38,7 @@ class LinkResult:
     detail: str  # "200", "404", or the transport error
 
 
-def extract_links(content_dir: Path) -> list[Link]:
+def extract_links(content_dir: Path) -> list[ExternalLink]:
     """Return every http(s) link in the Markdown files under content_dir, outside fenced code."""
     links = []
     for path in sorted(content_dir.rglob("*.md")):
@@ -50,7 +50,7 @@ def extract_links(content_dir: Path) -> list[Link]:
             if in_fence:  # commands and sample output, not citations
                 continue
             for match in _URL.finditer(re.sub(r"`[^`]*`", "", line)):
-                links.append(Link(path, number, match.group(0).rstrip(_TRAILING)))
+                links.append(ExternalLink(path, number, match.group(0).rstrip(_TRAILING)))
     return links
 
 
@@ -66,7 +66,7 @@ def check_url(client: httpx2.Client, url: str) -> LinkResult:
 
 
 def check_links(
-    links: Iterable[Link], client: httpx2.Client, on_result: Callable[[LinkResult], None] | None = None
+    links: Iterable[ExternalLink], client: httpx2.Client, on_result: Callable[[LinkResult], None] | None = None
 ) -> dict[str, LinkResult]:
     """Check each distinct URL once, a few at a time; return the results by URL."""
     urls = sorted({link.url for link in links})
@@ -80,6 +80,6 @@ def check_links(
     return results
 
 
-def dead_links(links: Iterable[Link], results: dict[str, LinkResult]) -> list[tuple[Link, LinkResult]]:
+def dead_links(links: Iterable[ExternalLink], results: dict[str, LinkResult]) -> list[tuple[ExternalLink, LinkResult]]:
     """Pair every dead link occurrence with its result, in file and line order."""
     return [(link, results[link.url]) for link in links if not results[link.url].ok]

@@ -16,7 +16,7 @@ FILES_DIR = "files"  # in the content tree: files any entry or page may link; in
 # A file a page links may be this large at most: a Tor reader waits several seconds a megabyte (docs/files.md).
 MAX_BYTES = 2 * 2**20
 # An image larger than this is refused before its pixels are decoded: 6000x4000, a 24-megapixel camera's
-# frame, which cleaning handles within its bounds of time and memory (blog/files/cleaner.py).
+# frame, which cleaning handles within its bounds of time and memory (blog/files/cleaning_process.py).
 MAX_PIXELS = 24_000_000
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from blog.build import Build
+from blog.builds import Build
 from blog.content import ContentError, ContentProblems, Site
 from blog.honesty import HonestyError
 from blog.honesty.claims import PullState, claim_problems, entry_claims, read_cache

@@ -1,4 +1,4 @@
-"""What search() answers with: citations of single paragraphs, and the error a reader can act on."""
+"""What Search.find() answers with: citations of single paragraphs, and the error a reader can act on."""
 
 from __future__ import annotations
 

