@@ -16,7 +16,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 
 ROOMS: dict[str, tuple[str, ...]] = {
-    "content": ("test_content.py", "test_site.py"),
+    "content": ("test_content.py",),
     "render": ("test_render.py",),
     "child": ("test_child.py",),
     "files": ("test_files.py", "test_files_hostile.py"),
@@ -28,13 +28,14 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "honesty": ("test_honesty.py", "test_revision_log.py", "test_update_order.py", "test_upstream.py",
                 "test_verify_tor.py"),
     "mcp": ("test_mcp.py", "test_mcp_http.py"),
-    "web": ("test_web.py", "test_cache_bounds.py", "test_perf_contracts.py", "test_browser.py", "test_preview.py"),
+    "web": ("test_web.py", "test_cache_bounds.py", "test_perf_contracts.py", "test_browser.py"),
     "gunicorn": ("test_server.py", "test_protocol.py", "test_hostile.py", "test_connections.py", "test_load.py",
                  "test_faults.py"),
     "security": ("test_security.py", "test_fuzz.py"),
     "tor": ("test_tor_onion.py", "test_tor_egress.py", "test_torrc.py", "test_tornet.py", "test_e2e_tor.py",
             "test_onionbalance.py"),
-    "deploy": ("test_ansible.py", "test_unit_filter.py", "test_fresh_root.py", "test_operator.py"),
+    "cli": ("test_site.py", "test_preview.py", "test_operator.py"),
+    "deploy": ("test_ansible.py", "test_unit_filter.py", "test_fresh_root.py"),
     "suite": ("test_layering.py", "test_lint.py", "test_docs.py", "test_suite_groups.py"),
 }
 
