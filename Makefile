@@ -19,7 +19,7 @@ DEB_TEST_PACKAGES := $(shell sed -e 's/\#.*//' tests/debian-packages.txt)
 # What `make run` adds to a new user's Debian: tor, which publishes the onion service.
 DEB_RUN_PACKAGES := tor
 
-.PHONY: help model run test test-fast fresh bench check lint install install-test run-deps system-deps \
+.PHONY: help model run test test-fast test-room fresh bench check lint install install-test run-deps system-deps \
 	print-deb-packages clean
 
 help:
@@ -27,6 +27,7 @@ help:
 	@echo "                (as root it installs tor first; otherwise it says how)"
 	@echo "make test       install everything the tests need (Debian packages too, as root) and run them"
 	@echo "make test-fast  the suite without the private Tor network tests"
+	@echo "make test-room ROOM=index  one room's tests (tests/rooms.py names the rooms and their files)"
 	@echo "make fresh      run and test in fresh Debian 12 and 13 roots, as a new user would (root, slow)"
 	@echo "make bench      the benchmarks under bench/, printing their figures"
 	@echo "make model      fetch and check the semantic ranker's model (make run and make test do it too)"
@@ -88,6 +89,11 @@ test: system-deps install-test model
 
 test-fast: install-test model
 	$(PYTEST) -m "not tornet" $(PYTEST_ARGS)
+
+# One room's tests, with the real components they need (tests/rooms.py maps rooms to test files).
+test-room: install-test model
+	@files="$$($(BIN)/python -m tests.rooms $(ROOM))" && echo "room $(ROOM): $$files" | tr '\n' ' ' && echo && \
+	  $(PYTEST) $$files $(PYTEST_ARGS)
 
 # Not part of `make test`: the README's commands in fresh Debian 12 and 13 roots (tests/fresh.py).
 fresh: system-deps install-test

@@ -31,10 +31,11 @@ from whoosh import qparser
 
 from blog.builds import Build, make_build
 from blog.config import load_config
+from blog.content import PAGE_KEY, page_slug
 from blog.index import semantic
 from blog.index.results import SearchError
 from blog.index.search import Search
-from blog.index.sources import PAGE, parts_of
+from blog.index.sources import parts_of
 from blog.index.store import update_index
 from blog.render import SUMMARY_ANCHOR
 
@@ -90,7 +91,7 @@ def build_content(content_dir: Path, data_dir: Path) -> Build:
 
 def answer_key(slug: str, anchor: str) -> str:
     """Return how the question sets name a block: its anchor, or summary:<slug> for a summary."""
-    slug = slug.removeprefix(PAGE)
+    slug = slug.removeprefix(PAGE_KEY)
     return f"{SUMMARY_ANCHOR}:{slug}" if anchor == SUMMARY_ANCHOR else anchor
 
 
@@ -102,8 +103,8 @@ def blocks(build: Build) -> list[tuple[str, str]]:
 
 def pages_of(build: Build) -> dict[str, str]:
     """Map each standing page's block (by answer key) to its page's slug."""
-    return {answer_key(fields[0], b.anchor): fields[0].removeprefix(PAGE)
-            for fields, found in parts_of(build.site, build.rendered) if fields[0].startswith(PAGE)
+    return {answer_key(fields[0], b.anchor): fields[0].removeprefix(PAGE_KEY)
+            for fields, found in parts_of(build.site, build.rendered) if page_slug(fields[0]) is not None
             for b in found}
 
 

@@ -112,6 +112,16 @@ class Builder:
                 self.step()
                 looked = time.monotonic()
             time.sleep(TICK)  # a signal ends the sleep early; the next turn sees its flag
+        self._remove_pid()
+
+    def _remove_pid(self) -> None:
+        """Remove builder.pid on a stop, unless a newer builder has written its own there since."""
+        path = self.config.data_dir / builds.BUILDER_PID
+        try:
+            if path.read_text(encoding="ascii").strip() == str(os.getpid()):
+                path.unlink()
+        except OSError:
+            pass
 
     def step(self) -> None:
         """Do what was asked; a failure is logged, and the next request tries again."""

@@ -130,7 +130,9 @@ def client(app):
 # one private Tor network per group instead of one per worker, and one chroot at a time.
 # Onionbalance shares a worker with the deployment test so that its slow 20 s-voting network does not
 # compete for the two cores with the chroot's package installs (a master descriptor once took over 200 s).
-_GROUPS = {"tornet": "tornet", "tornet_onionbalance": "ansible"}
+# The demo log's vectors take a minute to embed on these cores: the tests of tests/test_search_page.py that
+# read them share one module fixture, built once when they share a worker (it was built on both).
+_GROUPS = {"tornet": "tornet", "tornet_onionbalance": "ansible", "served_site": "search_page"}
 
 
 # tryfirst: xdist's worker reads the xdist_group marks in its own pytest_collection_modifyitems, and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from blog.content import ContentProblems, check_site, load_site
+from blog.content import PAGE_KEY, ContentProblems, check_site, load_site, page_key, page_slug
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = ROOT / "tests" / "data" / "broken"
@@ -126,3 +127,19 @@ def test_a_folder_without_index_md_or_a_page_twice_is_refused(site_dir: Path) ->
     assert text[0].startswith("content/log/2026-10-30-pictures:0: a folder without index.md (put the entry's "
                               "Markdown in content/log/2026-10-30-pictures/index.md"), text
     assert text[1].startswith("content/pages/about.md:1: page 'about' is also content/pages/about/index.md"), text
+
+
+def test_a_pages_key_is_built_in_one_place() -> None:
+    """Entries and pages share one namespace of keys (a build's renderings, texts and folders, the index's
+    slugs); only blog.content.page_key makes a page's, so the rule cannot drift between modules."""
+    assert page_key("about") == "page:about" and page_slug("page:about") == "about"
+    assert page_slug("about") is None  # an entry's key is its slug
+    by_hand = set()
+    for path in sorted((ROOT / "blog").rglob("*.py")):
+        if path.name == "site.py" and path.parent.name == "content":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            first = node.values[0] if isinstance(node, ast.JoinedStr) and node.values else node
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith(PAGE_KEY):
+                by_hand.add(f"{path.name}:{node.lineno}")
+    assert not by_hand, f"a page's key built by hand (use blog.content.page_key or Page.key): {sorted(by_hand)}"

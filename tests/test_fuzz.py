@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blog.content import check_site
+from blog.mcp.catalog import TOOL_NAMES
 from processes import ROOT, Gunicorn
 from tests.conftest import DATA, make_config
 
@@ -95,7 +96,7 @@ MCP_ARGS = st.dictionaries(st.sampled_from(["query", "slug", "limit", "offset", 
                                      st.text(max_size=300), st.lists(st.integers(), max_size=3)), max_size=4)
 
 
-@given(st.sampled_from(["search_blog", "get_entry", "list_entries", "reading_order", "nope"]), MCP_ARGS)
+@given(st.sampled_from([*TOOL_NAMES, "nope"]), MCP_ARGS)
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 def test_mcp_tool_arguments(client, tool: str, arguments: dict) -> None:
     CASES["mcp"] += 1

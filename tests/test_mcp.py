@@ -14,8 +14,9 @@ from mcp import Client, StdioServerParameters
 from blog import builds, pipeline
 from blog.config import Config
 from blog.index.search import Search
+from blog.mcp.catalog import TOOL_NAMES
 from blog.mcp.server import create_server
-from tests.conftest import make_config
+from tests.conftest import make_app, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://log.example.org"
@@ -36,6 +37,25 @@ def server(current: builds.Build):
     return create_server(lambda: current, Search(), base_url=BASE, onion_base=ONION)
 
 
+def test_every_tool_is_in_the_one_list_and_documented(server, config: Config) -> None:
+    """A tool the server offers is named in blog/mcp/catalog.py, docs/mcp.md's table, the instructions
+    and llms.txt; adding one without the others fails here."""
+    async def go() -> Any:
+        async with Client(server) as client:
+            return [t.name for t in (await client.list_tools()).tools], client.instructions
+
+    offered, instructions = run(go())
+    assert sorted(offered) == sorted(TOOL_NAMES), "add the tool to TOOLS in blog/mcp/catalog.py"
+    table = (ROOT / "docs/mcp.md").read_text().split("## Tools", 1)[1].split("\n## ", 1)[0]
+    documented = [row.split("|")[1].strip().strip("`") for row in table.splitlines()
+                  if row.startswith("| `")]
+    assert documented == list(TOOL_NAMES), "docs/mcp.md's table of tools names each tool once, in order"
+    llms = make_app(config).test_client().get("/llms.txt").get_data(as_text=True)
+    for name in offered:
+        assert f"{name} to " in instructions, f"the instructions do not say what {name} is for"
+        assert f"{name} (" in llms, f"llms.txt does not name {name}"
+
+
 async def call(server: Any, tool: str, **arguments: Any) -> Any:
     async with Client(server) as client:
         return await client.call_tool(tool, arguments)
@@ -47,7 +67,7 @@ def test_tools_are_read_only_idempotent_and_typed(server) -> None:
             return (await client.list_tools()).tools, client.instructions
 
     tools, instructions = run(go())
-    assert {t.name for t in tools} == {"search_blog", "get_entry", "list_entries", "reading_order"}
+    assert [t.name for t in tools] == list(TOOL_NAMES)
     for tool in tools:
         assert tool.annotations.read_only_hint and tool.annotations.idempotent_hint, tool.name
         assert tool.annotations.destructive_hint is False

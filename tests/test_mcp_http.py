@@ -17,6 +17,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from blog.mcp.catalog import TOOL_NAMES
 from processes import Gunicorn, free_port
 from tests.conftest import DATA
 from tests.tor_helpers import RecordingSocks
@@ -133,7 +134,7 @@ def test_mcp_connect_reaches_the_onion_through_socks_with_remote_dns(site: Gunic
                 return tools, found, missing, client.instructions
 
         tools, found, missing, instructions = asyncio.run(go())
-    assert tools == {"search_blog", "get_entry", "list_entries", "reading_order"}
+    assert tools == set(TOOL_NAMES)
     assert "cite" in instructions
     top = found.structured_content["results"][0]
     assert top["slug"] == "gunicorn-banner" and top["url"].startswith(f"http://{ONION}/log/gunicorn-banner#")

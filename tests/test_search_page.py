@@ -15,9 +15,10 @@ import pytest
 from markupsafe import escape
 from whoosh.analysis import StemmingAnalyzer
 
+from blog.content import page_slug
 from blog.index import groups, semantic, store
 from blog.index.search import Search
-from blog.index.sources import PAGE, parts_of
+from blog.index.sources import parts_of
 from blog.serving.urls import citation_url
 from blog.web import create_app
 from blog.web.context import build as current_build
@@ -55,9 +56,9 @@ def _unique_words(build, kinds: tuple[str, ...] = ("p",)) -> dict[str, str]:
     words: dict[str, str] = {}
     published = {e.slug for e in build.site.published()}
     for (key, _, _, title), blocks in parts_of(build.site, build.rendered):
-        if not key.startswith(PAGE) and key not in published:
+        if page_slug(key) is None and key not in published:
             continue
-        source, slug = ("page", key[len(PAGE):]) if key.startswith(PAGE) else ("entry", key)
+        source, slug = ("entry", key) if page_slug(key) is None else ("page", page_slug(key))
         texts = [(title, "-")] + [(b.text, citation_url("", slug, b.anchor, source) if b.kind in kinds else "-")
                                   for b in blocks]
         for text, link in texts:

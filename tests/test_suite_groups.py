@@ -29,3 +29,21 @@ def test_tests_of_one_group_run_on_one_worker() -> None:
     assert all(nodeid.endswith("@ansible") for _, nodeid in deployment), ran
     assert len({worker for worker, _ in deployment}) == 1, f"one group ran on several workers: {ran}"
     assert any(nodeid.endswith("@fresh") for _, nodeid in ran if "test_fresh_root.py" in nodeid), ran
+
+
+def test_every_test_file_belongs_to_one_room() -> None:
+    """`make test-room ROOM=...` runs a room's files (tests/rooms.py); a file in no room would never run there."""
+    from tests.rooms import ROOMS
+
+    listed = [name for names in ROOMS.values() for name in names]
+    doubled = sorted({name for name in listed if listed.count(name) > 1})
+    assert not doubled, f"test files in two rooms of tests/rooms.py: {doubled}"
+    present = {path.name for path in (ROOT / "tests").glob("test_*.py")}
+    assert not present - set(listed), f"test files in no room of tests/rooms.py: {sorted(present - set(listed))}"
+    assert not set(listed) - present, f"tests/rooms.py names files that do not exist: {sorted(set(listed) - present)}"
+    printed = subprocess.run([sys.executable, "-m", "tests.rooms", "mcp"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, check=True).stdout.split()
+    assert printed == [f"tests/{name}" for name in ROOMS["mcp"]]
+    unknown = subprocess.run([sys.executable, "-m", "tests.rooms", "nope"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert unknown.returncode == 2 and "one of: content" in unknown.stderr

@@ -101,6 +101,21 @@ def test_gzip_when_accepted(client) -> None:
     assert "Accept-Encoding" in packed.headers["Vary"]
 
 
+def test_onion_location_is_set_in_one_place() -> None:
+    """The app adds Onion-Location (blog/web/headers.py: the canonical path, never on /mcp or over the onion);
+    nothing else may, or a reader behind the clearnet nginx gets it twice (tests/test_ansible.py fetches
+    through that nginx and counts)."""
+    root = Path(__file__).resolve().parent.parent
+    setters = []
+    for path in sorted([*(root / "blog").rglob("*.py"), *(root / "ansible").rglob("*.j2"),
+                        *(root / "ansible").rglob("*.yml")]):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if re.search(r"""["']Onion-Location["']\s*\]\s*=|add_header\s+Onion-Location""", code, re.I):
+                setters.append((str(path.relative_to(root)), number))
+    assert [name for name, _ in setters] == ["blog/web/headers.py"], setters
+
+
 def test_onion_location_on_clearnet_only_and_no_clearnet_urls_on_onion(site_dir: Path, tmp_path: Path) -> None:
     onion = "a" * 56 + ".onion"
     cfg = make_config(site_dir, tmp_path / "data", base_url="https://log.example.org", onion_address=onion)

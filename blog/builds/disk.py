@@ -47,7 +47,7 @@ def save(build: Build) -> None:
 def _write_texts(build: Build) -> None:
     """Move every entry's and page's Markdown into the build's texts file; keep only their hashes."""
     holders = {e.slug: e.text for e in build.site.entries}
-    holders.update({f"page:{p.slug}": p.text for p in build.site.pages.values()})
+    holders.update({p.key: p.text for p in build.site.pages.values()})
     texts = TextStore({key: (text.body, text.source) for key, text in holders.items()})
     texts.write(build.path)
     for key, text in holders.items():

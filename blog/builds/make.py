@@ -11,7 +11,7 @@ from typing import Any
 
 from blog import __version__
 from blog.builds.stores import FileStore, RenderedStore, TextStore
-from blog.content import ContentProblems, Entry, Page, Site, load_site, utcnow
+from blog.content import ContentProblems, Entry, Page, Site, load_site, page_key, utcnow
 from blog.files import FileSet, collect, place
 from blog.render import Rendered, render_many
 
@@ -60,7 +60,7 @@ class Build:
         return self.placed(entry.slug)
 
     def page_html(self, page: Page) -> Rendered:
-        return self.placed(f"page:{page.slug}")
+        return self.placed(page.key)
 
     def placed(self, key: str, rendered: Rendered | None = None) -> Rendered:
         """Return a rendering (the key's own, or an earlier text's) with its links to files pointing at their
@@ -103,13 +103,13 @@ def make_build(content_dir: Path, builds_dir: Path, previous: Build | None = Non
         else:
             todo[entry.slug] = entry.body
     for page in site.pages.values():
-        key = f"page:{page.slug}"
+        key = page.key
         if old_pages.get(page.slug) == page.text.source_digest and key in reuse:
             rendered[key] = keep(key)
         else:
             todo[key] = page.body
     rendered.update(render_many(todo))  # many at once (a cold start): a second process renders part
-    rendered = {key: rendered[key] for key in [e.slug for e in site.entries] + [f"page:{p}" for p in site.pages]}
+    rendered = {key: rendered[key] for key in [e.slug for e in site.entries] + [page_key(p) for p in site.pages]}
     store = RenderedStore(rendered)
     files, problems = collect(site, lambda key: store[key].html, previous.files if previous else None,
                               previous.path if previous else None)

@@ -7,10 +7,23 @@ from its saved build).
 
 from blog.content.check import ContentError, ContentProblems, unsafe_html_problems
 from blog.content.load import check_site, load_site
-from blog.content.site import Entry, Page, ReadingItem, Site, Update, entry_path, page_path, utcnow
+from blog.content.site import (
+    PAGE_KEY,
+    Entry,
+    Page,
+    ReadingItem,
+    Site,
+    Update,
+    entry_path,
+    page_key,
+    page_path,
+    page_slug,
+    utcnow,
+)
 from blog.content.text import Text, Written
 
 __all__ = [
+    "PAGE_KEY",
     "ContentError",
     "ContentProblems",
     "Entry",
@@ -23,7 +36,9 @@ __all__ = [
     "check_site",
     "entry_path",
     "load_site",
+    "page_key",
     "page_path",
+    "page_slug",
     "unsafe_html_problems",
     "utcnow",
 ]

@@ -10,7 +10,8 @@ from typing import Any
 
 from blog.content.text import Text, Written
 
-__all__ = ["Entry", "Page", "ReadingItem", "Site", "Update", "entry_path", "page_path", "utcnow"]
+__all__ = ["PAGE_KEY", "Entry", "Page", "ReadingItem", "Site", "Update", "entry_path", "page_key", "page_path",
+           "page_slug", "utcnow"]
 
 
 def entry_path(slug: str) -> str:
@@ -21,6 +22,21 @@ def entry_path(slug: str) -> str:
 def page_path(slug: str) -> str:
     """Return the path a standing page is served at."""
     return f"/pages/{slug}"
+
+
+# A page's key wherever entries and pages share one namespace (a build's renderings, texts and file folders,
+# the index's slugs): an entry's is its slug, a page's this prefix and its slug, so the two never collide.
+PAGE_KEY = "page:"
+
+
+def page_key(slug: str) -> str:
+    """Return the key of the standing page called slug ("page:<slug>")."""
+    return f"{PAGE_KEY}{slug}"
+
+
+def page_slug(key: str) -> str | None:
+    """Return the slug of the page a key names, or None when the key is an entry's."""
+    return key[len(PAGE_KEY):] if key.startswith(PAGE_KEY) else None
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,11 @@ class Page(Written):
     @property
     def url(self) -> str:
         return page_path(self.slug)
+
+    @property
+    def key(self) -> str:
+        """The page's key beside the entries' slugs (page_key)."""
+        return page_key(self.slug)
 
 
 @dataclass(frozen=True)

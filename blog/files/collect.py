@@ -31,7 +31,7 @@ def documents(site: Site) -> Iterator[tuple[str, Written, str]]:
     for entry in site.entries:
         yield entry.slug, entry, folder_of(entry.path)
     for page in site.pages.values():
-        yield f"page:{page.slug}", page, folder_of(page.path)
+        yield page.key, page, folder_of(page.path)
 
 
 class _Collector:

@@ -158,7 +158,7 @@ def make_schema() -> fields.Schema:
     prose = prose_analyzer()
     return fields.Schema(
         key=fields.STORED,  # slug#anchor; entries are replaced by slug, so the key needs no postings
-        slug=fields.ID,  # an entry's slug, or "page:<slug>" (blog/index/sources.py)
+        slug=fields.ID,  # an entry's slug, or "page:<slug>" (blog.content.page_key)
         kind=fields.STORED,  # for ranking code below prose (p, li, code, table, h, summary, update)
         tags=fields.KEYWORD(lowercase=True, commas=True),
         # Entry date in epoch seconds. A 16-bit shift step indexes 4 terms per block instead of Whoosh's

@@ -26,14 +26,14 @@ from whoosh import query as wq
 from whoosh.searching import Searcher
 
 from blog.builds import Build
-from blog.content import Entry, utcnow
+from blog.content import Entry, page_slug, utcnow
 from blog.index import groups, spelling
 from blog.index import query as q
 from blog.index.engine.rank import Plan, Scored
 from blog.index.fuse import DEPTH, MEANING, fuse
 from blog.index.results import Citation, Group, IndexUnavailable, Results, SearchError
 from blog.index.semantic import Meaning, WordsOnly
-from blog.index.sources import PAGE, find_block, part
+from blog.index.sources import find_block, part
 from blog.index.store import _BROKEN, check_intact, forget, open_searcher
 from blog.render import Block, update_anchors
 
@@ -243,7 +243,7 @@ def _grouped(build: Build, entries: dict[str, Entry], keys: list[tuple[str, floa
                       for block, anchor in folded[:counts.get(slug, groups.LEAST)])
         if cited:
             shown.append(Group(cited, len(folded)))
-    pages = sum(1 for slug, _ in order if slug.startswith(PAGE))
+    pages = sum(1 for slug, _ in order if page_slug(slug) is not None)
     return replace(ranked, citations=[c for g in shown for c in g.citations], groups=tuple(shown),
                    entries=len(order) - pages, pages=pages,
                    paragraphs=groups.paragraphs([k for k, _ in keys], kinds), deeper=ranked.total > len(keys))
@@ -272,8 +272,8 @@ def _visible(key: str, entries: dict[str, Entry], hidden: frozenset[str], parsed
 def _cite(build: Build, entries: dict[str, Entry], slug: str, block: Block, marked: str, score: float) -> Citation:
     common = {"anchor": block.anchor, "heading_path": block.heading_path, "kind": block.kind,
               "text": block.text, "snippet": marked, "score": round(score, 4)}
-    if slug.startswith(PAGE):
-        page = build.site.pages[slug[len(PAGE):]]
+    if (page_name := page_slug(slug)) is not None:
+        page = build.site.pages[page_name]
         return Citation(slug=page.slug, title=page.title, date=build.created, last_updated=build.created,
                         updated=False, source="page", **common)
     entry = entries[slug]

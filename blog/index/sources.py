@@ -2,9 +2,9 @@
 
 An entry's blocks are its summary (anchor `summary`), its dated update notes (`update-YYYY-MM-DD`) and the
 blocks of its body, in the order the entry page shows them. A standing page's are its summary and its body.
-In the index a page's documents carry the slug "page:<slug>", the key its rendering has in the build, so a
-page never shares a slug with an entry and is never hidden as a draft. See docs/search.md and
-docs/anchors.md.
+In the index a page's documents carry the slug "page:<slug>" (blog.content.page_key), the key its rendering
+has in the build, so a page never shares a slug with an entry and is never hidden as a draft. See
+docs/search.md and docs/anchors.md.
 """
 
 from __future__ import annotations
@@ -12,20 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from blog.content import Entry, Page, Site, Update
+from blog.content import Entry, Page, Site, Update, page_slug
 from blog.index.schema import Fields, Part
 from blog.render import SUMMARY_ANCHOR, Block, Rendered, inline_text, normalise, update_anchors
 
 if TYPE_CHECKING:  # the writing side (engine/full.py, also run in a child) needs no build
     from blog.builds import Build
-
-PAGE = "page:"
-
-
-def page_key(slug: str) -> str:
-    """Return a page's key in the build's renderings and its slug in the index."""
-    return f"{PAGE}{slug}"
-
 
 def summary_block(summary: str) -> tuple[Block, ...]:
     """Return the block of a summary (none when it is empty)."""
@@ -59,7 +51,7 @@ def entry_fields(entry: Entry) -> Fields:
 
 def page_fields(page: Page) -> Fields:
     """Return what every block document of a page shares: no tags and no date."""
-    return page_key(page.slug), "", None, page.title
+    return page.key, "", None, page.title
 
 
 def digests(site: Site) -> Iterator[tuple[str, str]]:
@@ -67,13 +59,13 @@ def digests(site: Site) -> Iterator[tuple[str, str]]:
     for entry in site.entries:
         yield entry.slug, entry.text.source_digest
     for page in site.pages.values():
-        yield page_key(page.slug), page.text.source_digest
+        yield page.key, page.text.source_digest
 
 
 def part(site: Site, rendered: Mapping[str, Rendered], key: str) -> tuple[Fields, tuple[Block, ...]]:
     """Return what the index holds of one entry or page, by its index slug."""
-    if key.startswith(PAGE):
-        page = site.pages[key[len(PAGE):]]
+    if (slug := page_slug(key)) is not None:
+        page = site.pages[slug]
         return page_fields(page), page_blocks(page, rendered[key])
     entry = site.by_slug[key]
     return entry_fields(entry), entry_blocks(entry, rendered[key])
@@ -86,8 +78,8 @@ def parts_of(site: Site, rendered: Mapping[str, Rendered]) -> Part:
 
 def find_block(build: Build, key: str, anchor: str) -> Block | None:
     """Return the block an index key (slug or "page:<slug>", and anchor) names in the build, if any."""
-    if key.startswith(PAGE):
-        page = build.site.pages.get(key[len(PAGE):])
+    if (slug := page_slug(key)) is not None:
+        page = build.site.pages.get(slug)
         extra = summary_block(page.summary) if page is not None else None
     else:
         entry = build.site.by_slug.get(key)

@@ -50,7 +50,7 @@ def _signature(source: str) -> str:
 def _manifest(build: Build, previous: Build | None = None, old: dict[str, str] | None = None) -> dict[str, str]:
     """Map each entry and page to a signature of what is indexed of it; unchanged ones keep the old signature.
 
-    Keys are index slugs: an entry's slug, or "page:<slug>" (blog/index/sources.py).
+    Keys are index slugs: an entry's slug, or "page:<slug>" (blog.content.page_key).
     """
     # Hashing every entry's source took 120 ms of a one-entry update at 10,000 entries; each entry now
     # carries its file's hash (blog/content/text.py), so finding the changed ones compares short strings.

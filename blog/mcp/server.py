@@ -15,6 +15,7 @@ from blog import __version__
 from blog.builds import Build
 from blog.content import utcnow
 from blog.index.search import Search
+from blog.mcp.catalog import TOOLS, tool
 from blog.mcp.schemas import EntryDetail, EntryList, ReadingOrder, SearchAnswer
 from blog.mcp.tools import Base, BlogTools, Links
 
@@ -22,15 +23,14 @@ __all__ = ["INSTRUCTIONS", "Base", "Links", "create_server"]
 
 log = logging.getLogger(__name__)
 
-INSTRUCTIONS = """\
-This server is one operator's engineering log: dated entries about real systems (the errors, the
-fixes, the measured figures), plus a few standing pages (about, start here, ...). Every paragraph has
-a stable URL with an #anchor. Use search_blog to find the paragraphs that answer a question (from
-entries, their summaries and update notes, and the pages; `source` says which), get_entry to read a
-whole entry or page, list_entries to browse newest first, reading_order for where a newcomer should start.
-When you answer from the log, cite the paragraph URLs you used (the `url` field, or `onion_url` when
-the user reads over Tor), say only what those paragraphs say, and mention when an entry was updated
-after publication (`updated`, `last_updated`)."""
+INSTRUCTIONS = (
+    "This server is one operator's engineering log: dated entries about real systems (the errors, the\n"
+    "fixes, the measured figures), plus a few standing pages (about, start here, ...). Every paragraph has\n"
+    "a stable URL with an #anchor. "
+    + "Use " + "; ".join(f"{t.name} to {t.use}" for t in TOOLS) + ".\n"
+    "When you answer from the log, cite the paragraph URLs you used (the `url` field, or `onion_url` when\n"
+    "the user reads over Tor), say only what those paragraphs say, and mention when an entry was updated\n"
+    "after publication (`updated`, `last_updated`).")
 
 # Nothing here changes state or reaches outside the log, so clients may call freely and retry.
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False,
@@ -70,7 +70,7 @@ def create_server(get_build: Callable[[], Build], search: Search, base_url: Base
     server = _LogServer(name, title="The engineering log", instructions=INSTRUCTIONS, version=__version__)
     server.tools = tools
 
-    @server.tool(annotations=READ_ONLY, title="Search the log")
+    @server.tool(name="search_blog", annotations=READ_ONLY, title=tool("search_blog").title)
     def search_blog(query: Query, ctx: Context, limit: Limit = 5, tag: Tag = None, after: Day = None,
                     before: Day = None) -> SearchAnswer:
         """Find the paragraphs of the engineering log that answer a query, best first.
@@ -90,7 +90,7 @@ def create_server(get_build: Callable[[], Build], search: Search, base_url: Base
         """
         return tools.search(ctx, query, limit, tag, after, before)
 
-    @server.tool(annotations=READ_ONLY, title="Read one entry")
+    @server.tool(name="get_entry", annotations=READ_ONLY, title=tool("get_entry").title)
     def get_entry(slug: Slug, ctx: Context) -> EntryDetail:
         """Return one entry (or standing page) whole: metadata, Markdown body, anchors, update log.
 
@@ -100,7 +100,7 @@ def create_server(get_build: Callable[[], Build], search: Search, base_url: Base
         """
         return tools.entry(ctx, slug)
 
-    @server.tool(annotations=READ_ONLY, title="List entries")
+    @server.tool(name="list_entries", annotations=READ_ONLY, title=tool("list_entries").title)
     def list_entries(ctx: Context, tag: Tag = None,
                      year: Year = None,
                      limit: Annotated[int, Field(ge=1, le=100, description="Entries per page.")] = 20,
@@ -113,7 +113,7 @@ def create_server(get_build: Callable[[], Build], search: Search, base_url: Base
         """
         return tools.entries(ctx, tag, year, limit, cursor)
 
-    @server.tool(annotations=READ_ONLY, title="Where to start")
+    @server.tool(name="reading_order", annotations=READ_ONLY, title=tool("reading_order").title)
     def reading_order(ctx: Context) -> ReadingOrder:
         """Return the pages and entries a first-time reader should start with, in order."""
         return tools.reading(ctx)
@@ -133,5 +133,5 @@ def create_server(get_build: Callable[[], Build], search: Search, base_url: Base
                 "when an entry was updated after publication. If the log does not answer the question, "
                 "say so plainly instead of guessing.")
 
-    log.debug("MCP server %s created with %d tools", name, 4)
+    log.debug("MCP server %s created with %d tools", name, len(TOOLS))
     return server

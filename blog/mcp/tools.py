@@ -167,7 +167,7 @@ class BlogTools:
             slug=page.slug, title=page.title, date=_iso(build.created), tags=[], summary=page.summary,
             url=links.url(page.url), onion_url=links.onion_url(page.url), updated=False,
             last_updated=_iso(build.created), kind="page", updates=[],
-            markdown=mirror(page.body, f"page:{page.slug}", build.files, links.base),
+            markdown=mirror(page.body, page.key, build.files, links.base),
             anchors=_anchors(page_blocks(page, build.page_html(page)), page.slug, "page", links))
 
     def entries(self, ctx: Context | None, tag: str | None, year: int | None, limit: int,

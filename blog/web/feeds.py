@@ -6,6 +6,7 @@ from feedgen.feed import FeedGenerator
 from flask import Blueprint
 
 from blog.content import Entry, utcnow
+from blog.mcp.catalog import TOOLS
 from blog.web.context import base_url, build, cached, config
 from blog.web.files import in_feed, with_files
 
@@ -116,9 +117,10 @@ def llms():
                  "Every paragraph has a stable anchor; cite the paragraph URL. Corrections are dated "
                  "updates, never silent edits.", "",
                  "## MCP", "",
-                 f"- [MCP endpoint]({base}/mcp): Streamable HTTP (stateless, JSON). Tools: search_blog "
-                 "(cited paragraphs), get_entry, list_entries, reading_order. Each result carries the entry's "
-                 "revision, the SHA-256 of its text and the revision log's head.", "",
+                 f"- [MCP endpoint]({base}/mcp): Streamable HTTP (stateless, JSON). Tools: "
+                 + "; ".join(f"{t.name} ({t.title.lower()})" for t in TOOLS)
+                 + ". Each result carries the entry's revision, the SHA-256 of its text and the revision "
+                 "log's head.", "",
                  *_log_lines(base),
                  "## Start here", ""]
         for item in site.reading_order:
