@@ -22,7 +22,7 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -31,10 +31,10 @@ from whoosh import qparser
 
 from blog.builds import Build, make_build
 from blog.config import load_config
-from blog.index import semantic
+from blog.index import groups, semantic
 from blog.index.results import SearchError
 from blog.index.search import Search
-from blog.index.sources import PAGE, parts_of
+from blog.index.sources import PAGE, digests, entry_blocks, page_blocks, parts_of
 from blog.index.store import update_index
 from blog.render import SUMMARY_ANCHOR
 
@@ -123,9 +123,38 @@ def page_hits(ranker: Ranker, questions: list[Question], pages: dict[str, str]) 
     return found, missed
 
 
+def sections(build: Build) -> dict[str, tuple[str, ...]]:
+    """Map each heading (by answer key) to the blocks of its section, subsections included (groups.section).
+
+    A heading is never a result on its own (blog/index/sources.py): a question set that names one as an
+    answer is answered by any block under it, where the heading's link lands a reader.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for slug, _ in digests(build.site):
+        if slug.startswith(PAGE):
+            every = page_blocks(build.site.pages[slug.removeprefix(PAGE)], build.rendered[slug])
+        else:
+            every = entry_blocks(build.site.by_slug[slug], build.rendered[slug])
+        for i, block in enumerate(every):
+            if block.kind == "h":
+                found[answer_key(slug, block.anchor)] = tuple(answer_key(slug, b.anchor)
+                                                              for b in groups.section(every, i))
+    return found
+
+
+def resolve(build: Build, questions: list[Question]) -> list[Question]:
+    """Replace each heading a question names as an answer (or partial answer) by the blocks of its section."""
+    under = sections(build)
+
+    def blocks_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for key in keys for k in under.get(key, (key,))))
+
+    return [replace(q, answers=blocks_of(q.answers), partly=blocks_of(q.partly)) for q in questions]
+
+
 def missing_anchors(build: Build, questions: list[Question]) -> list[str]:
     """Name each question whose answer anchors are not in the build (an entry or page was edited)."""
-    known = {key for key, _ in blocks(build)}
+    known = {key for key, _ in blocks(build)} | set(sections(build))
     return [f"{q.q!r}: anchor(s) {', '.join(a for a in q.answers if a not in known)} no longer exist"
             for q in questions if any(a not in known for a in q.answers)]
 
@@ -264,9 +293,11 @@ def main() -> None:
 
 def _report(path: Path, build: Build, rankers: list[tuple[str, Ranker]], misses: bool) -> None:
     questions = load_questions(path)
+    problems = missing_anchors(build, questions)
+    questions = resolve(build, questions)
     print(f"\n{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(questions)} questions over "
           f"{len(blocks(build))} blocks of {len(build.site.entries)} entries and {len(build.site.pages)} pages")
-    for problem in missing_anchors(build, questions):
+    for problem in problems:
         print("MISSING", problem)
     results = [(name, score(ranker, questions)) for name, ranker in rankers]
     for name, result in results:

@@ -60,7 +60,7 @@ def test_questions_keep_their_anchors(starter: builds.Build) -> None:
 def test_questions_are_answered(starter: builds.Build) -> None:
     questions = quality.load_questions()
     assert len(questions) >= 40
-    scores = quality.score(quality.ours(starter), questions)
+    scores = quality.score(quality.ours(starter), quality.resolve(starter, questions))
     assert scores.recall5 >= 0.85, f"{scores.line('search()')}; missed:\n" + "\n".join(scores.misses)
     assert scores.mrr >= 0.70, scores.line("search()")
 

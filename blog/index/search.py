@@ -27,10 +27,10 @@ from whoosh.searching import Searcher
 
 from blog.builds import Build
 from blog.content import Entry, utcnow
-from blog.index import groups, spelling
+from blog.index import fuse, groups, spelling
 from blog.index import query as q
 from blog.index.engine.rank import Plan, Scored
-from blog.index.fuse import DEPTH, MEANING, fuse
+from blog.index.fuse import DEPTH
 from blog.index.results import Citation, Group, IndexUnavailable, Results, SearchError
 from blog.index.semantic import Meaning, WordsOnly
 from blog.index.sources import PAGE, find_block, part
@@ -175,9 +175,9 @@ class Search:
         entries = self._entry_map(build)
         if hits is not None:
             required, excluded = scored.narrowed()
-            meant = [k for k, _ in hits if _visible(k, entries, hidden, parsed) and k not in excluded
+            meant = [(k, c) for k, c in hits if _visible(k, entries, hidden, parsed) and k not in excluded
                      and (required is None or k in required)]
-            fused = fuse([k for k, _ in keys], meant, weights=(1.0, MEANING))
+            fused = fuse.combine(keys, meant, fuse.weight(parsed.said))
             # fusion reads the lexical ranking's first DEPTH; the rest of it follows, in its own order
             taken = {k for k, _ in fused}
             keys = fused + [(k, 0.0) for k, _ in keys[DEPTH:] if k not in taken]
