@@ -22,6 +22,10 @@ K = 60
 DEPTH = 60  # how far down each ranking counts
 MEANING = 1.5  # RRF: the semantic ranking's weight beside the lexical one's 1
 PROSE, TERSE = 0.5, 0.3  # convex: the meaning's weight for a question in prose, for bare words
+STOPS = 0.25  # prose: at least this share of its words are stop words ("how do I ...")
+LEAN = 0.3  # the meaning's extra weight when the best lexical blocks hold none of the question's words
+LEAD = 5  # the best lexical blocks whose share of the question's words `weight` reads
+FLOOR = 0.24  # a block nearer the question than this cosine is no answer by meaning (docs/search.md)
 _IDENT = re.compile(r"[_/=.:\\]|\d|[a-z][A-Z]|^-|\s-")
 _WORD = re.compile(r"[^\W\d_]+")
 
@@ -36,17 +40,21 @@ def rrf(*rankings: list[str], k: int = K, depth: int = DEPTH,
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
-def weight(text: str) -> float:
+def weight(text: str, covered: float = 1.0) -> float:
     """Return the meaning's weight for a question: PROSE when it reads as prose, TERSE for bare words.
 
     Prose has stop words or a question mark; pasted identifiers (paths, flags, digits, snake_case,
-    camelCase) and a few bare words do not, and their words are the better guide.
+    camelCase) and a few bare words do not, and their words are the better guide. `covered` is the largest
+    share of the question's words that one of the best lexical blocks holds: when no block has most of
+    them, the words are a poor guide and meaning weighs more (up to LEAN more, with none of them).
     """
     words = _WORD.findall(text.lower())
     stops = sum(1 for w in words if w in STOP)
     if _IDENT.search(text) or len(words) < 3:
-        return TERSE
-    return PROSE if stops or text.rstrip().endswith("?") else TERSE
+        base = TERSE
+    else:
+        base = PROSE if stops >= STOPS * len(words) or text.rstrip().endswith("?") else TERSE
+    return min(1.0, base + LEAN * (1.0 - covered))
 
 
 def combine(words: Sequence[tuple[str, float]], meant: Sequence[tuple[str, float]], w: float,
@@ -62,5 +70,6 @@ def combine(words: Sequence[tuple[str, float]], meant: Sequence[tuple[str, float
         high, low = near[0][1], near[-1][1]
         span = high - low
         for key, c in near:
-            scores[key] = scores.get(key, 0.0) + w * ((c - low) / span if span > 0 else 1.0)
+            if c >= FLOOR:  # below it a block is no answer by meaning, whatever its rank there
+                scores[key] = scores.get(key, 0.0) + w * ((c - low) / span if span > 0 else 1.0)
     return sorted(scores.items(), key=lambda pair: -pair[1])
