@@ -14,7 +14,7 @@ project's own question set only (docs/search.md, "What each method was worth").
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from blog.index.schema import STOP
 
@@ -25,6 +25,7 @@ PROSE, TERSE = 0.5, 0.3  # convex: the meaning's weight for a question in prose,
 STOPS = 0.25  # prose: at least this share of its words are stop words ("how do I ...")
 LEAN = 0.3  # the meaning's extra weight when the best lexical blocks hold none of the question's words
 LEAD = 5  # the best lexical blocks whose share of the question's words `weight` reads
+COVER = 1.5  # how much the share of the question's words a block holds scales its lexical score (combine)
 FLOOR = 0.24  # a block nearer the question than this cosine is no answer by meaning (docs/search.md)
 _IDENT = re.compile(r"[_/=.:\\]|\d|[a-z][A-Z]|^-|\s-")
 _WORD = re.compile(r"[^\W\d_]+")
@@ -58,13 +59,19 @@ def weight(text: str, covered: float = 1.0) -> float:
 
 
 def combine(words: Sequence[tuple[str, float]], meant: Sequence[tuple[str, float]], w: float,
-            depth: int = DEPTH) -> list[tuple[str, float]]:
-    """Return (key, fused score) best first from (key, BM25) and (key, cosine) lists; ties keep the words' order."""
+            covered: Mapping[str, float] | None = None, depth: int = DEPTH) -> list[tuple[str, float]]:
+    """Return (key, fused score) best first from (key, BM25) and (key, cosine) lists; ties keep the words' order.
+
+    `covered`: the share of the question's words each lexical block has; a block's normalised BM25 score
+    is scaled by it to the power COVER, so that a block with all of them outranks one that has two of
+    them twice (BM25's coordination bonus alone is too small to).
+    """
     scores: dict[str, float] = {}
     lexical = words[:depth]
     top = max((s for _, s in lexical), default=0.0)
     for key, s in lexical:
-        scores[key] = (1 - w) * (s / top if top > 0 else 0.0)
+        share = covered.get(key, 1.0) ** COVER if covered is not None else 1.0
+        scores[key] = (1 - w) * (s / top if top > 0 else 0.0) * share
     near = meant[:depth]
     if near:
         high, low = near[0][1], near[-1][1]

@@ -185,7 +185,7 @@ class Search:
             meant = [(k, c) for k, c in hits if _visible(k, entries, hidden, parsed)
                      and k not in excluded and (required is None or k in required)]
             lead = max((cover.get(k, 0.0) for k, _ in keys[:fuse.LEAD]), default=0.0)
-            fused = fuse.combine(keys, meant, fuse.weight(parsed.said, lead))
+            fused = fuse.combine(keys, meant, fuse.weight(parsed.said, lead), cover)
             # fusion reads the lexical ranking's first DEPTH; the rest of it follows, in its own order
             taken = {k for k, _ in fused}
             keys = fused + [(k, 0.0) for k, _ in keys[DEPTH:] if k not in taken]
