@@ -152,6 +152,48 @@ def resolve(build: Build, questions: list[Question]) -> list[Question]:
     return [replace(q, answers=blocks_of(q.answers), partly=blocks_of(q.partly)) for q in questions]
 
 
+# Questions about what the log never covers: each should get an honest "nothing found" (the floor, fuse.FLOOR).
+OFF_TOPIC = ("xyzzyplugh", "best chocolate cake recipe", "who won the football world cup in 1998",
+             "how do I train a neural network with pytorch", "kubernetes helm chart values",
+             "what is the capital of australia", "how to knit a scarf", "symptoms of the flu",
+             "mortgage interest rates this year", "how do I bake sourdough bread?",
+             "javascript react hooks tutorial", "what's the weather in paris tomorrow")
+KNOWN_CHARS, KNOWN_WORDS = 200, 6
+_LONG_WORD = re.compile(r"[^\W\d_]{5,}")
+
+
+def known_items(build: Build) -> list[tuple[str, str, str]]:
+    """Return (slug, anchor, query) for every paragraph of over 200 characters: six of its words of five
+    letters or more, from its middle, in order (what a reader remembers of a paragraph)."""
+    found = []
+    for (slug, *_), parts in parts_of(build.site, build.rendered):
+        for block in parts:
+            if block.kind != "p" or len(block.text) <= KNOWN_CHARS:
+                continue
+            words = _LONG_WORD.findall(block.text)
+            start = max(0, len(words) // 2 - KNOWN_WORDS // 2)
+            found.append((slug, block.anchor, " ".join(words[start:start + KNOWN_WORDS])))
+    return found
+
+
+def known_item_misses(build: Build, meaning: semantic.Meaning | None, grouped: bool) -> list[str]:
+    """Return the known-item queries whose paragraph is not the first result: search_blog's first citation,
+    or the search page's first result's first paragraph (grouped)."""
+    search = Search(meaning)
+    missed = []
+    for slug, anchor, query in known_items(build):
+        found = search.find(build, query, limit=1, now=FAR, grouped=grouped).citations
+        if not found or (found[0].slug.removeprefix(PAGE), found[0].anchor) != (slug.removeprefix(PAGE), anchor):
+            missed.append(f"{slug}#{anchor}: {query!r}")
+    return missed
+
+
+def nothing_found(build: Build, meaning: semantic.Meaning | None) -> list[str]:
+    """Return the off-topic questions that get any result (each should get none)."""
+    search = Search(meaning)
+    return [question for question in OFF_TOPIC if search.find(build, question, now=FAR).total]
+
+
 def missing_anchors(build: Build, questions: list[Question]) -> list[str]:
     """Name each question whose answer anchors are not in the build (an entry or page was edited)."""
     known = {key for key, _ in blocks(build)} | set(sections(build))
@@ -289,6 +331,24 @@ def main() -> None:
                     ("sqlite fts5 bm25 (OR)", fts5(build))]
         for path in args.questions or [QUESTIONS, HELDOUT]:
             _report(path, build, rankers, args.misses)
+        _report_known(build, meaning)
+
+
+def _report_known(build: Build, meaning: semantic.Meaning | None) -> None:
+    """Print known-item search (six words of a long paragraph find it first) and the off-topic floor."""
+    count = len(known_items(build))
+    print(f"\nknown-item search: {count} paragraphs of over {KNOWN_CHARS} characters, "
+          f"{KNOWN_WORDS} of their words of five letters or more from the middle; first result:")
+    for name, ranker, grouped in [("search_blog, words+meaning", meaning, False),
+                                  ("search page, words+meaning", meaning, True),
+                                  ("search_blog, words only", None, False)]:
+        if ranker is None and name.endswith("meaning"):
+            continue
+        missed = known_item_misses(build, ranker, grouped)
+        print(f"  {name:<28} {count - len(missed)} of {count}" + "".join(f"\n    miss: {m}" for m in missed))
+    answered = nothing_found(build, meaning)
+    print(f"off-topic questions answered \"nothing found\", words+meaning: {len(OFF_TOPIC) - len(answered)} of "
+          f"{len(OFF_TOPIC)}" + "".join(f"\n    answered: {q!r}" for q in answered))
 
 
 def _report(path: Path, build: Build, rankers: list[tuple[str, Ranker]], misses: bool) -> None:
