@@ -177,6 +177,23 @@ def test_off_topic_questions_find_nothing_and_no_tuned_question_loses_its_answer
     assert answered() <= with_floor, "the floor costs these questions their answer"
 
 
+def test_feedback_for_a_long_question_keeps_its_nearest_cosine(encoder: Encoder, tmp_path: Path) -> None:
+    # A long question is asked again from its vector moved toward its nearest blocks; the floor reads the
+    # best cosine, so the moved cosines keep the first ask's best (an off-topic question stays off-topic).
+    config, build = starter(tmp_path)
+    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    nearest = _here(config)
+    found = nearest.vectors_for(build.id)
+    assert found is not None
+    for question in (QUESTION, "what's the weather in paris tomorrow"):
+        plain = found.matrix @ encoder.encode([question])[0]
+        hits = nearest(build.id, question, 10)
+        assert hits is not None and abs(hits[0][1] - float(plain.max())) < 1e-5, (question, hits[0], plain.max())
+    moved = [k for k, _ in nearest(build.id, QUESTION, 10) or []]
+    order = np.argsort(-(found.matrix @ encoder.encode([QUESTION])[0]))[:10]
+    assert moved != [found.keys[i] for i in order], "a question of six words and more is asked again, moved"
+
+
 def test_filters_hold_for_blocks_found_by_meaning(encoder: Encoder, tmp_path: Path) -> None:
     config, build = starter(tmp_path)
     vectors.embed_build(build, config.data_dir / "vectors", encoder)
