@@ -22,7 +22,7 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -32,10 +32,10 @@ from whoosh import qparser
 from blog.builds import Build, make_build
 from blog.config import load_config
 from blog.content import PAGE_KEY, page_slug
-from blog.index import semantic
+from blog.index import groups, semantic
 from blog.index.results import SearchError
 from blog.index.search import Search
-from blog.index.sources import parts_of
+from blog.index.sources import digests, entry_blocks, page_blocks, parts_of
 from blog.index.store import update_index
 from blog.render import SUMMARY_ANCHOR
 
@@ -124,9 +124,81 @@ def page_hits(ranker: Ranker, questions: list[Question], pages: dict[str, str]) 
     return found, missed
 
 
+def sections(build: Build) -> dict[str, tuple[str, ...]]:
+    """Map each heading (by answer key) to the blocks of its section, subsections included (groups.section).
+
+    A heading is never a result on its own (blog/index/sources.py): a question set that names one as an
+    answer is answered by any block under it, where the heading's link lands a reader.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for slug, _ in digests(build.site):
+        if (page := page_slug(slug)) is not None:
+            every = page_blocks(build.site.pages[page], build.rendered[slug])
+        else:
+            every = entry_blocks(build.site.by_slug[slug], build.rendered[slug])
+        for i, block in enumerate(every):
+            if block.kind == "h":
+                found[answer_key(slug, block.anchor)] = tuple(answer_key(slug, b.anchor)
+                                                              for b in groups.section(every, i))
+    return found
+
+
+def resolve(build: Build, questions: list[Question]) -> list[Question]:
+    """Replace each heading a question names as an answer (or partial answer) by the blocks of its section."""
+    under = sections(build)
+
+    def blocks_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for key in keys for k in under.get(key, (key,))))
+
+    return [replace(q, answers=blocks_of(q.answers), partly=blocks_of(q.partly)) for q in questions]
+
+
+# Questions about what the log never covers: each should get an honest "nothing found" (the floor, fuse.FLOOR).
+OFF_TOPIC = ("xyzzyplugh", "best chocolate cake recipe", "who won the football world cup in 1998",
+             "how do I train a neural network with pytorch", "kubernetes helm chart values",
+             "what is the capital of australia", "how to knit a scarf", "symptoms of the flu",
+             "mortgage interest rates this year", "how do I bake sourdough bread?",
+             "javascript react hooks tutorial", "what's the weather in paris tomorrow")
+KNOWN_CHARS, KNOWN_WORDS = 200, 6
+_LONG_WORD = re.compile(r"[^\W\d_]{5,}")
+
+
+def known_items(build: Build) -> list[tuple[str, str, str]]:
+    """Return (slug, anchor, query) for every paragraph of over 200 characters: six of its words of five
+    letters or more, from its middle, in order (what a reader remembers of a paragraph)."""
+    found = []
+    for (slug, *_), parts in parts_of(build.site, build.rendered):
+        for block in parts:
+            if block.kind != "p" or len(block.text) <= KNOWN_CHARS:
+                continue
+            words = _LONG_WORD.findall(block.text)
+            start = max(0, len(words) // 2 - KNOWN_WORDS // 2)
+            found.append((slug, block.anchor, " ".join(words[start:start + KNOWN_WORDS])))
+    return found
+
+
+def known_item_misses(build: Build, meaning: semantic.Meaning | None, grouped: bool) -> list[str]:
+    """Return the known-item queries whose paragraph is not the first result: search_blog's first citation,
+    or the search page's first result's first paragraph (grouped)."""
+    search = Search(meaning)
+    missed = []
+    for slug, anchor, query in known_items(build):
+        found = search.find(build, query, limit=1, now=FAR, grouped=grouped).citations
+        first = (found[0].slug.removeprefix(PAGE_KEY), found[0].anchor) if found else None
+        if first != (slug.removeprefix(PAGE_KEY), anchor):
+            missed.append(f"{slug}#{anchor}: {query!r}")
+    return missed
+
+
+def nothing_found(build: Build, meaning: semantic.Meaning | None) -> list[str]:
+    """Return the off-topic questions that get any result (each should get none)."""
+    search = Search(meaning)
+    return [question for question in OFF_TOPIC if search.find(build, question, now=FAR).total]
+
+
 def missing_anchors(build: Build, questions: list[Question]) -> list[str]:
     """Name each question whose answer anchors are not in the build (an entry or page was edited)."""
-    known = {key for key, _ in blocks(build)}
+    known = {key for key, _ in blocks(build)} | set(sections(build))
     return [f"{q.q!r}: anchor(s) {', '.join(a for a in q.answers if a not in known)} no longer exist"
             for q in questions if any(a not in known for a in q.answers)]
 
@@ -261,13 +333,33 @@ def main() -> None:
                     ("sqlite fts5 bm25 (OR)", fts5(build))]
         for path in args.questions or [QUESTIONS, HELDOUT]:
             _report(path, build, rankers, args.misses)
+        _report_known(build, meaning)
+
+
+def _report_known(build: Build, meaning: semantic.Meaning | None) -> None:
+    """Print known-item search (six words of a long paragraph find it first) and the off-topic floor."""
+    count = len(known_items(build))
+    print(f"\nknown-item search: {count} paragraphs of over {KNOWN_CHARS} characters, "
+          f"{KNOWN_WORDS} of their words of five letters or more from the middle; first result:")
+    for name, ranker, grouped in [("search_blog, words+meaning", meaning, False),
+                                  ("search page, words+meaning", meaning, True),
+                                  ("search_blog, words only", None, False)]:
+        if ranker is None and name.endswith("meaning"):
+            continue
+        missed = known_item_misses(build, ranker, grouped)
+        print(f"  {name:<28} {count - len(missed)} of {count}" + "".join(f"\n    miss: {m}" for m in missed))
+    answered = nothing_found(build, meaning)
+    print(f"off-topic questions answered \"nothing found\", words+meaning: {len(OFF_TOPIC) - len(answered)} of "
+          f"{len(OFF_TOPIC)}" + "".join(f"\n    answered: {q!r}" for q in answered))
 
 
 def _report(path: Path, build: Build, rankers: list[tuple[str, Ranker]], misses: bool) -> None:
     questions = load_questions(path)
+    problems = missing_anchors(build, questions)
+    questions = resolve(build, questions)
     print(f"\n{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(questions)} questions over "
           f"{len(blocks(build))} blocks of {len(build.site.entries)} entries and {len(build.site.pages)} pages")
-    for problem in missing_anchors(build, questions):
+    for problem in problems:
         print("MISSING", problem)
     results = [(name, score(ranker, questions)) for name, ranker in rankers]
     for name, result in results:

@@ -76,19 +76,19 @@ def fold(blocks: Sequence[Block], ranked: Sequence[str]) -> list[tuple[Block, st
 
 def _lead(blocks: Sequence[Block], i: int, rank: Mapping[str, int], seen: set[str]) -> Block | None:
     """Return the block a heading leads to (see fold), or None when its section is shown already."""
-    section = _section(blocks, i)
-    fresh = [b for b in section if b.anchor not in seen]
+    under = section(blocks, i)
+    fresh = [b for b in under if b.anchor not in seen]
     ranked = [b for b in fresh if b.anchor in rank]
     if ranked:
         return min(ranked, key=lambda b: rank[b.anchor])
     if fresh:
         return fresh[0]
-    if section:
+    if under:
         return None
     return next((b for b in blocks[i + 1:] if b.kind != "h" and b.anchor not in seen), None)
 
 
-def _section(blocks: Sequence[Block], i: int) -> list[Block]:
+def section(blocks: Sequence[Block], i: int) -> list[Block]:
     """Return the blocks under the heading at i, headings left out, in page order."""
     heading = blocks[i]
     path = (*heading.heading_path, heading.text)

@@ -27,10 +27,10 @@ from whoosh.searching import Searcher
 
 from blog.builds import Build
 from blog.content import Entry, page_slug, utcnow
-from blog.index import groups, spelling
+from blog.index import fuse, groups, spelling
 from blog.index import query as q
 from blog.index.engine.rank import Plan, Scored
-from blog.index.fuse import DEPTH, MEANING, fuse
+from blog.index.fuse import DEPTH
 from blog.index.results import Citation, Group, IndexUnavailable, Results, SearchError
 from blog.index.semantic import Meaning, WordsOnly
 from blog.index.sources import find_block, part
@@ -157,11 +157,13 @@ class Search:
         scored = Scored(searcher, plan, allowed=q.filter_query(parsed), mask=mask)
         keys: list[tuple[str, float]] = []
         kinds: dict[str, str] = {}
+        cover: dict[str, float] = {}  # the share of the query's words each block has
         total, mode = 0, "and"
         if not is_question(text, parsed) or not plan.loose:
             first, total = scored.strict(depth)
             keys = [(hit.key, hit.score) for hit in first]
             kinds.update((hit.key, hit.kind) for hit in first)
+            cover.update((hit.key, 1.0) for hit in first)
         if total < depth and plan.loose:
             # AND found too little (a question, or a word the log does not use): rank the rest with BM25 over
             # the words that carry meaning, after everything AND found.
@@ -171,17 +173,23 @@ class Search:
                      for hit in more if hit.key not in seen]
             keys += sorted(extra, key=lambda pair: -pair[1])[: depth - len(keys)]
             kinds.update((hit.key, hit.kind) for hit in more)
+            cover.update((hit.key, scored.covered(hit.docnum)) for hit in more if hit.key not in cover)
             total, mode = max(matched, total), "or"
         entries = self._entry_map(build)
         if hits is not None:
             required, excluded = scored.narrowed()
-            meant = [k for k, _ in hits if _visible(k, entries, hidden, parsed) and k not in excluded
-                     and (required is None or k in required)]
-            fused = fuse([k for k, _ in keys], meant, weights=(1.0, MEANING))
+            far = not hits or hits[0][1] < fuse.FLOOR
+            if far:
+                # Nothing in the log is near the question: only a block with every word it asks is an answer.
+                keys = [(k, s) for k, s in keys if cover.get(k, 0.0) >= 1.0]
+            meant = [(k, c) for k, c in hits if _visible(k, entries, hidden, parsed)
+                     and k not in excluded and (required is None or k in required)]
+            lead = max((cover.get(k, 0.0) for k, _ in keys[:fuse.LEAD]), default=0.0)
+            fused = fuse.combine(keys, meant, fuse.weight(parsed.said, lead), cover)
             # fusion reads the lexical ranking's first DEPTH; the rest of it follows, in its own order
             taken = {k for k, _ in fused}
             keys = fused + [(k, 0.0) for k, _ in keys[DEPTH:] if k not in taken]
-            total = max(total, len(keys))
+            total = len(keys) if far else max(total, len(keys))
         terms = q.highlight_terms(parsed)
         # only unknown words are looked up
         corrected = spelling.correct(searcher, build, parsed, text, scored, mask, self._spellings)

@@ -63,12 +63,18 @@ def digests(site: Site) -> Iterator[tuple[str, str]]:
 
 
 def part(site: Site, rendered: Mapping[str, Rendered], key: str) -> tuple[Fields, tuple[Block, ...]]:
-    """Return what the index holds of one entry or page, by its index slug."""
+    """Return what the index holds of one entry or page, by its index slug: every block but the headings.
+
+    A heading is not an answer: its words are in the `about` field of every block under it, and in the
+    text embedded for each (blog/index/semantic/vectors.py), so they count for the paragraphs of its section.
+    """
     if (slug := page_slug(key)) is not None:
         page = site.pages[slug]
-        return page_fields(page), page_blocks(page, rendered[key])
-    entry = site.by_slug[key]
-    return entry_fields(entry), entry_blocks(entry, rendered[key])
+        fields, blocks = page_fields(page), page_blocks(page, rendered[key])
+    else:
+        entry = site.by_slug[key]
+        fields, blocks = entry_fields(entry), entry_blocks(entry, rendered[key])
+    return fields, tuple(b for b in blocks if b.kind != "h")
 
 
 def parts_of(site: Site, rendered: Mapping[str, Rendered]) -> Part:

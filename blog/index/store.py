@@ -36,7 +36,7 @@ from blog.index.sources import digests, part, parts_of
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = "8"  # bump when the schema or analyzers change: forces a full rebuild
+SCHEMA_VERSION = "9"  # bump when the schema or analyzers change: forces a full rebuild
 KEEP_DIRS = 3  # newest index directories kept, besides any younger than KEEP_SECONDS
 KEEP_SECONDS = 120.0  # a worker that loaded a build just before a switch may still open its index
 _BROKEN = (OSError, EOFError, ValueError, KeyError, struct.error, pickle.UnpicklingError, windex.IndexError,

@@ -55,7 +55,7 @@ class SearchAnswer(BaseModel):
     total: int = Field(description="How many paragraphs matched in all (more than returned when limited).")
     corrected: str | None = Field(None, description="A corrected spelling of the query, when one was used.")
     ranking: str = Field("words", description="'words+meaning' when the semantic ranker joined the ranking "
-                                              "by words (reciprocal-rank fusion), else 'words'.")
+                                              "by words (their normalised scores combined), else 'words'.")
     ranking_note: str | None = Field(None, description="Why this answer is ranked by words only, when the "
                                                        "semantic ranker is switched on but could not rank it.")
     results: list[CitedParagraph]

@@ -122,6 +122,11 @@ class Scored:
             return self._hits(pool, self._coordinated(pool, near), limit), len(docs)
         return self._hits(docs, values, limit), len(docs)
 
+    def covered(self, docnum: int) -> float:
+        """Return the share of the query's loose words a document matches in any field (0 to 1)."""
+        loose = self.word_docs[:self.plan.loose]
+        return sum(bool(docs[docnum]) for docs in loose) / len(loose) if loose else 1.0
+
     def found(self) -> tuple[int, int]:
         """Return how many documents match every word and phrase, and how many a ranked OR would read."""
         every = self.strict(0)[1]

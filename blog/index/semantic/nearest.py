@@ -12,6 +12,11 @@ from blog.index.semantic import vectors
 from blog.index.semantic.encoder import Encoder
 
 LOADED = 2  # builds whose vectors are held at once: the current one, and the last during a switch
+# Pseudo-relevance feedback for questions of six words and more: the question's vector moves toward the mean
+# of its three nearest blocks (weight 0.6) and is asked again. Chosen on the own question set (docs/search.md,
+# "What each method was worth"): one question more in the top 5, the questions sharing no word with their
+# answer 0.53 -> 0.60 recall@5.
+FEEDBACK_WORDS, FEEDBACK_BLOCKS, FEEDBACK_WEIGHT = 6, 3, 0.6
 
 
 class Nearest:
@@ -46,6 +51,8 @@ class Nearest:
             return None
         query = self.encoder.encode([question])[0]
         scores = found.matrix @ query
+        if len(question.split()) >= FEEDBACK_WORDS and len(scores) > FEEDBACK_BLOCKS:
+            scores = _feedback(found.matrix, query, scores)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -62,3 +69,14 @@ class Nearest:
         if self.vectors_for(build_id) is None:
             return "this build has no vectors yet (`blog build` makes them)"
         return None
+
+
+def _feedback(matrix: np.ndarray, query: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Return the cosines of the question moved toward its nearest blocks, scaled so the best stays the first
+    answer's best: a floor on how near the nearest block is (blog/index/fuse.py) reads the same."""
+    nearest = np.argpartition(-scores, FEEDBACK_BLOCKS - 1)[:FEEDBACK_BLOCKS]
+    moved = query + FEEDBACK_WEIGHT * matrix[nearest].mean(axis=0)
+    moved /= np.linalg.norm(moved)
+    again = matrix @ moved
+    best = float(again.max())
+    return again * (float(scores.max()) / best) if best > 0 else scores
