@@ -44,6 +44,29 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def pss_kib(pid: int) -> int:
+    """Return a process's proportional set in KiB (shared pages split between their users), 0 when gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Return the PIDs of a process's children, their children, and so on."""
+    found, queue = [], [pid]
+    while queue:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(queue.pop())], capture_output=True, text=True,
+                             check=False).stdout
+        children = [int(p) for p in out.split()]
+        found += children
+        queue += children
+    return found
+
+
 def rss_mib(pid: int) -> float:
     """Return a process's resident set in MiB (0 when it is gone)."""
     return rss_kib(pid) / 1024

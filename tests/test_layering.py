@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "index": {"content", "render", "builds", "child"},
     "honesty": {"content", "render", "files", "builds", "tor"},
     "pipeline": {"content", "render", "builds", "index", "honesty"},
-    "builder": {"content", "builds", "index", "pipeline"},
+    "builder": {"content", "builds", "index", "pipeline", "tor"},
     "serving": {"content", "builds", "index"},
     "mcp": {"content", "render", "builds", "index", "serving", "files"},
     "web": {"content", "render", "builds", "index", "serving", "mcp", "files"},
