@@ -34,7 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "gunicorn_log": set(),
     "gunicorn_guard": set(),
     "supervisor": set(),
-    "gunicorn_conf": {"gunicorn_log", "gunicorn_guard", "serving", "supervisor"},
+    "worker_imports": set(),
+    "gunicorn_conf": {"gunicorn_log", "gunicorn_guard", "serving", "supervisor", "worker_imports"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the one room that wires the others together; nothing imports it
 
