@@ -179,6 +179,7 @@ def main() -> None:
         result = run(work, args.seconds, args.connections, args.limit_mib, args.reload)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result))  # first: `make bench` keeps the end of what a bench prints
     print(f"{result['limit_mib']} MiB cgroup (memory+swap capped: {result['swap_capped_too']}), "
           f"{result['seconds']:.0f} s at {result['connections']} connections: {result['requests']} requests, "
           f"{result['failed']} failed; OOM kills {result['oom_kills']}, limit hits {result['limit_hits']}, "
@@ -188,7 +189,6 @@ def main() -> None:
     for row in result["processes"]:  # type: ignore[attr-defined]
         print(f"  {row['pss_mib']:7.1f} MiB  {row['role']} (pid {row['pid']})")
     print(f"  {result['stack_pss_mib']:7.1f} MiB  the whole stack, tor aside")
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":
