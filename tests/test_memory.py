@@ -99,3 +99,11 @@ def test_serve_becomes_gunicorn_and_its_builder_holds_tor_and_the_address(conten
         assert status.returncode == 0 and f"{address}.onion" in status.stdout, status.stdout + status.stderr
         assert "unreachable" not in status.stdout, status.stdout
     assert not [pid for pid in (int(builder), int(second)) if Path(f"/proc/{pid}").exists()]
+
+
+def test_the_cli_imports_the_mcp_sdk_only_for_its_mcp_commands() -> None:
+    # `blog reload` on a 512 MB host runs beside the served stack: the SDK took 45 MB of its 113 MB peak.
+    probe = "import sys, blog.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'mcp_types'}))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert done.stdout.strip() == "[]", done.stdout
