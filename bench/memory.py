@@ -93,10 +93,29 @@ def wait_for_vectors(data: Path, timeout: float) -> float:
     raise TimeoutError(f"no vectors within {timeout:.0f} s")
 
 
-def measure(work: Path, entries: int, seconds: float, data: Path | None = None) -> dict[str, object]:
+def stand_in_vectors(content: Path, data: Path, sample: int = 200) -> None:
+    """Build the log and write its vectors: `sample` blocks embedded, the rest random unit rows.
+
+    The rows' values do not change what they cost: the semantic process holds the same matrix (blocks x 384
+    float32) either way. bench/semantic.py's way of skipping the 12 minutes a full embedding takes.
+    """
+    from bench.semantic import _config, _fake_rest
+    from blog import pipeline
+    from blog.index.semantic import weights
+    from blog.index.semantic.encoder import Encoder
+
+    config = _config(content, data)
+    build = pipeline.publish(config)
+    _fake_rest(build, data / "vectors", Encoder(weights.locate(config.model_dir)), sample)
+
+
+def measure(work: Path, entries: int, seconds: float, data: Path | None = None,
+            stand_in: bool = False) -> dict[str, object]:
     """Serve the demo log plus `entries` generated ones; return PSS by process after the mix and the load."""
     content = corpus(work / f"content-{entries}", entries)
     data = data or work / f"data-{entries}"
+    if stand_in:
+        stand_in_vectors(content, data)
     settings = site(work / f"site-{entries}", content, data)
     server = serve(settings, work / f"serve-{entries}.log")
     with server.start(timeout=300):
@@ -124,6 +143,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, nargs="+", default=[0, 1000], help="generated entries per log")
     parser.add_argument("--seconds", type=float, default=15.0, help="the load mix before measuring")
     parser.add_argument("--fresh", action="store_true", help="embed the large log again (no kept vectors)")
+    parser.add_argument("--stand-in", action="store_true",
+                        help="the large log's vectors: 200 blocks embedded, the rest random rows (same memory)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     results = []
@@ -134,9 +155,13 @@ def main() -> None:
                 data = KEEP / f"data-{entries}"
                 if args.fresh:
                     shutil.rmtree(data, ignore_errors=True)
+            stand_in = args.stand_in and entries >= 1000
+            if stand_in:
+                data = None  # a data directory of this run's own
             kept = data is not None and any((data / "vectors").glob("*.npy"))
-            figures = measure(work, entries, args.seconds, data)
-            figures["vectors"] = "kept from an earlier run" if kept else "made in this run"
+            figures = measure(work, entries, args.seconds, data, stand_in)
+            figures["vectors"] = ("stand-ins (random rows, 200 embedded)" if stand_in
+                                  else "kept from an earlier run" if kept else "made in this run")
             results.append(figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
