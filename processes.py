@@ -33,15 +33,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rss_kib(pid: int) -> int:
-    """Return a process's resident set in KiB, from /proc (0 when it is gone)."""
+def _kib(path: str, field: str) -> int:
+    """Return a `Field:   N kB` line's N from a /proc file (0 when the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kib(pid: int) -> int:
+    """Return a process's resident set in KiB, from /proc (0 when it is gone)."""
+    return _kib(f"/proc/{pid}/status", "VmRSS:")
+
+
+def pss_kib(pid: int) -> int:
+    """Return a process's proportional set in KiB (shared pages split between their users), 0 when gone."""
+    return _kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def descendants(pid: int) -> list[int]:
+    """Return the PIDs of a process's children, their children, and so on."""
+    found, queue = [], [pid]
+    while queue:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(queue.pop())], capture_output=True, text=True,
+                             check=False).stdout
+        children = [int(p) for p in out.split()]
+        found += children
+        queue += children
+    return found
 
 
 def rss_mib(pid: int) -> float:

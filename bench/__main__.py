@@ -30,7 +30,13 @@ BEGIN, END = "<!-- bench:figures:begin -->", "<!-- bench:figures:end -->"
 # Other engineers' benches, run as they are; their stdout is kept whole in the JSON.
 OTHERS = {"quality": ["-m", "bench.quality"], "mcp": ["-m", "bench.mcp", "--rounds", "1", "--seconds", "3"],
           "search": ["-m", "bench.search", "--sizes", "1000"],
-          "semantic": ["-m", "bench.semantic", "--entries", "1000", "--sample", "500"]}
+          "semantic": ["-m", "bench.semantic", "--entries", "1000", "--sample", "500"],
+          # the whole served stack's PSS by process, demo log and 1,000 entries (bench/memory.py)
+          "memory": ["-m", "bench.memory"],
+          # the stack and its tor inside a 512 MB memory cgroup, 60 s under load (root, cgroup v1)
+          "host512": ["-m", "bench.host512", "--seconds", "60"]}
+# The first run embeds the 1,000-entry log for bench.memory (about 12 minutes on 2 cores); later runs reuse it.
+TIMEOUTS = {"memory": 3600}
 
 
 def main() -> None:
@@ -40,7 +46,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 1000], help="extra entries for cold starts")
     parser.add_argument("--no-tor", action="store_true", help="skip the private Tor network path")
     parser.add_argument("--no-browser", action="store_true", help="skip headless Chromium's request count")
-    parser.add_argument("--no-others", action="store_true", help="skip bench.load/quality/mcp/search/semantic")
+    parser.add_argument("--no-others", action="store_true",
+                        help="skip bench.load/quality/mcp/search/semantic/memory/host512")
     parser.add_argument("--quick", action="store_true", help="--no-tor --no-others --sizes 0")
     parser.add_argument("--out", type=Path, default=DOCS, help="where performance.{json,png,md} go")
     args = parser.parse_args()
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["in_process_us"] = _guard(lambda: ceilings.in_process(content, work / "data", types, work / "bare.json"))
     results["coldstart"] = _guard(lambda: coldstart.run(work / "cold", tuple(args.sizes)))
     if not args.no_others:
-        results["others"] = {name: _other(argv) for name, argv in OTHERS.items()}
+        results["others"] = {name: _other(argv, TIMEOUTS.get(name, 600)) for name, argv in OTHERS.items()}
     return results
 
 
@@ -108,13 +115,13 @@ def _load_mix(url: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def _other(argv: list[str]) -> dict[str, Any]:
+def _other(argv: list[str], timeout: float = 600) -> dict[str, Any]:
     start = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                               check=False)
     except subprocess.TimeoutExpired:
-        return {"error": "timed out after 600 s", "argv": argv}
+        return {"error": f"timed out after {timeout:.0f} s", "argv": argv}
     return {"argv": argv, "returncode": done.returncode, "wall_s": round(time.monotonic() - start, 1),
             "stdout": done.stdout[-6000:], "stderr": done.stderr[-1500:] if done.returncode else ""}
 

@@ -10,8 +10,13 @@ here, in a process of its own that the gunicorn master starts and supervises (bl
 - when gunicorn replaces a worker or reloads (HUP), the master nudges the builder, which publishes changed
   content as a new worker used to do at its start.
 
-The builder is single-threaded, so a build never forks inside a threaded process, and a crash in it never
-costs a reader's request: the master starts it again.
+- when `blog serve` asks for the onion service (ONION_TARGET in its environment), the builder publishes it
+  and holds tor's control connection (a tor it launched lives as long as that connection): no process of
+  the served site only waits. The address comes from the stored key, so it is the same after a restart.
+
+A build runs in the builder's main thread, and it starts children only by fork and exec (blog/child.py), so
+the onion service's reconnecting thread is never forked with it. A crash in the builder never costs a
+reader's request: the master starts it again, and it publishes the onion again with the same key.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from blog import builds, pipeline
 from blog.config import Config, load_config
@@ -31,10 +37,14 @@ from blog.content import ContentProblems
 from blog.index.results import SearchError
 from blog.index.store import is_usable
 
+if TYPE_CHECKING:
+    from blog.tor.onion import OnionService
+
 log = logging.getLogger(__name__)
 
-LOOK_EVERY = 30.0  # seconds between the builder's own looks at the current index
+LOOK_EVERY = 30.0  # seconds between the builder's own looks at the current index (and tries at tor, when down)
 TICK = 0.5  # how long the loop sleeps when nothing asks for it
+ONION_TARGET = "BLOG_ONION_TARGET"  # set by `blog serve`: publish the onion service to this HOST:PORT or unix:/path
 
 
 def prepare(config: Config) -> builds.Build:
@@ -91,6 +101,7 @@ class Builder:
         self.nudged = False  # publish changed content (a worker was replaced, or HUP)
         self.wanted = False  # look at the index and repair it (a worker found it unusable, or it is time)
         self.stopping = False
+        self.onion: OnionService | None = None  # published while the builder runs, when `blog serve` asked
 
     def run(self) -> None:
         """Loop until SIGTERM or until the process that started the builder is gone."""
@@ -104,15 +115,23 @@ class Builder:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         self._write_pid()
         log.info("builder ready (pid %d)", os.getpid())
+        target = os.environ.get(ONION_TARGET)
+        self.publish_onion(target)
         looked = time.monotonic()
-        while not self.stopping and os.getppid() == self.parent:
-            if time.monotonic() - looked >= LOOK_EVERY:
-                self.wanted = True
-            if self.nudged or self.wanted:
-                self.step()
-                looked = time.monotonic()
-            time.sleep(TICK)  # a signal ends the sleep early; the next turn sees its flag
-        self._remove_pid()
+        try:
+            while not self.stopping and os.getppid() == self.parent:
+                if time.monotonic() - looked >= LOOK_EVERY:
+                    self.wanted = True
+                    if target and self.onion is None:
+                        self.publish_onion(target)
+                if self.nudged or self.wanted:
+                    self.step()
+                    looked = time.monotonic()
+                time.sleep(TICK)  # a signal ends the sleep early; the next turn sees its flag
+        finally:
+            if self.onion is not None:
+                self.onion.stop()  # withdraw the service; a tor the builder launched stops with it
+            self._remove_pid()
 
     def _remove_pid(self) -> None:
         """Remove builder.pid on a stop, unless a newer builder has written its own there since."""
@@ -122,6 +141,24 @@ class Builder:
                 path.unlink()
         except OSError:
             pass
+
+    def publish_onion(self, target: str | None) -> None:
+        """Publish the onion service to target (None: not asked); on failure say why, and try again later."""
+        if not target:
+            return
+        from blog.tor.errors import TorError
+        from blog.tor.mode import onion_service_for
+
+        try:
+            service = onion_service_for(self.config, target)
+            if service is None:
+                return
+            address = service.start()
+        except TorError as exc:
+            log.error("could not publish the onion service (trying again in %.0f s): %s", LOOK_EVERY, exc)
+            return
+        self.onion = service
+        log.info("onion service http://%s.onion/ -> %s, held by the builder (pid %d)", address, target, os.getpid())
 
     def step(self) -> None:
         """Do what was asked; a failure is logged, and the next request tries again."""

@@ -7,7 +7,7 @@ import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
 import gunicorn.util
 
-from blog import gunicorn_guard
+from blog import gunicorn_guard, worker_imports
 from blog.serving.headers import NO_STORE, security_headers
 from blog.supervisor import Supervisor
 
@@ -47,6 +47,10 @@ forwarded_allow_ips = ""
 control_socket_disable = True
 
 
+# OpenBLAS (numpy's) starts a thread and a 32 MiB buffer per core; a worker multiplies one vector by a small
+# matrix at most, and the semantic process one question's cosines: one thread each is all they use.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 # Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
 _builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,))  # a nudge is never its end
 # The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
@@ -60,6 +64,8 @@ class NoBuild(RuntimeError):
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     """Have a build to serve before the first worker starts: publish changed content or keep the last good."""
     # In a child, not the master itself: the master forks every worker and stays small and single-threaded.
+    # Meanwhile another child names the libraries every worker imports (blog/worker_imports.py).
+    server.worker_libraries = worker_imports.ask()
     if _builder.run_once() != 0:
         raise NoBuild("there is no build to serve (the builder's errors are above); fix the content "
                       "and run `blog build`, or start again")
@@ -84,6 +90,9 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
 
     server.manage_workers = manage_workers_and_builder
     server.reap_workers = reap_helpers_first
+    # Before the first worker is forked: what they all import is then shared (blog/worker_imports.py).
+    shared = worker_imports.share(server.worker_libraries)
+    server.log.info("imported %d modules every worker uses, shared with them copy-on-write", shared)
 
 
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]

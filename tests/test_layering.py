@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "index": {"content", "render", "builds", "child"},
     "honesty": {"content", "render", "files", "builds", "tor"},
     "pipeline": {"content", "render", "builds", "index", "honesty"},
-    "builder": {"content", "builds", "index", "pipeline"},
+    "builder": {"content", "builds", "index", "pipeline", "tor"},
     "serving": {"content", "builds", "index"},
     "mcp": {"content", "render", "builds", "index", "serving", "files"},
     "web": {"content", "render", "builds", "index", "serving", "mcp", "files"},
@@ -34,7 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "gunicorn_log": set(),
     "gunicorn_guard": set(),
     "supervisor": set(),
-    "gunicorn_conf": {"gunicorn_log", "gunicorn_guard", "serving", "supervisor"},
+    "worker_imports": set(),
+    "gunicorn_conf": {"gunicorn_log", "gunicorn_guard", "serving", "supervisor", "worker_imports"},
 }
 ALLOWED["cli"] = set(ALLOWED)  # the one room that wires the others together; nothing imports it
 

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import anyio
 import click
-import httpx2
-from mcp.shared.exceptions import MCPError
 
 from blog import builder
 from blog.cli.common import config_of, echo_problems
 from blog.content import ContentProblems
-from blog.mcp import stdio
-from blog.tor import egress
 from blog.tor.errors import TorError
+
+# The MCP SDK is imported by these two commands only: every other `blog` command (a `blog reload` on a small
+# host beside the served site) paid about 45 MB and a second for it.
 
 
 @click.command("mcp")
 @click.pass_context
 def mcp_command(ctx: click.Context) -> None:
     """Serve the log to an agent over stdio (MCP); follows `blog build` while it runs."""
+    from blog.mcp import stdio
+
     cfg = config_of(ctx)
     try:
         builder.prepare(cfg)  # the CLI builds; what follows `current` only reads
@@ -43,6 +43,9 @@ def _check_url(url: str) -> str:
 
 async def _bridge(url: str, socks: str) -> None:
     """Reach url through tor's SOCKS port, and pass it on to this process's stdio until EOF."""
+    from blog.mcp import stdio
+    from blog.tor import egress
+
     async with egress.async_client(socks) as http:
         await stdio.run_bridge(url, http, f"tor at {socks}", unreachable=(TorError,))
 
@@ -53,6 +56,12 @@ async def _bridge(url: str, socks: str) -> None:
 @click.pass_context
 def mcp_connect(ctx: click.Context, url: str, tor_socks: str | None) -> None:
     """Serve a remote log's /mcp on stdio, reaching it only through Tor (names resolved by tor)."""
+    import anyio
+    import httpx2
+    from mcp.shared.exceptions import MCPError
+
+    from blog.tor import egress
+
     url = _check_url(url)
     socks = tor_socks or config_of(ctx, site_optional=True).tor_socks
     try:

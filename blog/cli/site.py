@@ -7,8 +7,6 @@ import ipaddress
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import click
 
 from blog import builder, pipeline
+from blog.builder import ONION_TARGET
 from blog.builds import Build, BuildError, current_pointer
 from blog.cli.common import config_of, echo_problems, site_of
 from blog.cli.honesty import check_problems
@@ -26,8 +25,9 @@ from blog.index import semantic
 from blog.index.results import SearchError
 from blog.index.semantic import wire
 from blog.tor.errors import TorError
+from blog.tor.identity import address_of
+from blog.tor.keys import load_or_create_key
 from blog.tor.mode import onion_service_for
-from blog.tor.onion import OnionService
 
 
 @click.command()
@@ -224,19 +224,21 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
         env["BLOG_WORKERS"] = str(workers)
     command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "--bind", bind,
                "--no-control-socket", "blog.web:create_app()"]
-    onion = _start_onion(cfg, bind, use_tor)
-    if onion is None:
-        os.execve(sys.executable, command, env)  # noqa: S606 - become gunicorn, so systemd's MainPID is its master
-    with onion:
-        child = subprocess.Popen(command, env=env)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, lambda s, _f: child.send_signal(s))
-        code = child.wait()
-    sys.exit(code)
+    target = _onion_target(cfg, bind, use_tor)
+    if target is not None:
+        env[ONION_TARGET] = target  # the builder publishes the onion and holds tor's control connection
+    else:
+        env.pop(ONION_TARGET, None)
+    os.execve(sys.executable, command, env)  # noqa: S606 - become gunicorn, so systemd's MainPID is its master
 
 
-def _start_onion(cfg: Config, bind: str, use_tor: bool | None) -> _Running | None:
-    """Publish the onion service when asked to or when tor_mode allows; return a context or None."""
+def _onion_target(cfg: Config, bind: str, use_tor: bool | None) -> str | None:
+    """Return where the onion service should point when it is to be published, and say its address.
+
+    `blog serve` becomes gunicorn rather than waiting beside it: the builder, a process the served site has
+    anyway, publishes the service and keeps tor's control connection (blog/builder.py). The address comes
+    from the key, made here when there is none, so it is known before tor is up and stays across restarts.
+    """
     mode = cfg.tor_mode
     if use_tor is False or mode == "off":
         return None
@@ -245,31 +247,14 @@ def _start_onion(cfg: Config, bind: str, use_tor: bool | None) -> _Running | Non
         return None
     target = bind if bind.startswith("unix:") else bind.replace("localhost", "127.0.0.1")
     try:
-        service = onion_service_for(cfg, target)
+        if onion_service_for(cfg, target) is None:
+            return None
+        address = address_of(load_or_create_key(cfg.onion_key_path))
     except TorError as exc:
         raise click.ClickException(str(exc)) from exc
-    if service is None:
-        return None
-    try:
-        address = service.start()
-    except TorError as exc:
-        raise click.ClickException(f"could not publish the onion service: {exc}") from exc
-    name = address if address.endswith(".onion") else f"{address}.onion"
-    click.echo(f"onion service: http://{name}/  (key {cfg.onion_key_path}; same address after a restart)")
-    return _Running(service)
-
-
-class _Running:
-    """Keep the onion service published while gunicorn runs; withdraw it afterwards."""
-
-    def __init__(self, service: OnionService) -> None:
-        self.service = service
-
-    def __enter__(self) -> _Running:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.service.stop()
+    click.echo(f"onion service: http://{address}.onion/  (key {cfg.onion_key_path}; same address after a "
+               "restart; the builder publishes it once tor is up)")
+    return target
 
 
 def register(cli: click.Group) -> None:

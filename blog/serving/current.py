@@ -50,9 +50,10 @@ class SiteState:
         self._install(build)
 
     def _install(self, build: builds.Build) -> None:
+        replaced = self._snapshot is not None
         self._mtime = builds.pointer_mtime(self.config.builds_dir)
         self._snapshot = Snapshot(build, self._epoch(build))
-        freeze_heap()
+        freeze_heap(replaced=replaced)
 
     def _epoch(self, build: builds.Build) -> int:
         return len(build.site.published(utcnow()))
@@ -106,11 +107,17 @@ class SiteState:
         return self._onion
 
 
-def freeze_heap() -> None:
-    """Keep the collector off what a build holds: it lives until the next build and has no garbage."""
+def freeze_heap(replaced: bool = False) -> None:
+    """Keep the collector off what a build holds: it lives until the next build and has no garbage.
+
+    `replaced`: a build was frozen before and has just been replaced, so its cycles are garbage now.
+    """
     # Without this, every full collection walks the whole site (hundreds of MB with a large log) while a
-    # request waits (an interleaved A/B put the feed at ~45 % of bare WSGI before, ~100 % after). Unfreezing first
-    # lets one collection free the previous build's cycles before the new heap is set aside.
-    gc.unfreeze()
+    # request waits (an interleaved A/B put the feed at ~45 % of bare WSGI before, ~100 % after). Unfreezing
+    # lets one collection free the previous build's cycles before the new heap is set aside; but it also
+    # writes to every object the gunicorn master froze before forking (blog/worker_imports.py), which copies
+    # those shared pages into this worker, so it is done only when there is an old build to free.
+    if replaced:
+        gc.unfreeze()
     gc.collect()
     gc.freeze()

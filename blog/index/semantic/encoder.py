@@ -14,7 +14,9 @@ MAX_TOKENS = 256  # the model was trained on at most 256 word pieces; longer blo
 class Encoder:
     """Embeds texts; safe to call from several threads (onnxruntime sessions are)."""
 
-    def __init__(self, files: ModelFiles, threads: int = 1) -> None:
+    def __init__(self, files: ModelFiles, threads: int = 1, arena: bool = True) -> None:
+        """`arena=False` frees each run's buffers instead of keeping onnxruntime's arena at its high-water mark:
+        the served process's question session holds no more than its weights between questions."""
         self.files = files
         self.tokenizer = Tokenizer.from_file(str(files.tokenizer))
         self.tokenizer.enable_truncation(MAX_TOKENS)
@@ -22,6 +24,7 @@ class Encoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = arena
         options.log_severity_level = 3  # errors only: its warnings are about the graph, not the reader
         self.session = ort.InferenceSession(str(files.graph), options, providers=["CPUExecutionProvider"])
 

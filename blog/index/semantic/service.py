@@ -17,6 +17,7 @@ SIGKILL cannot be caught, and the file it leaves is told from a live process by 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
@@ -206,20 +207,48 @@ def _embed_and_answer(config: Config, parent: int, files: object, state: _State,
     from blog.index.semantic.nearest import Nearest
 
     root = config.data_dir / "vectors"
-    # Two sessions. Questions get one thread at the readers' priority; a build's embedding gets every core
-    # at a lower one, so a long embedding takes what the readers leave and a question never waits for a
-    # batch. The embedding session is made after this thread lowers itself: its threads inherit that.
-    state.nearest = Nearest(Encoder(files, threads=1), root)  # type: ignore[arg-type]
+    # Questions get a session of one thread at the readers' priority, held for the process's life; its
+    # arena is off, so between questions it holds its weights and no buffers (docs/performance.md, memory).
+    nearest = Nearest(Encoder(files, threads=1, arena=False), root)  # type: ignore[arg-type]
+    _give_back_freed_memory()  # the parsed graph the session was made from
+    state.nearest = nearest
     state.model_id = files.model_id  # type: ignore[attr-defined]
     state.starting = False
     _yield_to_readers()
-    embedder = Encoder(files, threads=len(os.sched_getaffinity(0)))  # type: ignore[arg-type]
     log.info("semantic ranker ready (pid %d, model %s)", os.getpid(), state.model_id)
     while not stop.is_set() and os.getppid() == parent:
         pointer = _current_id(config)
-        if pointer and vectors.load(root, pointer, state.model_id) is None:  # type: ignore[arg-type]
-            _embed(config, pointer, embedder, root, state, stop)
+        if pointer and nearest.vectors_for(pointer) is None:
+            _embed_with_own_session(config, pointer, files, root, state, stop)
         stop.wait(TICK)
+
+
+def _embed_with_own_session(config: Config, build_id: str, files: object, root: Path, state: _State,
+                            stop: threading.Event) -> None:
+    """Embed a build with a session of every core at a lower priority, made for it and released after.
+
+    A long embedding then takes what the readers leave, and a question never waits for a batch; but a
+    second session costs about as much memory as the first (its own copy of the weights: 84 MB more while the
+    demo log is embedded), so it lives only while there is something to embed. (Lending both sessions one
+    copy of the weights, SessionOptions.add_initializer, saved 22 MB while embedding but cost 23 MB at all
+    other times: not taken.) This thread lowered its priority already: the session's threads inherit it.
+    """
+    from blog.index.semantic.encoder import Encoder
+
+    embedder = Encoder(files, threads=len(os.sched_getaffinity(0)))  # type: ignore[arg-type]
+    try:
+        _embed(config, build_id, embedder, root, state, stop)
+    finally:
+        del embedder
+        _give_back_freed_memory()
+
+
+def _give_back_freed_memory() -> None:
+    """Return the heap the released session freed to the system (glibc keeps freed pages otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the pages are reused by the next embedding instead
+        pass
 
 
 def _yield_to_readers() -> None:
