@@ -30,7 +30,7 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "mcp": ("test_mcp.py", "test_mcp_http.py"),
     "web": ("test_web.py", "test_cache_bounds.py", "test_perf_contracts.py", "test_browser.py"),
     "gunicorn": ("test_server.py", "test_protocol.py", "test_hostile.py", "test_connections.py", "test_load.py",
-                 "test_faults.py"),
+                 "test_faults.py", "test_memory.py"),
     "security": ("test_security.py", "test_fuzz.py"),
     "tor": ("test_tor_onion.py", "test_tor_egress.py", "test_torrc.py", "test_tornet.py", "test_e2e_tor.py",
             "test_onionbalance.py"),

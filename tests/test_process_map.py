@@ -146,7 +146,9 @@ def test_blog_serve_runs_and_leaves_what_the_map_says(site_dir: Path, tmp_path: 
                            and (data / builds.BUILDER_PID).exists(), timeout=120, what="the builder and vectors")
         assert vectors, server.log()
         running = _tree(server.process.pid)
-        running[server.process.pid] = " ".join(server.args)
+        # blog serve becomes the gunicorn master (exec): the root is named by what it runs now
+        root = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+        running[server.process.pid] = root.replace(b"\0", b" ").decode()
         seen = set()
         for pid, args in running.items():
             kinds = _kind(args, processes)
