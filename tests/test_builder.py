@@ -155,7 +155,7 @@ def test_no_build_and_broken_content_stops_gunicorn_with_the_problems(tmp_path: 
 
 
 def _builders_of(master: int) -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=False).stdout
     return [int(line.split()[0]) for line in out.splitlines() if "blog.builder" in line and str(master) in line]
 
 

@@ -381,6 +381,9 @@ def test_the_cleaning_process_is_killed_past_its_deadline_and_held_to_its_memory
         with pytest.raises(Unfit, match=r"needs more than 2 MiB of memory to clean"):
             cleaner.clean(webp + bytes(MAX_BYTES - len(webp)), "webp")
         assert cleaner.clean(b"next\n", "text").data == b"next\n"
+        with pytest.raises(Unfit, match=r"needs more than 2 MiB of memory to clean"):
+            cleaner.clean(bytes(32 * 2**20), "text")  # too large even to be read whole: answered, not a death
+        assert cleaner.clean(b"after\n", "text").data == b"after\n"
     with Cleaner() as cleaner:
         cleaner.clean(b"warm\n", "text")
         killer = threading.Timer(0.2, lambda: os.kill(cleaner.pid or 0, 9))

@@ -74,7 +74,7 @@ def _on_disk(data_dir: Path) -> set[str]:
 
 def _tree(root: int) -> dict[int, str]:
     """Return the command line of root and of every process below it."""
-    table = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True,
+    table = subprocess.run(["ps", "-e", "-ww", "-o", "pid=,ppid=,args="], capture_output=True, text=True,
                            check=True).stdout
     children: dict[int, list[tuple[int, str]]] = {}
     for line in table.splitlines():

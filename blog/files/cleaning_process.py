@@ -14,6 +14,7 @@ than the deadline, or take more memory than the limit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -132,7 +133,10 @@ class Cleaner:
 
     def _died(self, when: str) -> str:
         """Return what to tell the operator about a child that died, and log what it said."""
-        code = self._process.returncode if self._process is not None else None
+        code = None
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._process.wait(timeout=1)  # its exit status, when it is on its way out
         said = ""
         if self._errors is not None:
             self._errors.seek(0)
@@ -172,6 +176,12 @@ def _read_exactly(stream: IO[bytes], count: int) -> bytes | None:
     return data if len(data) == count else None
 
 
+def _drain(stream: IO[bytes], count: int) -> None:
+    """Read count bytes in small pieces and keep none, so the parent's write of a request ends."""
+    while count > 0 and (piece := stream.read(min(count, 64 * 1024))):
+        count -= len(piece)
+
+
 def main(argv: list[str]) -> int:
     """Run in the child: limit this process, then clean one file per request until stdin closes."""
     memory = int(argv[1]) if len(argv) > 1 else MEMORY
@@ -190,7 +200,14 @@ def main(argv: list[str]) -> int:
     answer.write(_frame(("ready",)))
     answer.flush()
     while (header := _read_exactly(sys.stdin.buffer, _SIZE)) is not None:
-        body = _read_exactly(sys.stdin.buffer, int.from_bytes(header, "big"))
+        size = int.from_bytes(header, "big")
+        try:
+            body = _read_exactly(sys.stdin.buffer, size)
+        except MemoryError:  # the file alone is more than the limit: read it away, say so, and leave
+            _drain(sys.stdin.buffer, size)
+            answer.write(_frame(("memory",)))
+            answer.flush()
+            return 0
         if body is None:
             return 0
         leave, raw = False, b""
