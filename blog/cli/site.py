@@ -212,6 +212,9 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
     settings = site_of(ctx).path  # the workers, the builder and the ranker read the same site's settings
     bind = bind or cfg.bind
     _check_bind(cfg, bind)
+    # The onion key first: the build then signs its revision log with it, and the master's first look finds
+    # nothing to publish again.
+    target = _onion_target(cfg, bind, use_tor)
     try:
         build = builder.prepare(cfg)  # changed content, or the last good build when it has problems
         click.echo(f"serving build {build.id}: {len(build.site.published())} entries")
@@ -224,7 +227,6 @@ def serve(ctx: click.Context, bind: str | None, workers: int | None, use_tor: bo
         env["BLOG_WORKERS"] = str(workers)
     command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "--bind", bind,
                "--no-control-socket", "blog.web:create_app()"]
-    target = _onion_target(cfg, bind, use_tor)
     if target is not None:
         env[ONION_TARGET] = target  # the builder publishes the onion and holds tor's control connection
     else:
