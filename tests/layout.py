@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,21 +76,20 @@ _WIDE = """() => {
 }"""
 
 
-def sideways(browser: Any, url: str, width: int, shot: Path | None = None) -> tuple[int, int, list[str]]:
-    """Load a page at a phone's width with JavaScript off; return its scrollWidth, clientWidth and what is wide.
-
-    The page's own scripts are off; Playwright's measuring runs in a world of its own.
-    """
+@contextmanager
+def phone(browser: Any, width: int) -> Iterator[Any]:
+    """Yield a page of a phone's width with JavaScript off (the page's own scripts; Playwright's measuring runs
+    in a world of its own), one browser context for every page it loads."""
     context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 800},
                                   device_scale_factor=1, is_mobile=True, has_touch=True)
     try:
-        page = context.new_page()
-        page.goto(url, wait_until="load")
-        scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-        wide = page.evaluate(_WIDE) if scroll > client else []
-        if shot is not None:
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-        return scroll, client, wide
+        yield context.new_page()
     finally:
         context.close()
+
+
+def sideways(page: Any, url: str) -> tuple[int, int, list[str]]:
+    """Load a page in a phone's tab; return its scrollWidth, clientWidth and what is wide."""
+    page.goto(url, wait_until="load")
+    scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    return scroll, client, page.evaluate(_WIDE) if scroll > client else []

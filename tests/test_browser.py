@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from processes import Gunicorn, Server, free_port
-from tests.conftest import DATA, ROOT
-from tests.layout import LONG_HASH, ONION, PHONE_WIDTHS, SVG_ALT, WIDE_SLUG, add_wide_entry, sideways
+from tests.conftest import ROOT
+from tests.layout import LONG_HASH, ONION, PHONE_WIDTHS, SVG_ALT, WIDE_SLUG, add_wide_entry, phone, sideways
 from tests.pictures import add_picture_entry, assert_both_pictures_shown
 from tests.tor_helpers import wait_for
 
@@ -22,8 +22,13 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """The demo log, an entry as wide as entries get and an entry with pictures, served with an onion address
+    (the footer shows it): one site for every test here, since each site's build and start cost seconds."""
     root = tmp_path_factory.mktemp("browser")
-    with Gunicorn(ROOT / "content", root / "data", workers=1) as running:
+    shutil.copytree(ROOT / "content", root / "content")
+    add_wide_entry(root / "content")
+    add_picture_entry(root / "content")
+    with Gunicorn(root / "content", root / "data", workers=1, extra_env={"BLOG_ONION_ADDRESS": ONION}) as running:
         yield running
 
 
@@ -48,12 +53,15 @@ def visit(browser, url: str, shot: Path) -> tuple[list[str], int]:
 
 
 def first_entry_path(server: Gunicorn) -> str:
+    """Return the newest entry of the shipped log (the test site's own entries carry pictures)."""
     import re
 
     import httpx2
 
     home = httpx2.get(server.url + "/", timeout=10).text
-    return re.search(r'<a class="title" href="(/log/[^"]+)"', home).group(1)
+    shipped = {path.stem.split("-", 3)[3] for path in (ROOT / "content" / "log").glob("*.md")}
+    return next(path for path in re.findall(r'<a class="title" href="(/log/[^"]+)"', home)
+                if path.removeprefix("/log/") in shipped)
 
 
 @pytest.mark.parametrize("kind", ["home", "entry", "search"])
@@ -67,28 +75,9 @@ def test_page_loads_with_one_request_no_script_and_nothing_external(browser, ser
     assert (ARTIFACTS / f"{kind}.png").stat().st_size > 10_000
 
 
-@pytest.fixture(scope="module")
-def pictures_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pictures")
-    shutil.copytree(DATA / "site", root / "content")
-    add_picture_entry(root / "content")
-    with Gunicorn(root / "content", root / "data", workers=1) as running:
-        yield running
-
-
-def test_an_entry_shows_its_photo_and_plot_with_javascript_off(browser, pictures_server: Gunicorn) -> None:
+def test_an_entry_shows_its_photo_and_plot_with_javascript_off(browser, server: Gunicorn) -> None:
     """Each image is one more request, and Chromium paints it: the screenshot holds both images' colours."""
-    assert_both_pictures_shown(browser, pictures_server.url + "/log/rack-pictures", ARTIFACTS / "pictures.png")
-
-
-@pytest.fixture(scope="module")
-def phone_server(tmp_path_factory):
-    """The demo log with an entry as wide as entries get, served with an onion address (the footer shows it)."""
-    root = tmp_path_factory.mktemp("phone")
-    shutil.copytree(ROOT / "content", root / "content")
-    add_wide_entry(root / "content")
-    with Gunicorn(root / "content", root / "data", workers=1, extra_env={"BLOG_ONION_ADDRESS": ONION}) as running:
-        yield running
+    assert_both_pictures_shown(browser, server.url + "/log/rack-pictures", ARTIFACTS / "pictures.png")
 
 
 @pytest.fixture(scope="module")
@@ -119,28 +108,29 @@ PAGE_KINDS = {
 
 
 @pytest.mark.parametrize("width", PHONE_WIDTHS)
-def test_no_page_scrolls_sideways_at_a_phones_width(browser, phone_server: Gunicorn, problems_preview: Server,
+def test_no_page_scrolls_sideways_at_a_phones_width(browser, server: Gunicorn, problems_preview: Server,
                                                     width: int) -> None:
     """Every kind of page fits 320, 360 and 390 px with JavaScript off; code blocks and tables scroll alone."""
-    urls = {kind: phone_server.url + path for kind, path in PAGE_KINDS.items()}
+    urls = {kind: server.url + path for kind, path in PAGE_KINDS.items()}
     urls["preview's problems page"] = problems_preview.url + "/"
     wide = {}
-    for kind, url in urls.items():
-        scroll, client, what = sideways(browser, url, width)
-        assert client == width, (kind, client)
-        if scroll > client:
-            wide[kind] = (scroll, what)
+    with phone(browser, width) as page:
+        for kind, url in urls.items():
+            scroll, client, what = sideways(page, url)
+            assert client == width, (kind, client)
+            if scroll > client:
+                wide[kind] = (scroll, what)
     assert not wide, f"at {width} px these pages scroll sideways (scrollWidth, what is wide): {wide}"
 
 
-def test_an_svg_figure_says_what_it_shows_where_svg_is_not_shown(browser, phone_server: Gunicorn) -> None:
+def test_an_svg_figure_says_what_it_shows_where_svg_is_not_shown(browser, server: Gunicorn) -> None:
     """Tor Browser's Safest mode shows no SVG and runs no script: the figure's caption still tells the reader."""
     context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 800})
     blocked: list[str] = []
     context.route("**/*.svg", lambda route: (blocked.append(route.request.url), route.abort()))
     try:
         page = context.new_page()
-        page.goto(f"{phone_server.url}/log/{WIDE_SLUG}", wait_until="load")
+        page.goto(f"{server.url}/log/{WIDE_SLUG}", wait_until="load")
         caption = page.locator("figure figcaption")
         assert blocked and caption.is_visible() and caption.inner_text() == SVG_ALT
         assert SVG_ALT in page.inner_text("article")  # as text a reader sees, not only an attribute
