@@ -51,26 +51,34 @@ def _contents(directory: Path) -> dict[str, object]:
                 "postings": postings, "lengths": lengths, "totals": totals}
 
 
-def test_two_processes_write_what_one_writes(corpus: builds.Build, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    assert "two processes" in _write(corpus, tmp_path / "two", 1, monkeypatch)
-    assert "two processes" not in _write(corpus, tmp_path / "one", 10**9, monkeypatch)
-    two, one = _contents(tmp_path / "two"), _contents(tmp_path / "one")
+@pytest.fixture(scope="module")
+def written(corpus: builds.Build, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Write the corpus's index once in one process and once in two (each write takes seconds): name ->
+    (its directory, what write_full said)."""
+    tmp = tmp_path_factory.mktemp("written")
+    done = {}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, parallel_from in (("one", 10**9), ("two", 1)):
+            done[name] = (tmp / name, _write(corpus, tmp / name, parallel_from, monkeypatch))
+    return done
+
+
+def test_two_processes_write_what_one_writes(corpus: builds.Build, written: dict[str, tuple[Path, str]]) -> None:
+    assert "two processes" in written["two"][1]
+    assert "two processes" not in written["one"][1]
+    two, one = _contents(written["two"][0]), _contents(written["one"][0])
     assert (two.pop("segments"), one.pop("segments")) == (2, 1)
     assert len(one["stored"]) == sum(len(blocks) for _, blocks in parts_of(corpus.site, corpus.rendered))
     for key in one:
         assert two[key] == one[key], key
-    assert not list(tmp_path.glob("*.part")), "the child's directory was left behind"
+    assert not list(written["two"][0].parent.glob("*.part")), "the child's directory was left behind"
 
 
-def test_two_processes_answer_every_query_alike(corpus: builds.Build, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    _write(corpus, tmp_path / "two", 1, monkeypatch)
-    _write(corpus, tmp_path / "one", 10**9, monkeypatch)
+def test_two_processes_answer_every_query_alike(corpus: builds.Build, written: dict[str, tuple[Path, str]]) -> None:
     answers = {}
     search = Search()
     for name in ("two", "one"):
-        corpus.index_dir = tmp_path / name
+        corpus.index_dir = written[name][0]
         search.forget_answers()
         answers[name] = [[(c.anchor, round(c.score, 9)) for c in search.find(corpus, q, limit=10).citations]
                          for q in queries()]
@@ -92,12 +100,12 @@ def test_a_failing_child_falls_back_to_one_process(corpus: builds.Build, tmp_pat
 
 @pytest.mark.parametrize("parallel_from", [1, 10**9])
 def test_a_postings_limit_splits_segments_and_changes_nothing_else(corpus: builds.Build, tmp_path: Path,
+                                                                    written: dict[str, tuple[Path, str]],
                                                                     monkeypatch: pytest.MonkeyPatch,
                                                                     parallel_from: int) -> None:
-    _write(corpus, tmp_path / "whole", 10**9, monkeypatch)
     monkeypatch.setattr(full, "SEGMENT_POSTINGS", 5_000)  # the child is told the limit too
     _write(corpus, tmp_path / "split", parallel_from, monkeypatch)
-    split, whole = _contents(tmp_path / "split"), _contents(tmp_path / "whole")
+    split, whole = _contents(tmp_path / "split"), _contents(written["one"][0])
     assert split.pop("segments") >= 4 and whole.pop("segments") == 1
     for key in whole:
         assert split[key] == whole[key], key
