@@ -147,6 +147,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if group is None and item.path.name in ("test_load.py", "test_faults.py", "test_hostile.py",
                                                 "test_semantic_outage.py", "test_connections.py"):
             group = "load"
+        if group is None and item.path.name == "test_mcp_http.py" and "site" in fixtures:
+            group = f"mcp_http_{item.callspec.params['site']}"  # one served site per worker class, not per worker
         if group is None and item.path.name == "test_browser.py":
             group = "browser"
         if group is None and item.path.name == "test_operator.py":
