@@ -159,7 +159,8 @@ def _builders_of(master: int) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines() if "blog.builder" in line and str(master) in line]
 
 
-def test_a_nudge_sent_while_the_builder_starts_waits_for_it_instead_of_ending_it(tmp_path: Path,
+@pytest.mark.parametrize("fork", [False, True], ids=["new-python", "forked"])
+def test_a_nudge_sent_while_the_builder_starts_waits_for_it_instead_of_ending_it(tmp_path: Path, fork: bool,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGUSR1 ends a process that has no handler for it yet: the master starts the builder with it blocked.
 
@@ -176,7 +177,7 @@ def test_a_nudge_sent_while_the_builder_starts_waits_for_it_instead_of_ending_it
     monkeypatch.setenv("BLOG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("BLOG_TOR_MODE", "off")
     monkeypatch.setenv("BLOG_SEMANTIC", "0")
-    builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,))
+    builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,), fork=fork)
     assert builder.run_once() == 0
     first = load_current(tmp_path / "data" / "builds")
     assert first is not None
