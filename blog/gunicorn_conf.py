@@ -56,8 +56,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 _listeners: list[int] = []  # the listening sockets' descriptors, which the forked builder must not hold
 _builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,),  # a nudge is never its end
                       fork=True, not_inherited=lambda: _listeners)
-# The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
-_semantic = Supervisor("blog.index.semantic.service", "the semantic ranker")
+# The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/); forked
+# too, it shares numpy and the standard library with them.
+_semantic = Supervisor("blog.index.semantic.service", "the semantic ranker", fork=True,
+                       not_inherited=lambda: _listeners)
 
 
 class NoBuild(RuntimeError):
