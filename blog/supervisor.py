@@ -7,6 +7,8 @@ exit status before gunicorn's reaping can, starts it again when it dies, and sto
 A helper is started either as a new Python (`fork=False`) or forked from the master (`fork=True`) and run as
 `python -m MODULE` would run it in that fork: it then shares the libraries the master imported and froze
 before forking its workers (blog/worker_imports.py) instead of importing its own copies, as the workers do.
+Forking is safe only from a process of one thread (gunicorn's master is): a lock another thread held at the
+fork would stay held in the child for good.
 """
 
 from __future__ import annotations
