@@ -216,14 +216,10 @@ def _embed_and_answer(config: Config, parent: int, files: object, state: _State,
     state.starting = False
     _yield_to_readers()
     log.info("semantic ranker ready (pid %d, model %s)", os.getpid(), state.model_id)
-    trimmed_at = state.answered
     while not stop.is_set() and os.getppid() == parent:
         pointer = _current_id(config)
         if pointer and nearest.vectors_for(pointer) is None:
             _embed_with_own_session(config, pointer, files, root, state, stop)
-        if state.answered != trimmed_at:  # a question's buffers, freed, stay in glibc's heap until trimmed
-            trimmed_at = state.answered
-            _give_back_freed_memory()
         stop.wait(TICK)
 
 
