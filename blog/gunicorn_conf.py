@@ -51,10 +51,15 @@ control_socket_disable = True
 # matrix at most, and the semantic process one question's cosines: one thread each is all they use.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-# Workers only read `current`; the one builder is a process of the master's own (blog/builder.py).
-_builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,))  # a nudge is never its end
-# The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/).
-_semantic = Supervisor("blog.index.semantic.service", "the semantic ranker")
+# Workers only read `current`; the one builder is a process of the master's own (blog/builder.py), forked
+# from it after it imported and froze the workers' libraries, so that it shares them as a worker does.
+_listeners: list[int] = []  # the listening sockets' descriptors, which the forked builder must not hold
+_builder = Supervisor("blog.builder", "the builder", held=(signal.SIGUSR1,),  # a nudge is never its end
+                      fork=True, not_inherited=lambda: _listeners)
+# The semantic ranker holds the model and the vectors once, for every worker (blog/index/semantic/); forked
+# too, it shares numpy and the standard library with them.
+_semantic = Supervisor("blog.index.semantic.service", "the semantic ranker", fork=True,
+                       not_inherited=lambda: _listeners)
 
 
 class NoBuild(RuntimeError):
@@ -73,6 +78,11 @@ def on_starting(server) -> None:  # type: ignore[no-untyped-def]
 
 def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     """Start the builder and the semantic process; look after them on every turn of the master's loop."""
+    # Before the builder and the first worker are forked: what they all import is then shared
+    # (blog/worker_imports.py).
+    shared = worker_imports.share(server.worker_libraries)
+    server.log.info("imported %d modules every worker uses, shared with them copy-on-write", shared)
+    _listeners[:] = [sock.fileno() for sock in server.LISTENERS]
     _builder.start()
     _semantic.start()
     manage_workers, reap_workers = server.manage_workers, server.reap_workers
@@ -90,9 +100,6 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
 
     server.manage_workers = manage_workers_and_builder
     server.reap_workers = reap_helpers_first
-    # Before the first worker is forked: what they all import is then shared (blog/worker_imports.py).
-    shared = worker_imports.share(server.worker_libraries)
-    server.log.info("imported %d modules every worker uses, shared with them copy-on-write", shared)
 
 
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]

@@ -66,6 +66,12 @@ def test_a_model_file_that_does_not_match_its_hash_is_refused(model: weights.Mod
     (copy / weights.GRAPH).write_bytes(bytes(graph))
     with pytest.raises(weights.ModelUnavailable, match=r"encoder\.onnx does not match its SHA-256.*refusing"):
         weights.locate(copy)
+    shutil.copy(model.graph, copy / weights.GRAPH)
+    with (copy / weights.WORDS).open("r+b") as table:  # one float of one word's row
+        table.seek(1000 * 1536 + 8)
+        table.write(b"\x00\x00\x80\x3f")
+    with pytest.raises(weights.ModelUnavailable, match=r"words\.f32 does not match its SHA-256.*refusing"):
+        weights.locate(copy)
     (copy / weights.MANIFEST).unlink()
     with pytest.raises(weights.ModelUnavailable, match=r"not installed.*run `blog model fetch`"):
         weights.locate(copy)
@@ -97,6 +103,31 @@ def test_the_graph_embeds_like_the_published_model(encoder: Encoder) -> None:
     alone = np.stack([encoder.encode([t])[0] for t in texts])
     assert np.array_equal(alone, found)
     assert np.array_equal(encoder.encode(texts[::-1])[::-1], found)
+
+
+def test_rows_read_from_the_word_table_embed_as_the_graph_that_looks_them_up(encoder: Encoder,
+                                                                          model: weights.ModelFiles) -> None:
+    # The graph as it was before the table left it: the table an initializer again, a Gather on input_ids.
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = onnx.load(str(model.graph))
+    table = np.fromfile(model.words, "<f4").reshape(-1, weights.DIMENSIONS)
+    graph.graph.initializer.append(numpy_helper.from_array(table, "table"))
+    graph.graph.node.insert(0, helper.make_node("Gather", ["table", "input_ids"], ["looked_up"]))
+    for node in graph.graph.node[1:]:
+        node.input[:] = ["looked_up" if name == "words" else name for name in node.input]
+    graph.graph.input.remove(graph.graph.input[0])
+    graph.graph.input.insert(0, helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]))
+    whole = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    texts = [block for path in sorted((ROOT / "content" / "log").glob("*.md"))
+             for block in path.read_text(encoding="utf-8").split("\n\n")[:12] if block.strip()]
+    texts += [QUESTION, "a", "Ünïcödé ☃ 日本語", "word " * 400]
+    for text, found in zip(texts, encoder.encode(texts), strict=True):
+        ids = np.array([encoder.tokenizer.encode(text).ids], np.int64)
+        expected = whole.run(["embedding"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        assert np.array_equal(found, expected), text
 
 
 def test_a_changed_paragraph_is_the_only_block_embedded_again(encoder: Encoder, tmp_path: Path) -> None:

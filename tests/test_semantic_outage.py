@@ -199,7 +199,9 @@ def test_a_killed_semantic_process_costs_meaning_only_until_it_is_back(tmp_path:
         answer = _over_http(server.url, ["onion service key file"])[0]
         took = time.monotonic() - started
         assert answer["results"] and answer["ranking"] == "words", answer
-        assert answer["ranking_note"] == "the site's semantic process is not answering"
+        # Forked from the master, the next process may already listen while it loads its model, and say so.
+        assert answer["ranking_note"] in ("the site's semantic process is not answering",
+                                          "the semantic process is still loading its model"), answer
         assert took < semantic_client.DEADLINE + 1.0, f"a question took {took:.2f} s with the process gone"
         # The master starts it again, says how the old one ended, and meaning comes back.
         _wait(lambda: (_status(tmp_path / "data") or {}).get("pid") not in (None, pid), "new process", server)

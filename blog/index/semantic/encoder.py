@@ -1,6 +1,14 @@
-"""Text to unit vectors with the checked model: the tokenizer and an onnxruntime session, on the CPU."""
+"""Text to unit vectors with the checked model: the tokenizer and an onnxruntime session, on the CPU.
+
+The word-embedding table (47 MB of float32) is not in the graph: each text's rows are read from its file
+(`os.pread`) and handed to the session as `words`. No process holds the table; the kernel's page cache
+keeps the parts read often, and gives them back under memory pressure (docs/performance.md, memory).
+"""
 
 from __future__ import annotations
+
+import os
+import weakref
 
 import numpy as np
 import onnxruntime as ort
@@ -9,6 +17,25 @@ from tokenizers import Tokenizer
 from blog.index.semantic.weights import DIMENSIONS, ModelFiles
 
 MAX_TOKENS = 256  # the model was trained on at most 256 word pieces; longer blocks are cut
+ROW = DIMENSIONS * 4  # bytes of one word's row in the table
+
+
+class WordTable:
+    """The rows of the word-embedding table, read from its file when a text needs them; thread-safe."""
+
+    def __init__(self, path: os.PathLike[str]) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.words = os.fstat(self.fd).st_size // ROW
+        weakref.finalize(self, os.close, self.fd)
+
+    def rows(self, ids: list[int]) -> np.ndarray:
+        """Return the tokens' rows as one batch of one text (1 x tokens x 384 float32)."""
+        out = bytearray(len(ids) * ROW)
+        for place, word in enumerate(ids):
+            if not 0 <= word < self.words:
+                raise ValueError(f"word piece {word} is outside the model's table of {self.words}")
+            out[place * ROW:(place + 1) * ROW] = os.pread(self.fd, ROW, word * ROW)
+        return np.frombuffer(out, "<f4").reshape(1, len(ids), DIMENSIONS)
 
 
 class Encoder:
@@ -21,6 +48,7 @@ class Encoder:
         self.tokenizer = Tokenizer.from_file(str(files.tokenizer))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()  # the file pads every text to 128 pieces; batches here pad to their longest
+        self.words = WordTable(files.words)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -37,8 +65,9 @@ class Encoder:
         """
         out = np.empty((len(texts), DIMENSIONS), np.float32)
         for row, encoded in enumerate(self.tokenizer.encode_batch(texts)):
-            ids = np.array([encoded.ids], np.int64)
-            out[row] = self.session.run(["embedding"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+            mask = np.ones((1, len(encoded.ids)), np.int64)
+            out[row] = self.session.run(["embedding"], {"words": self.words.rows(encoded.ids),
+                                                        "attention_mask": mask})[0][0]
         return out
 
     def tokens(self, texts: list[str]) -> int:

@@ -5,7 +5,10 @@ LayerNorm; six layers of 12-head self-attention and a GELU feed-forward, each cl
 LayerNorm; then the mean of the token vectors under the attention mask, scaled to unit length. Inputs are
 `input_ids` and `attention_mask` (int64, batch x tokens); the output `embedding` is batch x 384.
 `quantize()` turns the weight matrices into int8 (onnxruntime's dynamic quantization): about 3x faster
-on these CPUs, at a cost docs/search.md measures.
+on these CPUs, at a cost docs/search.md measures. `split_words()` then takes the word-embedding table (47 of
+the model's 58 MB, float32) out of the graph into a file of its own, which the encoder reads a row at a time:
+the graph takes each token's row as its input `words` instead of looking it up (the same floats, so the same
+vectors), and no session holds the table.
 """
 
 from __future__ import annotations
@@ -121,6 +124,30 @@ def build(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def split_words(source: Path, graph_target: Path, table_target: Path) -> None:
+    """Write a graph that takes the tokens' rows of the word table as input `words`, and the table as raw float32.
+
+    The Gather that looked the rows up is removed, and the Shape that read the number of tokens from
+    `input_ids` reads it from `words`; every other node and weight is left as it was.
+    """
+    model = onnx.load(str(source))
+    g = model.graph
+    gather = next(n for n in g.node if n.op_type == "Gather" and n.input[1] == "input_ids")
+    table = next(t for t in g.initializer if t.name == gather.input[0])
+    looked_up = gather.output[0]
+    numpy_helper.to_array(table).astype("<f4").tofile(str(table_target))
+    g.initializer.remove(table)
+    g.node.remove(gather)
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            if name in (looked_up, "input_ids"):
+                node.input[i] = "words"
+    g.input.remove(next(i for i in g.input if i.name == "input_ids"))
+    g.input.insert(0, helper.make_tensor_value_info("words", TensorProto.FLOAT, ["batch", "tokens", HIDDEN]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(graph_target))
 
 
 def quantize(source: Path, target: Path) -> None:

