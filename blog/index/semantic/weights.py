@@ -50,6 +50,8 @@ class ModelFiles:
     graph: Path
     tokenizer: Path
     model_id: str  # names the vectors this model makes: vectors of another model are never mixed in
+    dimensions: int = DIMENSIONS  # the length of the unit vector a text becomes
+    max_tokens: int = 256  # word pieces a text is cut at: what the model was trained on
 
 
 def sha256(path: Path) -> str:
