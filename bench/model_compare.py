@@ -111,6 +111,10 @@ def measure(name: str, files: ModelFiles, build: quality.Build, sets: list[Path]
                 "no_shared_word recall@5": no_word[0][2] if no_word else None}
         hits, missed = quality.page_hits(quality.ours(build, meaning), questions, quality.pages_of(build))
         found[f"{path.stem} page questions"] = f"{hits} of {hits + len(missed)}"
+    known = len(quality.known_items(build))
+    found["known items first"] = f"{known - len(quality.known_item_misses(build, meaning, False))} of {known}"
+    found["off-topic: nothing found"] = (f"{len(quality.OFF_TOPIC) - len(quality.nothing_found(build, meaning))}"
+                                         f" of {len(quality.OFF_TOPIC)}")
     started = time.perf_counter()
     for question in questions_asked:
         meaning.encoder.encode([question])
@@ -121,6 +125,7 @@ def measure(name: str, files: ModelFiles, build: quality.Build, sets: list[Path]
 def held_pss(model_dir: Path, locate_name: str) -> dict[str, float]:
     """In this (child) process: hold what the semantic process holds; return its PSS in MiB, idle and embedding."""
     files = MODELS[locate_name][0](model_dir)
+    before = pss_kib(os.getpid()) / 1024  # this bench's own imports, before the model
     answering = Encoder(files, threads=1, arena=False)
     rng = np.random.default_rng(3)
     matrix = rng.standard_normal((LARGE_LOG_BLOCKS, files.dimensions)).astype(np.float32)
@@ -130,7 +135,7 @@ def held_pss(model_dir: Path, locate_name: str) -> dict[str, float]:
     idle = pss_kib(os.getpid()) / 1024
     embedder = Encoder(files, threads=len(os.sched_getaffinity(0)))
     embedder.encode(["a block of a typical length, " * 12] * 8)
-    return {"pss_idle_mib": idle, "pss_embedding_mib": pss_kib(os.getpid()) / 1024,
+    return {"pss_before_model_mib": before, "pss_idle_mib": idle, "pss_embedding_mib": pss_kib(os.getpid()) / 1024,
             "vectors_mib": matrix.nbytes / 2**20}
 
 
