@@ -90,6 +90,22 @@ def embed_timed(files: ModelFiles, texts: list[str]) -> tuple[np.ndarray, float]
     return rows, (time.perf_counter() - started) * 1000 / len(texts)
 
 
+def interleaved(located: dict[str, ModelFiles], texts: list[str], rounds: int) -> None:
+    """Print ms a block for each model, the models taking turns on the same blocks: on a shared machine the
+    load moves between two models' runs, and the ratio of turns side by side is the steadier figure."""
+    encoders = {name: Encoder(files, threads=len(os.sched_getaffinity(0))) for name, files in located.items()}
+    for turn in range(rounds):
+        took = {}
+        for name, encoder in encoders.items():
+            started = time.perf_counter()
+            encoder.encode(texts)
+            took[name] = (time.perf_counter() - started) * 1000 / len(texts)
+        first = next(iter(took.values()))
+        print(f"  turn {turn + 1}: " + ", ".join(f"{n} {ms:.1f} ms a block ({ms / first:.1f}x)"
+                                                 for n, ms in took.items())
+              + f", load average {os.getloadavg()[0]:.1f}")
+
+
 def measure(name: str, files: ModelFiles, build: quality.Build, sets: list[Path]) -> dict[str, object]:
     """Return one model's figures on the bundled log."""
     items = vectors.passages(build)
@@ -150,6 +166,7 @@ def main() -> None:
     parser.add_argument("--content", type=Path, default=ROOT / "content")
     parser.add_argument("--skip-check", action="store_true", help="skip the numpy forward pass check")
     parser.add_argument("--fp32", action="store_true", help="measure the candidate's fp32 graph too")
+    parser.add_argument("--turns", type=int, default=3, help="turns of the side-by-side timing (0: none)")
     parser.add_argument("--pss", metavar="MODEL", help=argparse.SUPPRESS)  # the child process's part
     args = parser.parse_args()
     if args.pss:
@@ -164,6 +181,10 @@ def main() -> None:
             items = vectors.passages(build)
             print("all-mpnet-base-v2's graphs (weights and tokenizer match the published SHA-256):")
             check_graph(located["all-mpnet-base-v2"], [items[i].text for i in range(0, len(items), len(items) // 6)])
+        if args.turns:
+            items = vectors.passages(build)
+            print(f"ms a block, the models taking turns on every fourth block ({len(items[::4])}):")
+            interleaved(located, [p.text for p in items[::4]], args.turns)
         results = [measure(name, files, build, sets) | _pss_in_child(name) for name, files in located.items()]
     _print(results)
 
