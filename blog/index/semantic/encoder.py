@@ -16,7 +16,6 @@ from tokenizers import Tokenizer
 
 from blog.index.semantic.weights import DIMENSIONS, ModelFiles
 
-MAX_TOKENS = 256  # the model was trained on at most 256 word pieces; longer blocks are cut
 ROW = DIMENSIONS * 4  # bytes of one word's row in the table
 
 
@@ -46,9 +45,10 @@ class Encoder:
         the served process's question session holds no more than its weights between questions."""
         self.files = files
         self.tokenizer = Tokenizer.from_file(str(files.tokenizer))
-        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.enable_truncation(files.max_tokens)  # longer blocks are cut
         self.tokenizer.no_padding()  # the file pads every text to 128 pieces; batches here pad to their longest
-        self.words = WordTable(files.words)
+        # The served model's rows come from their own file; a graph that keeps its table looks ids up.
+        self.words = WordTable(files.words) if files.words is not None else None
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -57,17 +57,18 @@ class Encoder:
         self.session = ort.InferenceSession(str(files.graph), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Return one unit vector (float32, 384) per text, in order.
+        """Return one unit vector (float32, the model's dimensions) per text, in order.
 
         One text a call: the int8 graph scales its activations over the whole input, so in a batch a text's
         vector moved with its batch-mates (by about 0.01). Alone, a block's vector depends on its text only,
         as the question's does; and on these cores it is no slower (docs/search.md).
         """
-        out = np.empty((len(texts), DIMENSIONS), np.float32)
+        out = np.empty((len(texts), self.files.dimensions), np.float32)
         for row, encoded in enumerate(self.tokenizer.encode_batch(texts)):
             mask = np.ones((1, len(encoded.ids)), np.int64)
-            out[row] = self.session.run(["embedding"], {"words": self.words.rows(encoded.ids),
-                                                        "attention_mask": mask})[0][0]
+            words = ({"words": self.words.rows(encoded.ids)} if self.words is not None
+                     else {"input_ids": np.array([encoded.ids], np.int64)})
+            out[row] = self.session.run(["embedding"], {**words, "attention_mask": mask})[0][0]
         return out
 
     def tokens(self, texts: list[str]) -> int:

