@@ -185,17 +185,6 @@ def test_off_topic_questions_find_nothing_and_no_tuned_question_loses_its_answer
     assert answered() - with_floor <= beyond, "the floor costs these questions their answer"
 
 
-def test_blocks_about_as_near_the_question_stay_about_as_near_in_the_fusion() -> None:
-    # Cosines were stretched between the list's first and last, so 0.60 against 0.57 weighed as 1 against 0:
-    # meaning, barely preferring one block, overturned the words' clear first. Now a cosine is read against
-    # the best one, as BM25 against the best score.
-    words = [("lead", 10.0), ("other", 9.0)]
-    meant = [("other", 0.60), ("third", 0.58), ("lead", 0.57)]
-    fused = fuse.combine(words, meant, 0.5, least=0.2)
-    assert [k for k, _ in fused][0] == "lead", fused
-    assert dict(fused)["third"] > 0.45, "a block nearly as near as the best keeps nearly its weight"
-
-
 def test_feedback_for_a_long_question_keeps_its_nearest_cosine(encoder: Encoder, tmp_path: Path) -> None:
     # A long question is asked again from its vector moved toward its nearest blocks; the floor reads the
     # best cosine, so the moved cosines keep the first ask's best (an off-topic question stays off-topic).

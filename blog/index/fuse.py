@@ -1,9 +1,7 @@
 """One ranking from the lexical and the semantic ones: a convex combination of their normalised scores.
 
-A block scores (1 - w) x its BM25 score / the best BM25 score of the question, plus w x its cosine / the
-best cosine of the question (a block missing from a list scores 0 there): each side divided by its best,
-with 0 as the bottom of both scales, not each list's last (the "theoretical" min-max of Bruch et al., which
-keeps how far apart the cosines are instead of stretching a list that is close together).
+A block scores (1 - w) x its BM25 score / the best BM25 score of the question, plus w x its cosine, scaled
+so that the nearest block has 1 and the list's last has 0 (a block missing from a list scores 0 there).
 Scores, not ranks, are added: a block the words rank first by a wide margin keeps that margin, where
 reciprocal-rank fusion saw only the rank (Bruch et al., "An Analysis of Fusion Functions for Hybrid
 Retrieval", 2023). The meaning's weight w depends on the question (`weight`): a question asked in prose
@@ -87,8 +85,10 @@ def combine(words: Sequence[tuple[str, float]], meant: Sequence[tuple[str, float
         scores[key] = (1 - w) * (s / top if top > 0 else 0.0) * share
     near = meant[:depth]
     least = floor(bool(words)) if least is None else least
-    high = near[0][1] if near else 0.0
-    for key, c in near:
-        if c >= least:  # below it a block is no answer by meaning, whatever its rank there
-            scores[key] = scores.get(key, 0.0) + w * (c / high if high > 0 else 1.0)
+    if near:
+        high, low = near[0][1], near[-1][1]
+        span = high - low
+        for key, c in near:
+            if c >= least:  # below it a block is no answer by meaning, whatever its rank there
+                scores[key] = scores.get(key, 0.0) + w * ((c - low) / span if span > 0 else 1.0)
     return sorted(scores.items(), key=lambda pair: -pair[1])
