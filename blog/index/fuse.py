@@ -26,7 +26,11 @@ STOPS = 0.25  # prose: at least this share of its words are stop words ("how do 
 LEAN = 0.3  # the meaning's extra weight when the best lexical blocks hold none of the question's words
 LEAD = 5  # the best lexical blocks whose share of the question's words `weight` reads
 COVER = 1.5  # how much the share of the question's words a block holds scales its lexical score (combine)
-FLOOR = 0.24  # a block nearer the question than this cosine is no answer by meaning (docs/search.md)
+# A block farther from the question than this cosine is no answer by meaning (docs/search.md): FLOOR when the
+# words find nothing either, BESIDE when they find blocks: two signals that agree the log covers the question
+# need less of each ("where should a new reader begin?" is 0.224 from its answer; "xyzzyplugh", which no
+# block holds, 0.226 from its nearest; the other off-topic questions 0.184 and below).
+FLOOR, BESIDE = 0.24, 0.20
 _IDENT = re.compile(r"[_/=.:\\]|\d|[a-z][A-Z]|^-|\s-")
 _WORD = re.compile(r"[^\W\d_]+")
 
@@ -58,13 +62,20 @@ def weight(text: str, covered: float = 1.0) -> float:
     return min(1.0, base + LEAN * (1.0 - covered))
 
 
+def floor(words_found: bool) -> float:
+    """Return the cosine below which a block is no answer by meaning: lower when the words find blocks too."""
+    return BESIDE if words_found else FLOOR
+
+
 def combine(words: Sequence[tuple[str, float]], meant: Sequence[tuple[str, float]], w: float,
-            covered: Mapping[str, float] | None = None, depth: int = DEPTH) -> list[tuple[str, float]]:
+            covered: Mapping[str, float] | None = None, depth: int = DEPTH,
+            least: float | None = None) -> list[tuple[str, float]]:
     """Return (key, fused score) best first from (key, BM25) and (key, cosine) lists; ties keep the words' order.
 
     `covered`: the share of the question's words each lexical block has; a block's normalised BM25 score
     is scaled by it to the power COVER, so that a block with all of them outranks one that has two of
-    them twice (BM25's coordination bonus alone is too small to).
+    them twice (BM25's coordination bonus alone is too small to). `least`: the cosine below which a block
+    is no answer by meaning (`floor`).
     """
     scores: dict[str, float] = {}
     lexical = words[:depth]
@@ -73,10 +84,11 @@ def combine(words: Sequence[tuple[str, float]], meant: Sequence[tuple[str, float
         share = covered.get(key, 1.0) ** COVER if covered is not None else 1.0
         scores[key] = (1 - w) * (s / top if top > 0 else 0.0) * share
     near = meant[:depth]
+    least = floor(bool(words)) if least is None else least
     if near:
         high, low = near[0][1], near[-1][1]
         span = high - low
         for key, c in near:
-            if c >= FLOOR:  # below it a block is no answer by meaning, whatever its rank there
+            if c >= least:  # below it a block is no answer by meaning, whatever its rank there
                 scores[key] = scores.get(key, 0.0) + w * ((c - low) / span if span > 0 else 1.0)
     return sorted(scores.items(), key=lambda pair: -pair[1])

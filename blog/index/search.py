@@ -178,14 +178,15 @@ class Search:
         entries = self._entry_map(build)
         if hits is not None:
             required, excluded = scored.narrowed()
-            far = not hits or hits[0][1] < fuse.FLOOR
+            least = fuse.floor(bool(keys))
+            far = not hits or hits[0][1] < least
             if far:
                 # Nothing in the log is near the question: only a block with every word it asks is an answer.
                 keys = [(k, s) for k, s in keys if cover.get(k, 0.0) >= 1.0]
             meant = [(k, c) for k, c in hits if _visible(k, entries, hidden, parsed)
                      and k not in excluded and (required is None or k in required)]
             lead = max((cover.get(k, 0.0) for k, _ in keys[:fuse.LEAD]), default=0.0)
-            fused = fuse.combine(keys, meant, fuse.weight(parsed.said, lead), cover)
+            fused = fuse.combine(keys, meant, fuse.weight(parsed.said, lead), cover, least=least)
             # fusion reads the lexical ranking's first DEPTH; the rest of it follows, in its own order
             taken = {k for k, _ in fused}
             keys = fused + [(k, 0.0) for k, _ in keys[DEPTH:] if k not in taken]
