@@ -12,7 +12,9 @@ can be per address; these are per connection and per worker:
   connection, a reader's, always gets in, and a worker never holds more;
 - the first request head must be complete within `HEAD_DEADLINE` of the connection; later ones within
   gunicorn's `keepalive` of the answer before (gunicorn's own timer);
-- a head that is still incomplete may hold `HEAD_BUDGET` bytes; a complete one over it is refused too.
+- a head that is still incomplete may hold `HEAD_BUDGET` bytes; a complete one over it is refused too;
+- its field values are checked for control characters in C, not byte by byte in Python, so that a flood of
+  long header lines does not keep the worker from accepting the readers queued behind it.
 """
 
 from __future__ import annotations
