@@ -5,7 +5,8 @@ content/ (or drives `--url`) and opens 9,000 connections that send nothing and 3
 `GET / HTTP/1.1`, a Host header and 48 header lines of 8,000 bytes and never finish (`--idle`,
 `--half-sent`, `--rate` to pace them). It holds them until the site closes them (at most `--hold` s),
 measures readers beside them (bench.slowloris's: a new connection per page, and kept-alive ones), samples
-every worker's resident memory every 0.5 s and once more `--after` s later, and prints it all as JSON.
+every worker's resident memory every 0.5 s and once more `--after` s later, counts the CPU the workers spent
+meanwhile per 1,000 flood connections (the readers' pages included), and prints it all as JSON.
 """
 
 from __future__ import annotations
