@@ -5,7 +5,8 @@ content/ (or drives `--url`) and opens 9,000 connections that send nothing and 3
 `GET / HTTP/1.1`, a Host header and 48 header lines of 8,000 bytes and never finish (`--idle`,
 `--half-sent`, `--rate` to pace them). It holds them until the site closes them (at most `--hold` s),
 measures readers beside them (bench.slowloris's: a new connection per page, and kept-alive ones), samples
-every worker's resident memory every 0.5 s and once more `--after` s later, and prints it all as JSON.
+every worker's resident memory every 0.5 s and once more `--after` s later, counts the CPU the workers spent
+meanwhile per 1,000 flood connections (the readers' pages included), and prints it all as JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import resource
 import socket
@@ -61,6 +63,7 @@ class FloodResult:
     baseline_kib: dict[int, int] = field(default_factory=dict)
     after_kib: dict[int, int] = field(default_factory=dict)  # a minute (after=) after the flood ended
     overflows: int = 0  # connections the kernel dropped meanwhile, its listen queue full (machine-wide)
+    cpu_s: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds from the flood's start to its end
 
     def summary(self) -> dict[str, object]:
         """Return the figures as a dict for printing."""
@@ -75,6 +78,7 @@ class FloodResult:
                 "closed_by_site": len(lives), "answers": held.answers,
                 "held_p50_s": round(percentile(lives, 50), 2), "held_max_s": round(max(lives, default=0), 2),
                 "listen_queue_overflows": self.overflows,
+                "worker_cpu_s_per_1000": round(sum(self.cpu_s.values()) * 1000 / max(held.connected, 1), 3),
                 "readers": {k: v for k, v in readers.items() if k not in ("slow_clients", "slow_open_at_end")},
                 "keepalive_readers": {k: v for k, v in self.kept.summary().items()
                                       if k not in ("slow_clients", "slow_open_at_end")},
@@ -187,6 +191,7 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
     receive, send = context.Pipe(duplex=False)
     flooder = context.Process(target=_hold_all, args=(host, port, idle, half_sent, hold, rate, send), daemon=True)
     overflows = listen_overflows()
+    cpu = {pid: cpu_seconds(pid) for pid in pids}
     try:
         flooder.start()
         result.started = time.monotonic()
@@ -199,6 +204,7 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
         if await loop.run_in_executor(None, receive.poll, hold + 120):
             result.held = receive.recv()
         result.overflows = listen_overflows() - overflows
+        result.cpu_s = {pid: cpu_seconds(pid) - cpu[pid] for pid in pids}
         reading.set()
         await asyncio.gather(*reader_tasks)
         await asyncio.sleep(after)
@@ -210,6 +216,15 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
             flooder.kill()
         flooder.join(5)
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time a process has used (user and system), in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def raise_fd_limit(needed: int) -> None:
