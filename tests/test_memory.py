@@ -124,3 +124,28 @@ def test_the_cli_imports_the_mcp_sdk_only_for_its_mcp_commands() -> None:
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def _logged_by(log: str, what: str) -> set[int]:
+    """Return the pids of the processes whose log lines say `what`."""
+    return {int(pid) for pid in re.findall(r"\] \[(\d+)\] \[INFO\] [^\n]*" + re.escape(what), log)}
+
+
+def test_a_build_and_its_embedding_run_in_children_that_end(content_copy: Path, tmp_path: Path) -> None:
+    env = {"BLOG_SEMANTIC": "1", "BLOG_MODEL_DIR": str(ROOT / "var" / "model")}
+    with Gunicorn(content_copy, tmp_path / "data", workers=1, extra_env=env) as server:
+        _wait(lambda: "vectors for" in server.log(), 300, "embedding the starter log")
+        (builder,), (semantic,) = server.builder_pids(), server.semantic_pids()
+        (content_copy / "log" / "2026-12-01-one-more.md").write_text(
+            '---\ntitle: "One more entry"\ndate: 2026-12-01T10:00:00Z\ntags: [tor]\n'
+            'summary: "A new entry to publish and embed."\n---\n\nA paragraph about tor and memory.\n',
+            encoding="utf-8")
+        os.kill(builder, signal.SIGUSR1)  # the nudge a replaced worker or a HUP sends
+        _wait(lambda: server.log().count("vectors for") >= 2 and server.log().count(" is current: ") >= 2, 300,
+              "the new build and its vectors")
+        published, embedded = _logged_by(server.log(), " is current: "), _logged_by(server.log(), "vectors for")
+        assert server.builder_pids() == [builder] and server.semantic_pids() == [semantic]
+    # What a build reads and allocates is given back with the child that made it: neither the builder nor the
+    # semantic process grows with each build (docs/performance.md, memory).
+    assert builder not in published and semantic not in embedded, (builder, published, semantic, embedded)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in published | embedded), (published, embedded)
