@@ -45,8 +45,14 @@ def embed_in_child(config: Config, build_id: str, files: object, root: Path,
     23 MB at all other times: not taken.) The child reports its progress on a pipe, for `blog status`.
     """
     readable, writable = os.pipe()
-    with no_questions():  # none is inside onnxruntime or the tokenizer while the process is copied
-        pid = os.fork()
+    try:
+        with no_questions():  # none is inside onnxruntime or the tokenizer while the process is copied
+            pid = os.fork()
+    except OSError as exc:  # no memory or no process left for a child: questions go on, and it tries again
+        os.close(readable)
+        os.close(writable)
+        log.error("cannot start embedding build %s: %s", build_id, exc)
+        return
     if pid == 0:  # the child: this thread alone, copied with the questions' session it never uses
         # Nothing of the parent's but the pipe: a child that outlived a killed parent must not keep its
         # listening socket open, where askers would wait for an answer nobody gives.
