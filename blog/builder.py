@@ -14,17 +14,22 @@ here, in a process of its own that the gunicorn master starts and supervises (bl
   and holds tor's control connection (a tor it launched lives as long as that connection): no process of
   the served site only waits. The address comes from the stored key, so it is the same after a restart.
 
-A build runs in the builder's main thread, and it starts children only by fork and exec (blog/child.py), so
-the onion service's reconnecting thread is never forked with it. A crash in the builder never costs a
+While the site runs, a build is made in a child the builder starts and waits for (`python -m blog.builder --once`,
+its settings handed over on stdin), never in the builder itself: what a build reads, renders and indexes
+ends with that child, and the builder stays the size of what it holds between builds (docs/performance.md,
+memory). It starts children only by fork and exec (blog/child.py too), so the onion service's reconnecting
+thread is never forked with it. A crash in the builder never costs a
 reader's request: the master starts it again, and it publishes the onion again with the same key.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +37,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from blog import builds, pipeline
-from blog.config import Config, load_config
+from blog.config import Config, ConfigError, load_config
 from blog.content import ContentProblems
 from blog.index.results import SearchError
 from blog.index.store import is_usable
@@ -83,13 +88,23 @@ def index_is_usable(config: Config) -> bool:
     return pointer is not None and is_usable(Path(pointer.get("index") or ""))
 
 
-def repair(config: Config) -> bool:
-    """Rebuild a missing or damaged index; return whether there was anything to repair."""
-    if index_is_usable(config):
-        return False
-    log.error("the search index is unusable; rebuilding it from %s", config.content_dir)
-    prepare(config)
-    return True
+def publish_in_child(config: Config) -> int:
+    """Publish changed content, or repair the index, in a child of its own; return the child's exit status.
+
+    The child is a new Python (`--once`), given these settings on stdin: a build's modules, the content it
+    read and the heap it left are the child's, given back when it exits. A stop signal sent to the builder
+    meanwhile waits for the child, as it waited for a build in the builder's own thread.
+    """
+    settings = json.dumps({name: str(value) for name, value in vars(config).items()})
+    # By its name: the builder runs as __main__ (forked from the master, or `python -m`).
+    child = subprocess.Popen([sys.executable, "-m", "blog.builder", "--once", "--settings", "-"], stdin=subprocess.PIPE)
+    try:
+        child.communicate(settings.encode())
+    finally:
+        if child.poll() is None:  # an error in the builder itself: the child is not left to run alone
+            child.kill()
+            child.wait()
+    return child.returncode
 
 
 class Builder:
@@ -163,13 +178,17 @@ class Builder:
     def step(self) -> None:
         """Do what was asked; a failure is logged, and the next request tries again."""
         nudged, self.nudged, self.wanted = self.nudged, False, False
+        if not nudged:
+            if index_is_usable(self.config):
+                return
+            log.error("the search index is unusable; rebuilding it from %s", self.config.content_dir)
         try:
-            if nudged:
-                prepare(self.config)
-            else:
-                repair(self.config)
-        except (ContentProblems, builds.BuildError, SearchError, OSError) as exc:
-            log.error("the builder could not publish: %s", exc)
+            status = publish_in_child(self.config)
+        except OSError as exc:
+            log.error("the builder could not start a build: %s", exc)
+            return
+        if status != 0:
+            log.error("the builder could not publish (its build ended with status %d; the reason is above)", status)
 
     def _write_pid(self) -> None:
         data_dir = self.config.data_dir
@@ -192,12 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m blog.builder", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="prepare a build to serve and exit")
     parser.add_argument("--parent", type=int, help="exit when this process is gone")
+    parser.add_argument("--settings", help="'-': read the site's settings as JSON on stdin (the builder's own)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
                         datefmt="%Y-%m-%d %H:%M:%S +0000")
     logging.Formatter.converter = time.gmtime
-    config = load_config()
+    try:
+        config = (load_config(path=Path(os.devnull), env={}, **json.loads(sys.stdin.read())) if args.settings == "-"
+                  else load_config())
+    except (ConfigError, ValueError, TypeError) as exc:
+        log.error("the builder cannot read its settings: %s", exc)
+        return 1
     if args.once:
         try:
             build = prepare(config)

@@ -1,5 +1,7 @@
 """Production gunicorn settings (`gunicorn -c python:blog.gunicorn_conf`); `blog serve` uses them."""
 
+import ctypes
+import logging
 import os
 import signal
 
@@ -52,6 +54,29 @@ control_socket_disable = True
 # OpenBLAS (numpy's) starts a thread and a 32 MiB buffer per core; a worker multiplies one vector by a small
 # matrix at most, and the semantic process one question's cosines: one thread each is all they use.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# glibc gives each thread that allocates an arena of its own, up to 8 a core: a worker's app threads
+# (BLOG_THREADS) and the MCP front's made 13 arenas in each worker, about 8 MiB of its private pages, for
+# threads that take turns at the interpreter lock anyway. Two, set here in the master before anything is
+# forked (the setting is copied into the workers, the builder and the semantic process; MALLOC_ARENA_MAX in
+# the environment still decides, read by the C library at start). docs/performance.md, memory.
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # glibc's mallopt() parameter number
+
+
+def _cap_malloc_arenas(arenas: int) -> None:
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: its allocator has its own rules
+        return
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if not mallopt(M_ARENA_MAX, arenas):
+        logging.getLogger(__name__).warning("could not cap malloc's arenas at %d", arenas)
+
+
+_cap_malloc_arenas(MALLOC_ARENAS)
 
 # Workers only read `current`; the one builder is a process of the master's own (blog/builder.py), forked
 # from it after it imported and froze the workers' libraries, so that it shares them as a worker does.

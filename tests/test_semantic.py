@@ -310,9 +310,10 @@ def test_a_served_site_ranks_by_words_at_once_and_by_meaning_when_its_vectors_ar
             page, links = _search(server, QUESTION)
         assert "and by meaning" in page, server.log()[-3000:]
         assert ANSWER in links[:2], links[:5]
-        # Embedding yields to the readers: its session's threads run niced; the questions' do not.
+        # Embedding yields to the readers: the thread that forks each embedding child runs niced (the child
+        # and its session's threads inherit it); the questions' threads do not.
         nices = _thread_nices(server.semantic_pids()[0])
-        assert nices.count(service.EMBED_NICE) >= len(os.sched_getaffinity(0)), nices
+        assert service.EMBED_NICE in nices, nices
         assert 0 in nices, nices
         # The semantic process dies: readers get words at once, and the master starts it again.
         pid = server.semantic_pids()[0]

@@ -17,6 +17,7 @@ SIGKILL cannot be caught, and the file it leaves is told from a live process by 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import logging
@@ -27,12 +28,12 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from blog import builds
 from blog.config import Config, load_config
-from blog.index.semantic import NO_MODEL, vectors, wire
+from blog.index.semantic import NO_MODEL, embedding, wire
 from blog.index.semantic.weights import ModelUnavailable, locate
 from blog.index.semantic.wire import SOCKET, socket_path
 
@@ -67,7 +68,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if nearest is None:
             self._answer({"hits": None, "why": self.server.state.short_why()})
             return
-        with self.server.slots:
+        with self.server.state.slots:
             if self._abandoned(until):
                 self.server.state.count("dropped")
                 return  # the asker gave up while this question waited: computing it helps nobody
@@ -98,7 +99,6 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, name: str, state: _State) -> None:
         self.state = state
-        self.slots = threading.BoundedSemaphore(AT_ONCE)
         super().__init__(name, _Handler)
 
     def handle_error(self, request: object, client_address: object) -> None:
@@ -119,10 +119,25 @@ class _State:
         self.answered = 0  # questions computed
         self.dropped = 0  # questions whose asker had given up before their turn (not computed)
         self._counting = threading.Lock()
+        self.slots = threading.BoundedSemaphore(AT_ONCE)  # questions computed at once
 
     def count(self, what: str) -> None:
         with self._counting:
             setattr(self, what, getattr(self, what) + 1)
+
+    @contextlib.contextmanager
+    def no_questions(self) -> Iterator[None]:
+        """Hold every question slot: no question is being computed until the block ends."""
+        for _ in range(AT_ONCE):
+            self.slots.acquire()
+        try:
+            yield
+        finally:
+            for _ in range(AT_ONCE):
+                self.slots.release()
+
+    def show_embedding(self, progress: dict[str, object] | None) -> None:
+        self.embedding = progress
 
     def short_why(self) -> str:
         """What a worker may tell a reader: no path, no detail (`blog status` shows self.why)."""
@@ -131,7 +146,7 @@ class _State:
         return "the semantic ranker is off" if not self.config.semantic else NO_MODEL
 
     def status(self) -> dict[str, object]:
-        current = _current_id(self.config)
+        current = embedding.current_id(self.config)
         found = self.nearest.vectors_for(current) if self.nearest is not None and current else None  # type: ignore[attr-defined]
         return {"pid": os.getpid(), "model": self.model_id, "why": self.why, "current": current,
                 "vectors": len(found.keys) if found is not None else None, "embedding": self.embedding,
@@ -206,6 +221,9 @@ def _embed_and_answer(config: Config, parent: int, files: object, state: _State,
     from blog.index.semantic.encoder import Encoder
     from blog.index.semantic.nearest import Nearest
 
+    # A question is one text: the tokenizer's thread pool would only be copied, half-held, into each
+    # embedding child (the library then warns, and tokenizes there alone anyway).
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     root = config.data_dir / "vectors"
     # Questions get a session of one thread at the readers' priority, held for the process's life; its
     # arena is off, so between questions it holds its weights and no buffers (docs/performance.md, memory).
@@ -217,31 +235,10 @@ def _embed_and_answer(config: Config, parent: int, files: object, state: _State,
     _yield_to_readers()
     log.info("semantic ranker ready (pid %d, model %s)", os.getpid(), state.model_id)
     while not stop.is_set() and os.getppid() == parent:
-        pointer = _current_id(config)
+        pointer = embedding.current_id(config)
         if pointer and nearest.vectors_for(pointer) is None:
-            _embed_with_own_session(config, pointer, files, root, state, stop)
+            embedding.embed_in_child(config, pointer, files, root, state.show_embedding, stop, state.no_questions)
         stop.wait(TICK)
-
-
-def _embed_with_own_session(config: Config, build_id: str, files: object, root: Path, state: _State,
-                            stop: threading.Event) -> None:
-    """Embed a build with a session of every core at a lower priority, made for it and released after.
-
-    A long embedding then takes what the readers leave, and a question never waits for a batch; but a
-    second session costs about as much memory as the first (its own copy of the int8 weights and its buffers:
-    84 MB more while the demo log was embedded, about 20 MB since the word table left the graph), so it lives
-    only while there is something to embed. (Lending both sessions one
-    copy of the weights, SessionOptions.add_initializer, saved 22 MB while embedding but cost 23 MB at all
-    other times: not taken.) This thread lowered its priority already: the session's threads inherit it.
-    """
-    from blog.index.semantic.encoder import Encoder
-
-    embedder = Encoder(files, threads=len(os.sched_getaffinity(0)))  # type: ignore[arg-type]
-    try:
-        _embed(config, build_id, embedder, root, state, stop)
-    finally:
-        del embedder
-        _give_back_freed_memory()
 
 
 def _give_back_freed_memory() -> None:
@@ -258,40 +255,6 @@ def _yield_to_readers() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EMBED_NICE)
     except OSError as exc:  # not allowed here: embed at the readers' priority, and say so
         log.warning("embedding runs at the readers' priority: %s", exc)
-
-
-def _current_id(config: Config) -> str | None:
-    try:
-        pointer = builds.current_pointer(config.builds_dir)
-    except builds.BuildError:
-        return None
-    return pointer.get("build") if pointer else None
-
-
-def _embed(config: Config, build_id: str, encoder: object, root: Path, state: _State,
-           stop: threading.Event) -> None:
-    try:
-        build = builds.load(config.builds_dir, build_id)
-    except (builds.BuildError, OSError) as exc:
-        log.error("cannot read build %s to embed it: %s", build_id, exc)
-        return
-    started = time.monotonic()
-    reported = [started]
-
-    def progress(done: int, total: int) -> None:
-        state.embedding = {"build": build_id, "done": done, "total": total}
-        if time.monotonic() - reported[0] >= 10 or done == total:
-            reported[0] = time.monotonic()
-            log.info("embedding build %s: %d of %d new blocks", build_id, done, total)
-
-    try:
-        made = vectors.embed_build(build, root, encoder, progress,  # type: ignore[arg-type]
-                                   stale=lambda: stop.is_set() or _current_id(config) != build_id)
-    finally:
-        state.embedding = None
-    if made is not None:
-        log.info("build %s: vectors for %d blocks ready in %.1f s", build_id, len(made.keys),
-                 time.monotonic() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
