@@ -2,6 +2,8 @@
 
 import os
 import signal
+import socket
+from collections import Counter
 
 import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
@@ -84,7 +86,7 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     # (blog/worker_imports.py).
     shared = worker_imports.share(server.worker_libraries)
     server.log.info("imported %d modules every worker uses, shared with them copy-on-write", shared)
-    _listeners[:] = [sock.fileno() for sock in server.LISTENERS]
+    _open_listen_slots(server)
     _builder.start()
     _semantic.start()
     manage_workers, reap_workers = server.manage_workers, server.reap_workers
@@ -100,8 +102,75 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
         _builder.keep_alive()
         _semantic.keep_alive()
 
+    def stop_listening_too(graceful: bool = True) -> None:
+        # gunicorn closes its own listeners so that the kernel refuses new connections; the twins too.
+        _close_twins(server)
+        stop(graceful)
+
+    stop = server.stop
     server.manage_workers = manage_workers_and_builder
     server.reap_workers = reap_helpers_first
+    server.stop = stop_listening_too
+
+
+# One listening socket per worker for each TCP address, all in one SO_REUSEPORT group, so that the kernel
+# spreads new connections over the workers' queues and each worker drains its own: with one shared queue
+# a burst was drained by whichever worker woke first while the other idled (docs/reliability.md). The
+# master opens them and keeps them, so a queue outlives its worker: what waits in it when a worker dies or
+# is replaced is accepted by the worker that takes its slot, never reset.
+_slots: list[list] = []  # type: ignore[type-arg]  # per slot, the gunicorn listeners its worker serves
+
+
+def _open_listen_slots(server) -> None:  # type: ignore[no-untyped-def]
+    """Give each of the workers' slots a listener of its own per TCP address (a unix socket stays shared)."""
+    _close_twins(server)
+    count = max(server.num_workers, 1) if os.environ.get('XX_SLOTS', '1') == '1' else 1
+    _slots[:] = [[] for _ in range(count)]
+    for listener in server.LISTENERS:
+        try:
+            twins = [_reuse_port_twin(server, listener) for _ in range(count - 1)] if listener.sock.family in (
+                socket.AF_INET, socket.AF_INET6) else []
+        except OSError as exc:
+            server.log.warning("cannot open a listening socket per worker on %s (%s): the workers share one",
+                               listener, exc)
+            twins = []
+        for k, slot in enumerate(_slots):
+            slot.append(twins[k - 1] if 0 < k <= len(twins) else listener)
+    _listeners[:] = sorted({sock.fileno() for slot in _slots for sock in slot})
+
+
+def _close_twins(server) -> None:  # type: ignore[no-untyped-def]
+    """Close the listeners the master opened beside gunicorn's own (which gunicorn closes itself)."""
+    for slot in _slots:
+        for sock in slot:
+            if sock not in server.LISTENERS:
+                sock.close()
+    _slots.clear()
+
+
+def _reuse_port_twin(server, listener):  # type: ignore[no-untyped-def]
+    """Open another socket listening on listener's address, in its SO_REUSEPORT group."""
+    raw = listener.sock
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # joins the group at the twin's listen()
+    twin = socket.socket(raw.family, socket.SOCK_STREAM)
+    try:
+        twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        twin.bind(raw.getsockname())
+        twin.listen(server.cfg.backlog)
+    except OSError:
+        twin.close()
+        raise
+    return type(listener)(listener.cfg_addr, server.cfg, server.log, fd=twin.detach())
+
+
+def pre_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
+    """Give the new worker the listeners of the slot fewest live workers serve (the one a dead worker left)."""
+    if not _slots:
+        return
+    serving = Counter(getattr(other, "listen_slot", None) for other in server.WORKERS.values())
+    worker.listen_slot = min(range(len(_slots)), key=lambda k: serving[k])
+    worker.sockets = _slots[worker.listen_slot]
 
 
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
@@ -110,6 +179,9 @@ def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
 
 
 def on_reload(server) -> None:  # type: ignore[no-untyped-def]
+    """After a HUP: new listeners if the address or the number of workers changed; the builder publishes."""
+    if _slots and (_slots[0] != list(server.LISTENERS) or len(_slots) != max(server.num_workers, 1)):
+        _open_listen_slots(server)
     _builder.nudge()
 
 
@@ -129,7 +201,8 @@ def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
         make_front = getattr(app, "extensions", {}).get("blog.asgi_front")
         worker.asgi = make_front(pool) if make_front else pool
         _serve_guarded_with_backlog(worker)
-        _accept_one_at_a_time(worker)
+        if os.environ.get('XX_ACCEPT_ONE', '1') == '1':
+            _accept_one_at_a_time(worker)
 
 
 def _serve_guarded_with_backlog(worker) -> None:  # type: ignore[no-untyped-def]
