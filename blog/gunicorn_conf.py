@@ -211,7 +211,10 @@ def _serve_guarded_with_backlog(worker) -> None:  # type: ignore[no-untyped-def]
     asyncio listens again on the shared socket with its own backlog of 100; gunicorn's (2048) is kept.
     """
     create_server = worker.loop.create_server
-    protocol = gunicorn_guard.install(worker)
+    own = {sock.sock for sock in worker.sockets}
+    siblings = [sock.sock for slot in _slots for sock in slot if sock.sock is not None and sock.sock not in own
+                and sock.sock.family in (socket.AF_INET, socket.AF_INET6)]
+    protocol = gunicorn_guard.install(worker, list(dict.fromkeys(siblings)))
 
     async def with_backlog(protocol_factory, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("backlog", worker.cfg.backlog)
