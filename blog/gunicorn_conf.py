@@ -124,7 +124,7 @@ _slots: list[list] = []  # type: ignore[type-arg]  # per slot, the gunicorn list
 def _open_listen_slots(server) -> None:  # type: ignore[no-untyped-def]
     """Give each of the workers' slots a listener of its own per TCP address (a unix socket stays shared)."""
     _close_twins(server)
-    count = max(server.num_workers, 1) if os.environ.get('XX_SLOTS', '1') == '1' else 1
+    count = max(server.num_workers, 1)
     _slots[:] = [[] for _ in range(count)]
     for listener in server.LISTENERS:
         try:
@@ -201,8 +201,7 @@ def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
         make_front = getattr(app, "extensions", {}).get("blog.asgi_front")
         worker.asgi = make_front(pool) if make_front else pool
         _serve_guarded_with_backlog(worker)
-        if os.environ.get('XX_ACCEPT_ONE', '1') == '1':
-            _accept_one_at_a_time(worker)
+        _accept_one_at_a_time(worker)
 
 
 def _serve_guarded_with_backlog(worker) -> None:  # type: ignore[no-untyped-def]
@@ -224,17 +223,21 @@ def _serve_guarded_with_backlog(worker) -> None:  # type: ignore[no-untyped-def]
 
 
 def _accept_one_at_a_time(worker) -> None:  # type: ignore[no-untyped-def]
-    """Make the worker take one connection per wake-up from the socket all workers share.
+    """Make the worker take one connection per wake-up from its listeners.
 
-    asyncio accepts up to 100 pending connections each time the listening socket is readable, so the
-    worker that wakes first takes a whole burst: 16 connections opened at once all landed on one of two
-    workers, and the site ran on one core at half its throughput (docs/performance.md). One accept per
-    wake-up, like nginx without multi_accept, lets every idle worker take its share.
+    asyncio accepts up to 100 pending connections each time a listening socket is readable. On a socket all
+    workers share (a unix socket; a TCP one before each worker had its own) the worker that woke first took
+    a whole burst: 16 connections opened at once all landed on one of two workers, and the site ran on one
+    core at half its throughput (docs/performance.md). On a worker's own listener one accept per wake-up
+    still measured better under a flood than 100 (docs/reliability.md): the readers' pages are answered
+    between two accepts, not after a hundred.
     """
     loop = worker.loop
     accept = getattr(loop, "_accept_connection", None)
-    if accept is None:  # not asyncio's selector loop (uvloop balances nothing either, but has no such hook)
-        worker.log.warning("cannot limit accepts per wake-up on %s; bursts may land on one worker", loop)
+    if accept is None:  # not asyncio's selector loop: uvloop has no such hook
+        if any(sock.sock.family not in (socket.AF_INET, socket.AF_INET6) for sock in worker.sockets):
+            worker.log.warning("cannot limit accepts per wake-up on %s; bursts on the shared unix socket may "
+                               "land on one worker", loop)
         return
 
     def accept_one(protocol_factory, sock, sslcontext=None, server=None, backlog=100, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -299,6 +299,16 @@ def test_connections_queued_for_a_worker_that_dies_are_served(tmp_path: Path) ->
         assert doomed not in site.worker_pids() and len(site.worker_pids()) == 2
         assert listen_queues(site.port) == [0, 0]
         assert answered(ask_all(site.port, 100), 10) == [b"200"] * 100
+        # A HUP replaces both workers: the new ones take the same listeners, and none is left unserved.
+        before = set(site.worker_pids())
+        os.kill(site.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while not (len(site.worker_pids()) == 2 and before.isdisjoint(site.worker_pids())
+                   and site.log(since_start=True).count("ASGI server listening") >= 5):
+            assert time.monotonic() < deadline, "the workers were not replaced after a HUP"
+            time.sleep(0.2)
+        assert len(listen_queues(site.port)) == 2
+        assert answered(ask_all(site.port, 100), 10) == [b"200"] * 100
 
 
 def test_a_hung_workers_queue_is_drained_by_its_sibling(tmp_path: Path) -> None:
