@@ -7,6 +7,7 @@ content/ (or drives `--url`) and opens 9,000 connections that send nothing and 3
 measures readers beside them (bench.slowloris's: a new connection per page, and kept-alive ones), samples
 every worker's resident memory every 0.5 s and once more `--after` s later, counts the CPU the workers spent
 meanwhile per 1,000 flood connections (the readers' pages included), and prints it all as JSON.
+`--kill-at S` SIGKILLs a worker S seconds into the flood: what its death costs the readers and the flood.
 """
 
 from __future__ import annotations
