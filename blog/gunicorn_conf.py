@@ -28,10 +28,8 @@ threads = app_threads if worker_class == "gthread" else 1
 # the connection that has waited longest for a request to let a new one in. The open-file limit is raised
 # to hold them all (or the cap lowered to what it allows).
 worker_connections = gunicorn_guard.room_for_connections(int(os.environ.get("BLOG_WORKER_CONNECTIONS", "1000")))
-# The asyncio worker's event loop: "uvloop" (libuv's) or "asyncio" (the standard library's). Under a flood of
-# held connections readers on new connections waited less on uvloop, now that each worker drains a listen
-# queue of its own (docs/reliability.md).
-asgi_loop = os.environ.get("BLOG_ASGI_LOOP", "uvloop")
+# The asyncio worker's event loop: "asyncio" (the standard library's) or "uvloop" (docs/reliability.md).
+asgi_loop = os.environ.get("BLOG_ASGI_LOOP", "asyncio")
 keepalive = 20
 timeout = 30
 graceful_timeout = 20
@@ -175,17 +173,6 @@ def pre_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
     worker.sockets = _slots[worker.listen_slot]
 
 
-def post_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
-    """On a listener the workers share (a unix socket), run the standard loop, which accepts one at a time.
-
-    uvloop accepts every pending connection per wake-up and has no hook to take fewer, so on a shared
-    socket the first worker to wake would take a whole burst (docs/performance.md).
-    """
-    shared = any(sock.sock.family not in (socket.AF_INET, socket.AF_INET6) for sock in worker.sockets)
-    if shared and worker.cfg.asgi_loop == "uvloop" and "BLOG_ASGI_LOOP" not in os.environ:
-        worker.cfg.set("asgi_loop", "asyncio")
-
-
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
     """A replaced worker used to publish changed content at its start; now the builder does, once."""
     _builder.nudge()
@@ -250,7 +237,7 @@ def _accept_one_at_a_time(worker) -> None:  # type: ignore[no-untyped-def]
     if accept is None:  # not asyncio's selector loop: uvloop has no such hook
         if any(sock.sock.family not in (socket.AF_INET, socket.AF_INET6) for sock in worker.sockets):
             worker.log.warning("cannot limit accepts per wake-up on %s; bursts on the shared unix socket may "
-                               "land on one worker (BLOG_ASGI_LOOP=asyncio can)", loop)
+                               "land on one worker", loop)
         return
 
     def accept_one(protocol_factory, sock, sslcontext=None, server=None, backlog=100, *args, **kwargs):  # type: ignore[no-untyped-def]
