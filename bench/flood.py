@@ -7,6 +7,7 @@ content/ (or drives `--url`) and opens 9,000 connections that send nothing and 3
 measures readers beside them (bench.slowloris's: a new connection per page, and kept-alive ones), samples
 every worker's resident memory every 0.5 s and once more `--after` s later, counts the CPU the workers spent
 meanwhile per 1,000 flood connections (the readers' pages included), and prints it all as JSON.
+`--kill-at S` SIGKILLs a worker S seconds into the flood: what its death costs the readers and the flood.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import random
 import resource
+import signal
 import socket
 import tempfile
 import threading
@@ -164,12 +166,14 @@ def _sample(pids: list[int], into: dict[int, list[tuple[float, int]]], started: 
 
 async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float = 60.0, readers: int = 4,
                 paths: list[str] | None = None, pids: list[int] | None = None, after: float = 60.0,
-                warm: float = 3.0, timeout: float = 5.0, rate: float = 0.0, kept: int = 2) -> FloodResult:
+                warm: float = 3.0, timeout: float = 5.0, rate: float = 0.0, kept: int = 2,
+                kill_at: float | None = None) -> FloodResult:
     """Hold idle + half_sent connections (for at most hold seconds) while readers fetch pages.
 
     The flood runs in a process of its own. Readers (a new connection per page) and kept readers (one
     keep-alive connection each) run from its start until its last connection has ended; the workers'
-    memory is sampled every 0.5 s, and once more `after` seconds after the flood.
+    memory is sampled every 0.5 s, and once more `after` seconds after the flood. kill_at: SIGKILL the first
+    of pids that many seconds into the flood (a worker crashing under it; its replacement is not sampled).
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -201,6 +205,8 @@ async def flood(url: str, idle: int = 9000, half_sent: int = 3000, hold: float =
         reader_tasks += [asyncio.create_task(read_pages(host, port, paths, reading, result.kept, timeout, keep=True))
                          for _ in range(kept)]
         loop = asyncio.get_running_loop()
+        if kill_at is not None and pids:
+            loop.call_later(kill_at, os.kill, pids[0], signal.SIGKILL)
         if await loop.run_in_executor(None, receive.poll, hold + 120):
             result.held = receive.recv()
         result.overflows = listen_overflows() - overflows
@@ -251,7 +257,8 @@ def _flood_main(args: argparse.Namespace) -> None:
         entries = asyncio.run(discover("127.0.0.1", server.port))
         paths = ["/", *entries[:3], "/feed.atom", "/search?q=onion"]
         result = asyncio.run(flood(server.url, args.idle, args.half_sent, args.hold, paths=paths,
-                                   pids=server.worker_pids(), after=args.after, rate=args.rate))
+                                   pids=server.worker_pids(), after=args.after, rate=args.rate,
+                                   kill_at=args.kill_at))
         summary = result.summary()
         log = server.log()
         summary["log_bytes"] = len(log.encode())
@@ -269,6 +276,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=60.0, help="give up holding the flood after this long")
     parser.add_argument("--after", type=float, default=60.0, help="sample memory this long after the flood")
     parser.add_argument("--rate", type=float, default=0.0, help="flood connections a second (0: all at once)")
+    parser.add_argument("--kill-at", type=float, help="SIGKILL a worker this many seconds into the flood")
     _flood_main(parser.parse_args())
 
 

@@ -4,6 +4,8 @@ import ctypes
 import logging
 import os
 import signal
+import socket
+from collections import Counter
 
 import gunicorn.asgi.protocol
 import gunicorn.http.wsgi
@@ -109,7 +111,7 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
     # (blog/worker_imports.py).
     shared = worker_imports.share(server.worker_libraries)
     server.log.info("imported %d modules every worker uses, shared with them copy-on-write", shared)
-    _listeners[:] = [sock.fileno() for sock in server.LISTENERS]
+    _open_listen_slots(server)
     _builder.start()
     _semantic.start()
     manage_workers, reap_workers = server.manage_workers, server.reap_workers
@@ -125,8 +127,75 @@ def when_ready(server) -> None:  # type: ignore[no-untyped-def]
         _builder.keep_alive()
         _semantic.keep_alive()
 
+    def stop_listening_too(graceful: bool = True) -> None:
+        # gunicorn closes its own listeners so that the kernel refuses new connections; the twins too.
+        _close_twins(server)
+        stop(graceful)
+
+    stop = server.stop
     server.manage_workers = manage_workers_and_builder
     server.reap_workers = reap_helpers_first
+    server.stop = stop_listening_too
+
+
+# One listening socket per worker for each TCP address, all in one SO_REUSEPORT group, so that the kernel
+# spreads new connections over the workers' queues and each worker drains its own: with one shared queue
+# a burst was drained by whichever worker woke first while the other idled (docs/reliability.md). The
+# master opens them and keeps them, so a queue outlives its worker: what waits in it when a worker dies or
+# is replaced is accepted by the worker that takes its slot, never reset.
+_slots: list[list] = []  # type: ignore[type-arg]  # per slot, the gunicorn listeners its worker serves
+
+
+def _open_listen_slots(server) -> None:  # type: ignore[no-untyped-def]
+    """Give each of the workers' slots a listener of its own per TCP address (a unix socket stays shared)."""
+    _close_twins(server)
+    count = max(server.num_workers, 1)
+    _slots[:] = [[] for _ in range(count)]
+    for listener in server.LISTENERS:
+        try:
+            twins = [_reuse_port_twin(server, listener) for _ in range(count - 1)] if listener.sock.family in (
+                socket.AF_INET, socket.AF_INET6) else []
+        except OSError as exc:
+            server.log.warning("cannot open a listening socket per worker on %s (%s): the workers share one",
+                               listener, exc)
+            twins = []
+        for k, slot in enumerate(_slots):
+            slot.append(twins[k - 1] if 0 < k <= len(twins) else listener)
+    _listeners[:] = sorted({sock.fileno() for slot in _slots for sock in slot})
+
+
+def _close_twins(server) -> None:  # type: ignore[no-untyped-def]
+    """Close the listeners the master opened beside gunicorn's own (which gunicorn closes itself)."""
+    for slot in _slots:
+        for sock in slot:
+            if sock not in server.LISTENERS:
+                sock.close()
+    _slots.clear()
+
+
+def _reuse_port_twin(server, listener):  # type: ignore[no-untyped-def]
+    """Open another socket listening on listener's address, in its SO_REUSEPORT group."""
+    raw = listener.sock
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # joins the group at the twin's listen()
+    twin = socket.socket(raw.family, socket.SOCK_STREAM)
+    try:
+        twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        twin.bind(raw.getsockname())
+        twin.listen(server.cfg.backlog)
+    except OSError:
+        twin.close()
+        raise
+    return type(listener)(listener.cfg_addr, server.cfg, server.log, fd=twin.detach())
+
+
+def pre_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
+    """Give the new worker the listeners of the slot fewest live workers serve (the one a dead worker left)."""
+    if not _slots:
+        return
+    serving = Counter(getattr(other, "listen_slot", None) for other in server.WORKERS.values())
+    worker.listen_slot = min(range(len(_slots)), key=lambda k: serving[k])
+    worker.sockets = _slots[worker.listen_slot]
 
 
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
@@ -135,6 +204,9 @@ def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
 
 
 def on_reload(server) -> None:  # type: ignore[no-untyped-def]
+    """After a HUP: new listeners if the address or the number of workers changed; the builder publishes."""
+    if _slots and (_slots[0] != list(server.LISTENERS) or len(_slots) != max(server.num_workers, 1)):
+        _open_listen_slots(server)
     _builder.nudge()
 
 
@@ -163,7 +235,10 @@ def _serve_guarded_with_backlog(worker) -> None:  # type: ignore[no-untyped-def]
     asyncio listens again on the shared socket with its own backlog of 100; gunicorn's (2048) is kept.
     """
     create_server = worker.loop.create_server
-    protocol = gunicorn_guard.install(worker)
+    own = {sock.sock for sock in worker.sockets}
+    siblings = [sock.sock for slot in _slots for sock in slot if sock.sock is not None and sock.sock not in own
+                and sock.sock.family in (socket.AF_INET, socket.AF_INET6)]
+    protocol = gunicorn_guard.install(worker, list(dict.fromkeys(siblings)))
 
     async def with_backlog(protocol_factory, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("backlog", worker.cfg.backlog)
@@ -173,17 +248,21 @@ def _serve_guarded_with_backlog(worker) -> None:  # type: ignore[no-untyped-def]
 
 
 def _accept_one_at_a_time(worker) -> None:  # type: ignore[no-untyped-def]
-    """Make the worker take one connection per wake-up from the socket all workers share.
+    """Make the worker take one connection per wake-up from its listeners.
 
-    asyncio accepts up to 100 pending connections each time the listening socket is readable, so the
-    worker that wakes first takes a whole burst: 16 connections opened at once all landed on one of two
-    workers, and the site ran on one core at half its throughput (docs/performance.md). One accept per
-    wake-up, like nginx without multi_accept, lets every idle worker take its share.
+    asyncio accepts up to 100 pending connections each time a listening socket is readable. On a socket all
+    workers share (a unix socket; a TCP one before each worker had its own) the worker that woke first took
+    a whole burst: 16 connections opened at once all landed on one of two workers, and the site ran on one
+    core at half its throughput (docs/performance.md). On a worker's own listener one accept per wake-up
+    still measured better under a flood than 100 (docs/reliability.md): the readers' pages are answered
+    between two accepts, not after a hundred.
     """
     loop = worker.loop
     accept = getattr(loop, "_accept_connection", None)
-    if accept is None:  # not asyncio's selector loop (uvloop balances nothing either, but has no such hook)
-        worker.log.warning("cannot limit accepts per wake-up on %s; bursts may land on one worker", loop)
+    if accept is None:  # not asyncio's selector loop: uvloop has no such hook
+        if any(sock.sock.family not in (socket.AF_INET, socket.AF_INET6) for sock in worker.sockets):
+            worker.log.warning("cannot limit accepts per wake-up on %s; bursts on the shared unix socket may "
+                               "land on one worker", loop)
         return
 
     def accept_one(protocol_factory, sock, sslcontext=None, server=None, backlog=100, *args, **kwargs):  # type: ignore[no-untyped-def]

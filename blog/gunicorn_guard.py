@@ -14,7 +14,10 @@ can be per address; these are per connection and per worker:
   gunicorn's `keepalive` of the answer before (gunicorn's own timer);
 - a head that is still incomplete may hold `HEAD_BUDGET` bytes; a complete one over it is refused too;
 - its field values are checked for control characters in C, not byte by byte in Python, so that a flood of
-  long header lines does not keep the worker from accepting the readers queued behind it.
+  long header lines does not keep the worker from accepting the readers queued behind it;
+- each worker drains a listen queue of its own (blog/gunicorn_conf.py); a sibling's queue that stays
+  waiting from one sweep to the next (its worker hung, dead and not yet replaced, or swamped) is drained
+  here too, a batch at a time, so that a stuck worker does not strand the readers the kernel queued for it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import ctypes
 import ctypes.util
 import logging
 import resource
+import socket
+import struct
 import time
 from typing import Any
 
@@ -35,6 +40,7 @@ HEAD_DEADLINE = 10.0  # s from accepting a connection to the end of its first re
 HEAD_BUDGET = 16 * 1024  # bytes of a request head (request line and headers), Node.js's default as well
 SWEEP_EVERY = 0.5  # s between two looks at the oldest waiting connections
 FILES_BESIDE_CONNECTIONS = 256  # descriptors a worker needs besides its connections (index, logs, pipes)
+RESCUE_BATCH = 64  # connections taken from a sibling's stuck queue per sweep
 TRIM_AFTER = 256  # connections closed since the last peak that make giving memory back worth a call
 # RFC 9110 section 5.5: a field value holds VCHAR, SP, HTAB and obs-text; no other control character, no DEL.
 ALLOWED_IN_VALUE = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F)
@@ -43,8 +49,11 @@ ALLOWED_IN_VALUE = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F
 class Guard:
     """One worker's connections: how many it holds, and those waiting for a request, oldest first."""
 
-    def __init__(self, worker: Any, cap: int, head_deadline: float = HEAD_DEADLINE) -> None:
+    def __init__(self, worker: Any, cap: int, head_deadline: float = HEAD_DEADLINE,
+                 siblings: list[socket.socket] | None = None) -> None:
         self.worker, self.cap, self.head_deadline = worker, cap, head_deadline
+        self.siblings = {sock: 0 for sock in siblings or []}  # the other workers' listeners: queued at last look
+        self.protocol: Any = None  # what serves a connection taken from a sibling's queue (set by install)
         self.held = 0
         # Insertion-ordered, oldest first: connections waiting for their first head (with the time they
         # were accepted), and connections idle between requests (with the time they became idle).
@@ -107,8 +116,24 @@ class Guard:
             self.closed["deadline"] += 1
             conn.drop()
             self.heads.pop(conn, None)  # drop() forgets it; never loop on one that stayed
+        self._rescue()
         self._give_back_memory()
         loop.call_later(SWEEP_EVERY, self.sweep)
+
+    def _rescue(self) -> None:
+        """Accept from a sibling's listen queue that has had connections waiting since the last sweep."""
+        for sock, before in self.siblings.items():
+            waiting = accept_queue(sock)
+            self.siblings[sock] = waiting
+            if not (before and waiting):
+                continue
+            for _ in range(min(waiting, RESCUE_BATCH)):
+                try:
+                    conn, _address = sock.accept()
+                except OSError:  # drained meanwhile by its own worker, or closed
+                    break
+                conn.setblocking(False)
+                self.worker.loop.create_task(self.worker.loop.connect_accepted_socket(self.protocol, conn))
 
     def _give_back_memory(self) -> None:
         """Once many connections have closed, hand the allocator's free pages back to the system.
@@ -221,13 +246,29 @@ def has_invalid_header_chars(_parser: Any, value: bytes) -> bool:
     return bool(value.translate(None, ALLOWED_IN_VALUE))  # what is left once every allowed byte is deleted
 
 
-def install(worker: Any) -> type[GuardedProtocol]:
-    """Serve this asyncio worker's connections with GuardedProtocol, and start its sweeps."""
+def install(worker: Any, siblings: list[socket.socket] | None = None) -> type[GuardedProtocol]:
+    """Serve this asyncio worker's connections with GuardedProtocol, and start its sweeps.
+
+    siblings: the other workers' listening sockets, whose stuck queues this worker drains too.
+    """
     PythonProtocol._has_invalid_header_chars = has_invalid_header_chars
-    guard = Guard(worker, worker.cfg.worker_connections)
+    guard = Guard(worker, worker.cfg.worker_connections, siblings=siblings)
     protocol = type("GuardedProtocol", (GuardedProtocol,), {"guard": guard})
+    guard.protocol = lambda: protocol(worker)
     worker.loop.call_later(SWEEP_EVERY, guard.sweep)
     return protocol
+
+
+def accept_queue(sock: socket.socket) -> int:
+    """Return how many connections wait in a listening TCP socket's accept queue (0 if it cannot say).
+
+    Linux reports a listener's queue length as tcp_info's tcpi_unacked (after 8 one-byte fields and 4 u32s).
+    """
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+    except OSError:
+        return 0
+    return struct.unpack_from("I", info, 24)[0] if len(info) >= 28 else 0
 
 
 def room_for_connections(cap: int) -> int:

@@ -215,3 +215,117 @@ def test_held_connections_do_not_delay_a_stop(tmp_path: Path) -> None:
         for sock in held:
             sock.close()
     assert took < 12, f"the stop took {took:.1f} s: it waited for connections that had sent no request"
+
+
+def listen_queues(port: int) -> list[int]:
+    """Return the connections waiting in each socket listening on 127.0.0.1:port (kernel's /proc/net/tcp)."""
+    queues = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # LISTEN
+            queues.append(int(fields[4].split(":")[1], 16))  # rx_queue: accepted by the kernel, not by a worker
+    return queues
+
+
+def ask_all(port: int, count: int) -> list[socket.socket]:
+    """Open count connections, each with a whole request on it, without waiting for any answer."""
+    socks = []
+    for _ in range(count):
+        sock = connect(port)
+        sock.sendall(b"GET /robots.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        socks.append(sock)
+    return socks
+
+
+def answered(socks: list[socket.socket], timeout: float) -> list[bytes]:
+    """Return each connection's status code within timeout s in all (b"" for none: a reset, a close, no answer)."""
+    statuses, deadline = [], time.monotonic() + timeout
+    for sock in socks:
+        try:
+            said = read_all(sock, max(deadline - time.monotonic(), 0.01))[0]
+        except OSError:
+            said = b""
+        finally:
+            sock.close()
+        statuses.append(said[9:12])
+    return statuses
+
+
+def test_each_worker_drains_a_listen_queue_of_its_own(tmp_path: Path) -> None:
+    """One shared queue was drained by whichever worker woke first while the other idled (issue 27): a burst
+    of new connections waited behind one worker. Each worker now has a listener of its own, and the kernel
+    spreads connections over them."""
+    import os
+    import signal
+
+    shutil.copytree(ROOT / "content", tmp_path / "content")
+    with Gunicorn(tmp_path / "content", tmp_path / "data", workers=2) as site:
+        assert timed_get(site.url + "/robots.txt")[0] == 200
+        pids = site.worker_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            waiting = ask_all(site.port, 200)
+            queues = listen_queues(site.port)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        assert len(queues) == 2 and sum(queues) == 200, queues
+        assert min(queues) >= 60, f"the kernel did not spread the connections over the workers' queues: {queues}"
+        assert answered(waiting, 10) == [b"200"] * 200
+
+
+def test_connections_queued_for_a_worker_that_dies_are_served(tmp_path: Path) -> None:
+    """A worker's listen queue outlives the worker: what waits in it when the worker is killed goes to the
+    worker that replaces it, not reset (a socket that closes with its worker resets its whole queue)."""
+    import os
+    import signal
+
+    shutil.copytree(ROOT / "content", tmp_path / "content")
+    with Gunicorn(tmp_path / "content", tmp_path / "data", workers=2) as site:
+        assert timed_get(site.url + "/robots.txt")[0] == 200
+        doomed, other = site.worker_pids()
+        for pid in (doomed, other):
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            waiting = ask_all(site.port, 100)
+            assert min(listen_queues(site.port)) >= 20, listen_queues(site.port)  # both queues hold some
+            os.kill(doomed, signal.SIGKILL)
+        finally:
+            os.kill(other, signal.SIGCONT)
+        statuses = answered(waiting, 60)
+        assert statuses == [b"200"] * 100, f"{100 - statuses.count(b'200')} queued connections lost"
+        # The replacement serves the dead worker's listener, and no listener is left without a worker.
+        assert doomed not in site.worker_pids() and len(site.worker_pids()) == 2
+        assert listen_queues(site.port) == [0, 0]
+        assert answered(ask_all(site.port, 100), 10) == [b"200"] * 100
+        # A HUP replaces both workers: the new ones take the same listeners, and none is left unserved.
+        before = set(site.worker_pids())
+        os.kill(site.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while not (len(site.worker_pids()) == 2 and before.isdisjoint(site.worker_pids())
+                   and site.log(since_start=True).count("ASGI server listening") >= 5):
+            assert time.monotonic() < deadline, "the workers were not replaced after a HUP"
+            time.sleep(0.2)
+        assert len(listen_queues(site.port)) == 2
+        assert answered(ask_all(site.port, 100), 10) == [b"200"] * 100
+
+
+def test_a_hung_workers_queue_is_drained_by_its_sibling(tmp_path: Path) -> None:
+    """With a queue per worker, a worker whose loop is stuck would strand the connections the kernel queued
+    for it until gunicorn's timeout (30 s) replaced it; the other worker takes them within a sweep or two."""
+    import os
+    import signal
+
+    from blog.gunicorn_guard import SWEEP_EVERY
+
+    shutil.copytree(ROOT / "content", tmp_path / "content")
+    with Gunicorn(tmp_path / "content", tmp_path / "data", workers=2) as site:
+        assert timed_get(site.url + "/robots.txt")[0] == 200
+        hung = site.worker_pids()[0]
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            statuses = answered(ask_all(site.port, 100), 4 * SWEEP_EVERY + 3)
+        finally:
+            os.kill(hung, signal.SIGCONT)
+    assert statuses == [b"200"] * 100, f"{100 - statuses.count(b'200')} connections stranded by a hung worker"
