@@ -216,6 +216,7 @@ def test_blog_mcp_started_beside_a_site_keeps_meaning_when_the_site_stops(tmp_pa
     assert "the model is loaded here" in said, said
 
 
+@pytest.mark.xdist_group("load")  # timed: never beside a load run on the other worker
 def test_a_killed_semantic_process_costs_meaning_only_until_it_is_back(tmp_path: Path, embedded: Path) -> None:
     server = _serve(tmp_path, embedded)
     try:
@@ -241,6 +242,7 @@ def test_a_killed_semantic_process_costs_meaning_only_until_it_is_back(tmp_path:
     assert not wire.socket_path_of(tmp_path / "data").exists(), "a plain stop left the socket behind"
 
 
+@pytest.mark.xdist_group("load")  # timed: never beside a load run on the other worker
 def test_a_stopped_semantic_process_costs_each_reader_the_deadline_at_most_once(tmp_path: Path,
                                                                                  embedded: Path) -> None:
     # 16 readers on /search; the semantic process is stopped for 4 s, then resumed. Bounds are generous
