@@ -6,8 +6,9 @@ served stack's settings, supervisor and memory; `deploy`: Ansible and the unit; 
 rules). Where a room's tests are slow by nature they are split by what they need, so each part runs in about
 a minute: `outage` (the semantic process stopped, killed and timed under readers), `operator` (a new
 operator's install from the built wheel), `load` (hostile clients, held connections, faults and load runs,
-timed, one at a time), `tornet` (a private Tor network: onion services, the client, `blog verify` over Tor)
-and `onionbalance` (its own slower network). tests/test_suite_groups.py fails when a test file belongs to no
+timed, one at a time), `tornet` (a private Tor network: the harness, onion services, the client), `verify`
+(`blog verify` against a served onion, on a private network of its own) and `onionbalance` (its own slower
+network). tests/test_suite_groups.py fails when a test file belongs to no
 room, or to two.
 
     python -m tests.rooms ROOM     print the room's test files, one a line (exit 2 and the rooms if unknown)
@@ -38,7 +39,8 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "load": ("test_hostile.py", "test_connections.py", "test_load.py", "test_faults.py"),
     "security": ("test_security.py", "test_fuzz.py"),
     "tor": ("test_tor_onion.py", "test_tor_egress.py", "test_torrc.py"),
-    "tornet": ("test_tornet.py", "test_e2e_tor.py", "test_verify_tor.py"),
+    "tornet": ("test_tornet.py", "test_e2e_tor.py"),
+    "verify": ("test_verify_tor.py",),
     "onionbalance": ("test_onionbalance.py",),
     "cli": ("test_site.py", "test_preview.py"),
     "operator": ("test_operator.py",),
