@@ -3,13 +3,13 @@ components they need, without the whole suite.
 
 A room here is a room of docs/architecture.md's table, or a few that are tested together (`gunicorn`: the
 served stack's settings, supervisor and memory; `deploy`: Ansible and the unit; `suite`: the suite's own
-rules). Where a room's tests are slow by nature they are split by what they need, so each part runs in about
-a minute: `outage` (the semantic process stopped, killed and timed under readers), `operator` (a new
-operator's install from the built wheel), `load` (hostile clients, held connections, faults and load runs,
-timed, one at a time), `tornet` (a private Tor network: the harness, onion services, the client), `verify`
-(`blog verify` against a served onion, on a private network of its own) and `onionbalance` (its own slower
-network). tests/test_suite_groups.py fails when a test file belongs to no
-room, or to two.
+rules). Where a room's tests are slow by nature they are split by what they need, so that a room waits only
+for its own slow start (README's "Test" gives each room's time): `outage` (the semantic process stopped,
+killed and timed under readers), `operator` (a new operator's install from the built wheel), `load`
+(hostile clients, held connections, faults and load runs, timed, one at a time), `tornet` (a private Tor
+network: the harness, onion services, the client), `verify` (`blog verify` against a served onion, on a
+private network of its own) and `onionbalance` (its own slower network). tests/test_suite_groups.py fails
+when a test file belongs to no room, or to two.
 
     python -m tests.rooms ROOM     print the room's test files, one a line (exit 2 and the rooms if unknown)
 """
