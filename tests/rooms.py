@@ -6,7 +6,8 @@ served stack's settings, supervisor and memory; `deploy`: Ansible and the unit; 
 rules). Where a room's tests are slow by nature they are split by what they need, so that a room waits only
 for its own slow start (README's "Test" gives each room's time): `outage` (the semantic process stopped,
 killed and timed under readers), `operator` (a new operator's install from the built wheel), `load`
-(hostile clients, held connections, faults and load runs, timed, one at a time), `tornet` (a private Tor
+(hostile clients, held connections and load runs, timed, one at a time), `faults` (a full disk, a lost
+index, broken content, a worker or tor killed while serving), `tornet` (a private Tor
 network: the harness, onion services, the client), `verify` (`blog verify` against a served onion, on a
 private network of its own) and `onionbalance` (its own slower network). tests/test_suite_groups.py fails
 when a test file belongs to no room, or to two.
@@ -36,7 +37,8 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "mcp": ("test_mcp.py", "test_mcp_http.py"),
     "web": ("test_web.py", "test_cache_bounds.py", "test_perf_contracts.py", "test_browser.py"),
     "gunicorn": ("test_server.py", "test_protocol.py", "test_memory.py"),
-    "load": ("test_hostile.py", "test_connections.py", "test_load.py", "test_faults.py"),
+    "load": ("test_hostile.py", "test_connections.py", "test_load.py"),
+    "faults": ("test_faults.py",),
     "security": ("test_security.py", "test_fuzz.py"),
     "tor": ("test_tor_onion.py", "test_tor_egress.py", "test_torrc.py"),
     "tornet": ("test_tornet.py", "test_e2e_tor.py"),
