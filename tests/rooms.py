@@ -2,15 +2,16 @@
 components they need, without the whole suite.
 
 A room here is a room of docs/architecture.md's table, or a few that are tested together (`gunicorn`: the
-served stack's settings, supervisor and memory; `deploy`: Ansible and the unit; `suite`: the suite's own
-rules). Where a room's tests are slow by nature they are split by what they need, so that a room waits only
-for its own slow start (README's "Test" gives each room's time): `outage` (the semantic process stopped,
-killed and timed under readers), `operator` (a new operator's install from the built wheel), `load`
-(hostile clients, held connections and load runs, timed, one at a time), `faults` (a full disk, a lost
-index, broken content, a worker or tor killed while serving), `tornet` (a private Tor
-network: the harness, onion services, the client), `verify` (`blog verify` against a served onion, on a
-private network of its own) and `onionbalance` (its own slower network). tests/test_suite_groups.py fails
-when a test file belongs to no room, or to two.
+served stack's settings, supervisor and memory; `deploy`: the Ansible role applied in a chroot; `unit`: the
+whole stack under the deployed unit's system-call filter; `fresh`: what `make test` installs on a fresh
+machine; `suite`: the suite's own rules). Where a room's tests are slow by nature they are split by what they
+need, so that a room waits only for its own slow start (README's "Test" gives each room's time): `outage` (the
+semantic process stopped, killed and timed under readers), `operator` (a new operator's install from the built
+wheel), `load` (hostile clients, held connections and load runs, timed, one at a time), `faults` (a full disk,
+a lost index, broken content, a worker or tor killed while serving), `tornet` (a private Tor network: the
+harness, onion services, the client), `verify` (`blog verify` against a served onion, on a private network of
+its own) and `onionbalance` (its own slower network). tests/test_suite_groups.py fails when a test file
+belongs to no room, or to two.
 
     python -m tests.rooms ROOM     print the room's test files, one a line (exit 2 and the rooms if unknown)
 """
@@ -46,7 +47,9 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "onionbalance": ("test_onionbalance.py",),
     "cli": ("test_site.py", "test_preview.py"),
     "operator": ("test_operator.py",),
-    "deploy": ("test_ansible.py", "test_unit_filter.py", "test_fresh_root.py"),
+    "deploy": ("test_ansible.py",),
+    "unit": ("test_unit_filter.py",),
+    "fresh": ("test_fresh_root.py",),
     "suite": ("test_layering.py", "test_lint.py", "test_docs.py", "test_suite_groups.py"),
 }
 
