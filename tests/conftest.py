@@ -144,8 +144,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         group = next((g for f, g in _GROUPS.items() if f in fixtures), None)
         if group is None and item.path.name == "test_ansible.py":
             group = "ansible"
+        # (tests/test_semantic_outage.py marks only its two timed tests: the others serve and ask, untimed)
         if group is None and item.path.name in ("test_load.py", "test_faults.py", "test_hostile.py",
-                                                "test_semantic_outage.py", "test_connections.py"):
+                                                "test_connections.py"):
             group = "load"
         if group is None and item.path.name == "test_mcp_http.py" and "site" in fixtures:
             group = f"mcp_http_{item.callspec.params['site']}"  # one served site per worker class, not per worker

@@ -130,6 +130,14 @@ def test_rows_read_from_the_word_table_embed_as_the_graph_that_looks_them_up(enc
         assert np.array_equal(found, expected), text
 
 
+@pytest.fixture(scope="module")
+def embedded(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Build]:
+    """The bundled log published with its vectors, once for the tests that only read it (each embed is seconds)."""
+    config, build = starter(tmp_path_factory.mktemp("embedded"))
+    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    return config, build
+
+
 def test_a_changed_paragraph_is_the_only_block_embedded_again(encoder: Encoder, tmp_path: Path) -> None:
     config, first = starter(tmp_path)
     root = config.data_dir / "vectors"
@@ -158,10 +166,9 @@ def _here(config: Config) -> Nearest:
     return meaning
 
 
-def test_a_question_by_meaning_finds_its_answer_first(encoder: Encoder, tmp_path: Path) -> None:
+def test_a_question_by_meaning_finds_its_answer_first(embedded: tuple[Config, Build]) -> None:
     # The reader's search: the answering paragraph ranks above the blocks that only share its words.
-    config, build = starter(tmp_path)
-    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    config, build = embedded
     words = Search().find(build, QUESTION, limit=10)
     assert not words.semantic
     ranked_by_words = [f"{c.slug}#{c.anchor}" for c in words.citations]
@@ -177,11 +184,10 @@ def test_a_question_by_meaning_finds_its_answer_first(encoder: Encoder, tmp_path
 
 
 def test_six_words_of_a_long_paragraph_find_it_first_on_the_page_and_in_search_blog(
-        encoder: Encoder, tmp_path: Path) -> None:
+        embedded: tuple[Config, Build]) -> None:
     # A reader types words remembered from a paragraph. Rank fusion ignored the margin by which the words put
     # it first, and meaning's first pick beat it in 40 of 106; each miss is named.
-    config, build = starter(tmp_path)
-    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    config, build = embedded
     meaning = _here(config)
     assert len(quality.known_items(build)) >= 100
     for grouped in (False, True):  # search_blog's first citation; the page's first result, first paragraph
@@ -190,10 +196,9 @@ def test_six_words_of_a_long_paragraph_find_it_first_on_the_page_and_in_search_b
 
 
 def test_off_topic_questions_find_nothing_and_no_tuned_question_loses_its_answer(
-        encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        embedded: tuple[Config, Build], monkeypatch: pytest.MonkeyPatch) -> None:
     # "xyzzyplugh" got 60 results by meaning: the nearest blocks of a log that never mentions it.
-    config, build = starter(tmp_path)
-    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    config, build = embedded
     meaning = _here(config)
     assert quality.nothing_found(build, meaning) == []
     questions = quality.resolve(build, quality.load_questions())
@@ -216,11 +221,11 @@ def test_off_topic_questions_find_nothing_and_no_tuned_question_loses_its_answer
     assert answered() - with_floor <= beyond, "the floor costs these questions their answer"
 
 
-def test_feedback_for_a_long_question_keeps_its_nearest_cosine(encoder: Encoder, tmp_path: Path) -> None:
+def test_feedback_for_a_long_question_keeps_its_nearest_cosine(encoder: Encoder,
+                                                              embedded: tuple[Config, Build]) -> None:
     # A long question is asked again from its vector moved toward its nearest blocks; the floor reads the
     # best cosine, so the moved cosines keep the first ask's best (an off-topic question stays off-topic).
-    config, build = starter(tmp_path)
-    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    config, build = embedded
     nearest = _here(config)
     found = nearest.vectors_for(build.id)
     assert found is not None
@@ -239,9 +244,8 @@ def test_feedback_for_a_long_question_keeps_its_nearest_cosine(encoder: Encoder,
     assert [k for k, _ in nearest(build.id, QUESTION, 10) or []] == plain_order(QUESTION)
 
 
-def test_filters_hold_for_blocks_found_by_meaning(encoder: Encoder, tmp_path: Path) -> None:
-    config, build = starter(tmp_path)
-    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+def test_filters_hold_for_blocks_found_by_meaning(embedded: tuple[Config, Build]) -> None:
+    config, build = embedded
     search = Search(_here(config))
     tagged = search.find(build, QUESTION, limit=20, tag="search")
     early = search.find(build, QUESTION, limit=20, before="2026-01-01")
@@ -251,11 +255,10 @@ def test_filters_hold_for_blocks_found_by_meaning(encoder: Encoder, tmp_path: Pa
     assert early.citations == []
 
 
-def test_pasted_command_lines_phrases_and_exclusions_keep_meaning(encoder: Encoder, tmp_path: Path) -> None:
+def test_pasted_command_lines_phrases_and_exclusions_keep_meaning(embedded: tuple[Config, Build]) -> None:
     # `-k` and `--threads` were read as exclusions: meaning was switched off and every block mentioning
     # threads dropped, the answer and the dated note that explains it among them.
-    config, build = starter(tmp_path)
-    vectors.embed_build(build, config.data_dir / "vectors", encoder)
+    config, build = embedded
     search = Search(_here(config))
     pasted = search.find(build, "gunicorn -k sync --threads 4 says Using worker: gthread", limit=5)
     quoted = search.find(build, '"verify config" before a restart', limit=20)

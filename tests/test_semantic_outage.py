@@ -53,6 +53,32 @@ def model() -> None:
         pytest.fail(f"{exc} (make test installs it)")
 
 
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a vectors folder of the shipped log, embedded once for the module.
+
+    Each test's site starts from a copy, as an earlier build's: its semantic process still writes its own
+    build's vectors (and says they are ready), but reuses every row by its text's hash instead of embedding
+    the whole log again (seconds of both cores each) before the test can begin.
+    """
+    from blog import pipeline
+    from blog.index.semantic import vectors
+    from blog.index.semantic.encoder import Encoder
+    from tests.conftest import make_config
+
+    tmp = tmp_path_factory.mktemp("embedded")
+    shutil.copytree(ROOT / "content", tmp / "content")
+    build = pipeline.publish(make_config(tmp / "content", tmp / "data"))
+    assert vectors.embed_build(build, tmp / "data" / "vectors", Encoder(weights.locate(MODEL), threads=2))
+    return tmp / "data" / "vectors"
+
+
+def _seed(data: Path, embedded: Path) -> None:
+    (data / "vectors").mkdir(parents=True)
+    for made in embedded.glob("*.*.*"):  # <build>.<model>.npy|json, renamed to a build no site serves
+        shutil.copy(made, data / "vectors" / ("earlier." + made.name.split(".", 1)[1]))
+
+
 def _env(content: Path, data: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOG_")}
     env.update(BLOG_CONTENT_DIR=str(content), BLOG_DATA_DIR=str(data), BLOG_SEMANTIC="1",
@@ -60,11 +86,12 @@ def _env(content: Path, data: Path) -> dict[str, str]:
     return env
 
 
-def _serve(tmp: Path, data: Path | None = None) -> Server:
+def _serve(tmp: Path, embedded: Path) -> Server:
     """Start `blog serve` over a copy of the shipped log; return it once its semantic process has vectors."""
     content = tmp / "content"
     shutil.copytree(ROOT / "content", content)
-    data = data or tmp / "data"
+    data = tmp / "data"
+    _seed(data, embedded)
     port = free_port()
     server = Server([sys.executable, "-m", "blog.cli", "serve", "--no-tor", "--bind", f"127.0.0.1:{port}"],
                     tmp / "serve.log", port=port, env=_env(content, data)).start(timeout=120)
@@ -128,8 +155,8 @@ def _blog_status(tmp: Path) -> str:
     return done.stdout
 
 
-def test_blog_mcp_after_a_sigkilled_site_ranks_by_meaning_as_the_site_did(tmp_path: Path) -> None:
-    server = _serve(tmp_path)
+def test_blog_mcp_after_a_sigkilled_site_ranks_by_meaning_as_the_site_did(tmp_path: Path, embedded: Path) -> None:
+    server = _serve(tmp_path, embedded)
     try:
         served = _over_http(server.url, QUESTIONS)
         pages = [_page_sources(server.url, q) for q in QUESTIONS]
@@ -165,8 +192,8 @@ def test_blog_mcp_after_a_sigkilled_site_ranks_by_meaning_as_the_site_did(tmp_pa
     assert "left from a stopped site" in said
 
 
-def test_blog_mcp_started_beside_a_site_keeps_meaning_when_the_site_stops(tmp_path: Path) -> None:
-    server = _serve(tmp_path)
+def test_blog_mcp_started_beside_a_site_keeps_meaning_when_the_site_stops(tmp_path: Path, embedded: Path) -> None:
+    server = _serve(tmp_path, embedded)
     params = StdioServerParameters(command=sys.executable, args=["-m", "blog.cli", "mcp"], cwd=str(ROOT),
                                    env=_env(tmp_path / "content", tmp_path / "data"))
     errors = tmp_path / "mcp.err"
@@ -189,8 +216,9 @@ def test_blog_mcp_started_beside_a_site_keeps_meaning_when_the_site_stops(tmp_pa
     assert "the model is loaded here" in said, said
 
 
-def test_a_killed_semantic_process_costs_meaning_only_until_it_is_back(tmp_path: Path) -> None:
-    server = _serve(tmp_path)
+@pytest.mark.xdist_group("load")  # timed: never beside a load run on the other worker
+def test_a_killed_semantic_process_costs_meaning_only_until_it_is_back(tmp_path: Path, embedded: Path) -> None:
+    server = _serve(tmp_path, embedded)
     try:
         assert _over_http(server.url, ["tor restart"])[0]["ranking"] == "words+meaning"
         pid = _status(tmp_path / "data")["pid"]  # type: ignore[index]
@@ -214,11 +242,14 @@ def test_a_killed_semantic_process_costs_meaning_only_until_it_is_back(tmp_path:
     assert not wire.socket_path_of(tmp_path / "data").exists(), "a plain stop left the socket behind"
 
 
-def test_a_stopped_semantic_process_costs_each_reader_the_deadline_at_most_once(tmp_path: Path) -> None:
+@pytest.mark.xdist_group("load")  # timed: never beside a load run on the other worker
+def test_a_stopped_semantic_process_costs_each_reader_the_deadline_at_most_once(tmp_path: Path,
+                                                                                 embedded: Path) -> None:
     # 16 readers on /search; the semantic process is stopped for 4 s, then resumed. Bounds are generous
     # (a shared machine); the figures themselves come from `python -m bench.outage` (docs/reliability.md).
     # Before the breaker, queued readers each waited the deadline in turn: up to 1.9 s, p99 1.9 s.
     readers = 16
+    _seed(tmp_path / "data", embedded)
     run, log = outage.run(tmp_path, readers=readers, before=2.0, stopped=4.0, after=4.0)
     figures = run.figures()
     stopped = [s.seconds for s in run.phases()["stopped"]]
@@ -272,13 +303,14 @@ def test_a_long_data_directory_serves_and_every_catchable_stop_removes_the_socke
     assert "Traceback" not in (tmp_path / "service.log").read_text()
 
 
-def test_questions_whose_askers_gave_up_are_not_computed(tmp_path: Path) -> None:
+def test_questions_whose_askers_gave_up_are_not_computed(tmp_path: Path, embedded: Path) -> None:
     shutil.copytree(ROOT / "content", tmp_path / "content")
     data = tmp_path / "data"
     from blog import pipeline
     from tests.conftest import make_config
 
     pipeline.publish(make_config(tmp_path / "content", data))
+    _seed(data, embedded)
     process = _service(tmp_path, data, semantic=True)
     try:
         deadline = time.monotonic() + 300
