@@ -24,6 +24,7 @@ MEANING = 1.5  # RRF: the semantic ranking's weight beside the lexical one's 1
 PROSE, TERSE = 0.5, 0.3  # convex: the meaning's weight for a question in prose, for bare words
 STOPS = 0.25  # prose: at least this share of its words are stop words ("how do I ...")
 LEAN = 0.3  # the meaning's extra weight when the best lexical blocks hold none of the question's words
+SLANT = 2.0  # how fast that extra weight falls as they hold more: LEAN × (1 − share) ** SLANT
 LEAD = 5  # the best lexical blocks whose share of the question's words `weight` reads
 COVER = 1.5  # how much the share of the question's words a block holds scales its lexical score (combine)
 # A block farther from the question than this cosine is no answer by meaning (docs/search.md): FLOOR when the
@@ -51,7 +52,8 @@ def weight(text: str, covered: float = 1.0) -> float:
     Prose has stop words or a question mark; pasted identifiers (paths, flags, digits, snake_case,
     camelCase) and a few bare words do not, and their words are the better guide. `covered` is the largest
     share of the question's words that one of the best lexical blocks holds: when no block has most of
-    them, the words are a poor guide and meaning weighs more (up to LEAN more, with none of them).
+    them, the words are a poor guide and meaning weighs more (up to LEAN more, with none of them; a block
+    holding half of them adds a quarter of that, not half: docs/search.md, the third round).
     """
     words = _WORD.findall(text.lower())
     stops = sum(1 for w in words if w in STOP)
@@ -59,7 +61,7 @@ def weight(text: str, covered: float = 1.0) -> float:
         base = TERSE
     else:
         base = PROSE if stops >= STOPS * len(words) or text.rstrip().endswith("?") else TERSE
-    return min(1.0, base + LEAN * (1.0 - covered))
+    return min(1.0, base + LEAN * (1.0 - covered) ** SLANT)
 
 
 def floor(words_found: bool) -> float:
