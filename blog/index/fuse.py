@@ -24,7 +24,7 @@ MEANING = 1.5  # RRF: the semantic ranking's weight beside the lexical one's 1
 PROSE, TERSE = 0.5, 0.3  # convex: the meaning's weight for a question in prose, for bare words
 STOPS = 0.25  # prose: at least this share of its words are stop words ("how do I ...")
 LEAN = 0.3  # the meaning's extra weight when the best lexical blocks hold none of the question's words
-SLANT = 2.0  # how fast that extra weight falls as they hold more: LEAN × (1 − share) ** SLANT
+SLANT = 2.0  # how fast that extra weight falls as they hold more: LEAN * (1 - share) ** SLANT
 LEAD = 5  # the best lexical blocks whose share of the question's words `weight` reads
 COVER = 1.5  # how much the share of the question's words a block holds scales its lexical score (combine)
 # A block farther from the question than this cosine is no answer by meaning (docs/search.md): FLOOR when the
